@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/zap/zapcore"
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed deviceupdate.yaml
+var defaultConfigYAML []byte
+
+// Config is what `serve` runs with: the embedded defaults, overridden by
+// the --config file, overridden by flags. Each field's yaml key is also
+// its flag name.
+type Config struct {
+	Data     string `yaml:"data"`
+	Certs    string `yaml:"certs"`
+	HTTPS    string `yaml:"https"`
+	HTTP     string `yaml:"http"`
+	Domain   string `yaml:"domain"`
+	LogLevel string `yaml:"log-level"`
+}
+
+// flagHelp documents each setting for --help.
+var flagHelp = map[string]string{
+	"data":      "data folder: store, update files, device and audit logs",
+	"certs":     "folder for ca.crt, ca.key, server.crt, server.key, admin.token and trusted/",
+	"https":     "HTTPS listen address (phones, admin API, metrics)",
+	"http":      `internal plain-HTTP listen address ("" disables it)`,
+	"domain":    "DNS domain; the certificate carries UCUpdates-R2.<domain>",
+	"log-level": "log level: debug, info, warn or error",
+}
+
+// DefaultConfig returns the embedded defaults.
+func DefaultConfig() Config {
+	var c Config
+	if err := decodeConfig(defaultConfigYAML, &c); err != nil {
+		panic("embedded deviceupdate.yaml: " + err.Error()) // a build defect; TestDefaultConfig guards it
+	}
+	return c
+}
+
+// fields returns the settings by key, as pointers into c.
+func (c *Config) fields() map[string]*string {
+	out := map[string]*string{}
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		out[v.Type().Field(i).Tag.Get("yaml")] = v.Field(i).Addr().Interface().(*string)
+	}
+	return out
+}
+
+// bindFlags registers one flag per setting, with the current values as
+// defaults, into fs; apply copies the flags the user set back into c.
+func (c *Config) bindFlags(fs *pflag.FlagSet) (apply func(dst *Config)) {
+	vals := map[string]*string{}
+	for key, p := range c.fields() {
+		vals[key] = fs.String(key, *p, flagHelp[key])
+	}
+	return func(dst *Config) {
+		for key, p := range dst.fields() {
+			if fs.Changed(key) {
+				*p = *vals[key]
+			}
+		}
+	}
+}
+
+// LoadFile overrides c with the settings in a YAML file.
+func (c *Config) LoadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	if err := decodeConfig(data, c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+func decodeConfig(data []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(c)
+	if errors.Is(err, io.EOF) || err == nil {
+		return nil
+	}
+	known := make([]string, 0, len(flagHelp))
+	for k := range c.fields() {
+		known = append(known, k)
+	}
+	slices.Sort(known)
+	msg := unknownField.ReplaceAllString(err.Error(), fmt.Sprintf(`unknown setting "$1" (settings: %s)`, strings.Join(known, ", ")))
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	return errors.New(msg)
+}
+
+// Validate checks every setting and says how to fix the first bad one.
+func (c *Config) Validate() error {
+	if c.Data == "" {
+		return errors.New("--data is empty; name the data folder")
+	}
+	if c.Certs == "" {
+		return errors.New("--certs is empty; name the certificates folder")
+	}
+	if c.HTTPS == "" {
+		return errors.New("--https is empty; the HTTPS listener cannot be disabled (the admin API and external phones need it)")
+	}
+	for name, addr := range map[string]string{"https": c.HTTPS, "http": c.HTTP} {
+		if addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return fmt.Errorf("--%s %q is not a listen address; write host:port, :port or [ipv6]:port, e.g. :8443", name, addr)
+		}
+	}
+	if _, port, _ := net.SplitHostPort(c.HTTP); c.HTTP == c.HTTPS && port != "0" {
+		return fmt.Errorf("--http and --https are both %s; give them different ports", c.HTTP)
+	}
+	if c.Domain != "" && !validDomain(c.Domain) {
+		return fmt.Errorf("--domain %q is not a DNS domain; write e.g. contoso.com", c.Domain)
+	}
+	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+func validDomain(d string) bool {
+	if len(d) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}

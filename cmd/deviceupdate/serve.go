@@ -1,0 +1,381 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/certs"
+	"github.com/deviceupdate/deviceupdate/internal/handler"
+	"github.com/deviceupdate/deviceupdate/internal/store"
+)
+
+// Server timeouts. Downloads of large images may take long, so there is
+// no whole-request timeout; a client must send its headers promptly and
+// an idle connection is closed.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+	shutdownTimeout   = 30 * time.Second
+)
+
+func newServeCommand(stdout, stderr io.Writer) *cobra.Command {
+	cfg := DefaultConfig()
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the service",
+		Long: `Run the device update service: an HTTPS listener for phones, the admin API and
+metrics, and a plain-HTTP listener for internal phones. On the first start it
+creates what --certs lacks: a CA, a server certificate for UCUpdates-R2 and
+UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`,
+		Example: `  deviceupdate serve --domain contoso.com
+  deviceupdate serve --https 127.0.0.1:8443 --http 127.0.0.1:8080 --domain contoso.com
+  deviceupdate serve --config /etc/deviceupdate.yaml`,
+		Args: exactArgs(0, "no arguments"),
+	}
+	apply := cfg.bindFlags(cmd.Flags())
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML file of settings (same keys as these flags; flags win)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c := DefaultConfig()
+		if configFile != "" {
+			if err := c.LoadFile(configFile); err != nil {
+				return err
+			}
+		}
+		apply(&c)
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		logger, err := newLogger(c.LogLevel, stderr)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = logger.Sync() }()
+
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		m := NewMain(c, logger, stdout)
+		if err := m.Run(ctx); err != nil {
+			_ = m.Close()
+			return err
+		}
+		var serveErr error
+		select {
+		case <-ctx.Done():
+			logger.Info("stopping", zap.String("reason", "signal"))
+		case serveErr = <-m.Failed():
+			logger.Error("listener failed", zap.Error(serveErr))
+		}
+		if err := m.Close(); err != nil {
+			return err
+		}
+		return serveErr
+	}
+	return cmd
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
+	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w)))), nil
+}
+
+// Main is a running service: its listeners, store and handlers. Tests
+// build one on free ports; `serve` builds one from flags.
+type Main struct {
+	Config Config
+	Logger *zap.Logger
+	Stdout io.Writer // where files created at start are announced
+
+	db      *store.DB
+	servers []*listener
+	failed  chan error
+	wg      sync.WaitGroup
+}
+
+type listener struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+// NewMain returns a service that Run will start.
+func NewMain(cfg Config, logger *zap.Logger, stdout io.Writer) *Main {
+	return &Main{Config: cfg, Logger: logger, Stdout: stdout, failed: make(chan error, 2)}
+}
+
+// Run binds the listeners, makes sure the certificates exist, opens the
+// store and starts serving; it returns once the service answers. Every
+// check comes before the first write (binding, then the certificates),
+// so that a refused start leaves no files behind.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	startedAt := time.Now()
+	if err := m.listen(handler.ListenerHTTPS, c.HTTPS, "--https"); err != nil {
+		return err
+	}
+	if c.HTTP != "" {
+		if err := m.listen(handler.ListenerHTTP, c.HTTP, "--http"); err != nil {
+			return err
+		}
+	}
+
+	// Check the certificates before the store is opened or created, and
+	// create what they lack after: a refused start writes nothing.
+	if err := certs.Check(c.Certs); err != nil {
+		return fmt.Errorf("certificates in %s: %w", c.Certs, err)
+	}
+	var err error
+	m.db, err = store.Open(c.Data, store.Options{})
+	if err != nil {
+		return err
+	}
+	schema, err := m.db.SchemaVersion()
+	if err != nil {
+		return err
+	}
+	hosts, ips := m.identity()
+	created, err := certs.Ensure(c.Certs, certs.Options{Domain: c.Domain, Hosts: hosts, IPs: ips})
+	if err != nil {
+		return fmt.Errorf("certificates in %s: %w", c.Certs, err)
+	}
+	m.announce(created)
+	pair, err := certs.LoadServer(c.Certs)
+	if err != nil {
+		return fmt.Errorf("certificates in %s: %w", c.Certs, err)
+	}
+	m.warnMissingNames(pair)
+	token, err := certs.ReadToken(c.Certs)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	h, err := handler.New(handler.Config{
+		Logger:     m.Logger,
+		Registry:   reg,
+		Store:      m.db,
+		AdminToken: token,
+		Info: deviceupdate.ServerInfo{
+			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	tlsConfig := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	for _, l := range m.servers {
+		if l.name == handler.ListenerHTTPS {
+			l.srv = m.newHTTPServer(l.name, h.Secure())
+		} else {
+			l.srv = m.newHTTPServer(l.name, h.Internal())
+		}
+		m.wg.Add(1)
+		go func(l *listener) {
+			defer m.wg.Done()
+			var err error
+			if l.name == handler.ListenerHTTPS {
+				l.srv.TLSConfig = tlsConfig
+				err = l.srv.ServeTLS(l.ln, "", "")
+			} else {
+				err = l.srv.Serve(l.ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				m.failed <- fmt.Errorf("%s listener %s: %w", l.name, l.ln.Addr(), err)
+			}
+		}(l)
+		m.Logger.Info("listening", zap.String("listener", l.name), zap.String("addr", l.ln.Addr().String()))
+	}
+	m.Logger.Info("started",
+		zap.String("version", deviceupdate.BuildVersion()),
+		zap.String("data", c.Data), zap.String("certs", c.Certs), zap.String("domain", c.Domain),
+		zap.Duration("startup", time.Since(startedAt)))
+	return ctx.Err()
+}
+
+// Failed reports a listener that stopped serving on its own.
+func (m *Main) Failed() <-chan error { return m.failed }
+
+// Addr returns the bound address of the named listener, or nil.
+func (m *Main) Addr(name string) net.Addr {
+	for _, l := range m.servers {
+		if l.name == name {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// Close stops the listeners, lets in-flight requests finish (up to
+// shutdownTimeout), and closes the store.
+func (m *Main) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	var errs []error
+	for _, l := range m.servers {
+		if l.srv == nil {
+			_ = l.ln.Close()
+			continue
+		}
+		if err := l.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s listener: %w", l.name, err))
+		}
+	}
+	m.wg.Wait()
+	m.servers = nil
+	if m.db != nil {
+		if err := m.db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		m.db = nil
+		m.Logger.Info("stopped")
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Main) listen(name, addr, flag string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return listenError(name, addr, flag, err)
+	}
+	m.servers = append(m.servers, &listener{name: name, ln: ln})
+	return nil
+}
+
+// listenError says why a port could not be bound and what to do.
+func listenError(name, addr, flag string, err error) error {
+	_, port, _ := net.SplitHostPort(addr)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%s listener %s: address already in use; stop what holds it (ss -ltnp 'sport = :%s') or choose another with %s", name, addr, port, flag)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%s listener %s: permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep deviceupdate), or choose a higher port with %s", name, addr, flag)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("%s listener %s: no interface of this host has that address; fix %s", name, addr, flag)
+	default:
+		return fmt.Errorf("%s listener %s: %w; fix %s", name, addr, err, flag)
+	}
+}
+
+func (m *Main) newHTTPServer(name string, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          zap.NewStdLog(m.Logger.With(zap.String("listener", name))),
+	}
+}
+
+// identity returns the names and addresses the server certificate should
+// carry: the host name and the listen addresses.
+func (m *Main) identity() (hosts []string, ips []net.IP) {
+	var listen []net.IP
+	for _, l := range m.servers {
+		if tcp, ok := l.ln.Addr().(*net.TCPAddr); ok {
+			listen = append(listen, tcp.IP)
+		}
+	}
+	hosts, ips, err := certIdentity(m.Config.Domain, listen)
+	if err != nil {
+		m.Logger.Warn("list interface addresses", zap.Error(err))
+	}
+	return hosts, ips
+}
+
+// certIdentity returns the host name (also qualified with the domain) and
+// the given addresses, with a wildcard address standing for every address
+// of the host's interfaces.
+func certIdentity(domain string, listen []net.IP) (hosts []string, ips []net.IP, err error) {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, h)
+		if domain != "" && !strings.Contains(h, ".") {
+			hosts = append(hosts, h+"."+domain)
+		}
+	}
+	for _, ip := range listen {
+		if !ip.IsUnspecified() {
+			ips = append(ips, ip)
+			continue
+		}
+		addrs, aerr := net.InterfaceAddrs()
+		if aerr != nil {
+			err = aerr
+			continue
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLinkLocalUnicast() {
+				ips = append(ips, ipn.IP)
+			}
+		}
+	}
+	return hosts, ips, err
+}
+
+// announce tells the operator which files the start created.
+func (m *Main) announce(created []string) {
+	if len(created) == 0 {
+		return
+	}
+	what := map[string]string{
+		certs.CACertFile:     "CA certificate: phones and admin clients trust this",
+		certs.CAKeyFile:      "CA private key: keep it secret, or offline",
+		certs.ServerCertFile: "server certificate",
+		certs.ServerKeyFile:  "server private key",
+		certs.TokenFile:      "admin API token, mode 0600",
+	}
+	for _, p := range created {
+		fmt.Fprintf(m.Stdout, "created %s (%s)\n", p, what[filepath.Base(p)])
+	}
+	m.Logger.Info("certificates created", zap.Strings("files", created))
+}
+
+// warnMissingNames logs when the served certificate lacks a discovery name,
+// as an operator-supplied one might: phones that find the service by DNS
+// would refuse it.
+func (m *Main) warnMissingNames(pair tls.Certificate) {
+	leaf := pair.Leaf
+	if leaf == nil {
+		return
+	}
+	if m.Config.Domain == "" {
+		m.Logger.Warn("no --domain set: phones that discover the service as UCUpdates-R2.<domain> will not match the certificate")
+	}
+	for _, name := range certs.ServerNames(m.Config.Domain) {
+		if leaf.VerifyHostname(name) != nil {
+			m.Logger.Warn("server certificate lacks a discovery name; phones finding the service by DNS will refuse it",
+				zap.String("name", name), zap.String("certificate", filepath.Join(m.Config.Certs, certs.ServerCertFile)))
+		}
+	}
+}

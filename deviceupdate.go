@@ -1,0 +1,32 @@
+// Package deviceupdate holds the domain of the deviceupdate service: the
+// types and rules that describe firmware updates for IP phones, independent
+// of how they are stored (internal/store) or served (internal/handler).
+//
+// It imports neither the web framework nor the database. Packages that talk
+// to the outside world implement or consume what is declared here, and the
+// binary in cmd/deviceupdate wires them together.
+package deviceupdate
+
+import (
+	"runtime/debug"
+	"time"
+)
+
+// BuildVersion returns the module version the binary was built from, or
+// "devel" for a build from a work tree.
+func BuildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok || bi.Main.Version == "" || bi.Main.Version == "(devel)" {
+		return "devel"
+	}
+	return bi.Main.Version
+}
+
+// ServerInfo describes a running service. The admin API reports it so that
+// a client can tell which server, and which build, it is talking to.
+type ServerInfo struct {
+	Version       string    `json:"version"`
+	Domain        string    `json:"domain"`
+	StartedAt     time.Time `json:"startedAt"`
+	SchemaVersion int       `json:"schemaVersion"`
+}

@@ -1,0 +1,126 @@
+// Package handler serves the service over HTTP with echo: the phone
+// endpoints, the file downloads, the admin API, health and metrics.
+//
+// Handlers parse the request, call the domain, and render the answer.
+// Errors flow back as *deviceupdate.Error and are turned into a status and
+// a safe message in one place, handleError; internal detail only reaches
+// the log.
+//
+// A Server builds two handlers, one per listener: Internal for plain HTTP
+// (internal phones: the internal handler and internal files only) and
+// Secure for HTTPS (everything, including the admin API and metrics).
+package handler
+
+import (
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/deviceupdate/deviceupdate"
+)
+
+// Listener names, used in logs and metric labels.
+const (
+	ListenerHTTP  = "http"
+	ListenerHTTPS = "https"
+)
+
+// AdminPrefix is the path under which the admin API lives.
+const AdminPrefix = "/admin/api/v1"
+
+// Pinger reports whether the store answers.
+type Pinger interface {
+	Ping() error
+}
+
+// Config holds what the handlers depend on.
+type Config struct {
+	Logger     *zap.Logger
+	Registry   *prometheus.Registry // HTTP metrics are registered here and /metrics serves it
+	Store      Pinger
+	AdminToken string // bearer token for the admin API
+	Info       deviceupdate.ServerInfo
+	Now        func() time.Time
+}
+
+// Server holds the two echo instances and their shared state.
+type Server struct {
+	logger    *zap.Logger
+	store     Pinger
+	tokenHash [sha256.Size]byte
+	info      deviceupdate.ServerInfo
+	now       func() time.Time
+	metrics   *httpMetrics
+	registry  *prometheus.Registry
+
+	internal *echo.Echo
+	secure   *echo.Echo
+}
+
+// New builds the handlers. It registers the HTTP metrics with
+// cfg.Registry, so it may be called once per registry.
+func New(cfg Config) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m, err := newHTTPMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		logger:    cfg.Logger,
+		store:     cfg.Store,
+		tokenHash: sha256.Sum256([]byte(cfg.AdminToken)),
+		info:      cfg.Info,
+		now:       cfg.Now,
+		metrics:   m,
+		registry:  cfg.Registry,
+	}
+	s.internal = s.newEcho(ListenerHTTP)
+	s.secure = s.newEcho(ListenerHTTPS)
+
+	s.internal.GET("/healthz", s.handleHealth)
+
+	s.secure.GET("/healthz", s.handleHealth)
+	s.secure.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	admin := s.secure.Group(AdminPrefix, s.requireAdmin)
+	admin.GET("/server", s.handleServerInfo)
+	return s, nil
+}
+
+// Internal returns the handler for the plain-HTTP listener.
+func (s *Server) Internal() http.Handler { return s.internal }
+
+// Secure returns the handler for the HTTPS listener.
+func (s *Server) Secure() http.Handler { return s.secure }
+
+func (s *Server) newEcho(listener string) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Debug = false
+	e.Logger.SetOutput(io.Discard) // everything worth saying goes through zap
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.observe(listener))
+	return e
+}
+
+// handleHealth answers 200 once the store is open and answering.
+func (s *Server) handleHealth(c echo.Context) error {
+	if err := s.store.Ping(); err != nil {
+		return &deviceupdate.Error{Code: deviceupdate.EUNAVAILABLE, Message: "store unavailable", Err: err}
+	}
+	return c.String(http.StatusOK, "ok\n")
+}
+
+// handleServerInfo reports which server and build the client talks to.
+func (s *Server) handleServerInfo(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.info)
+}

@@ -1,0 +1,38 @@
+package handler
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// httpMetrics are the request metrics every listener reports.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inflight *prometheus.GaugeVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deviceupdate_http_requests_total",
+			Help: "HTTP requests answered, by listener, method, route and status code.",
+		}, []string{"listener", "method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "deviceupdate_http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by listener and route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60},
+		}, []string{"listener", "route"}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "deviceupdate_http_requests_in_flight",
+			Help: "HTTP requests being answered now, by listener.",
+		}, []string{"listener"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register http metrics: %w", err)
+		}
+	}
+	return m, nil
+}

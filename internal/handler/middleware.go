@@ -1,0 +1,129 @@
+package handler
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/deviceupdate/deviceupdate"
+)
+
+const (
+	headerRequestID = echo.HeaderXRequestID
+	loggerKey       = "deviceupdate.logger"
+	maxRequestIDLen = 64
+)
+
+// Logger returns the request's logger, which carries its request ID.
+func Logger(c echo.Context) *zap.Logger {
+	if l, ok := c.Get(loggerKey).(*zap.Logger); ok {
+		return l
+	}
+	return zap.NewNop()
+}
+
+// observe gives every request an ID (the client's X-Request-Id when it is
+// sane, else a new one), a logger carrying it, metrics, recovery from
+// panics, and one access-log line. It hands errors to the error handler
+// itself so that the log and the metrics see the final status.
+func (s *Server) observe(listener string) echo.MiddlewareFunc {
+	inflight := s.metrics.inflight.WithLabelValues(listener)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			start := s.now()
+			req := c.Request()
+			id := req.Header.Get(headerRequestID)
+			if !validRequestID(id) {
+				id = newRequestID()
+			}
+			c.Response().Header().Set(headerRequestID, id)
+			log := s.logger.With(zap.String("request_id", id))
+			c.Set(loggerKey, log)
+			inflight.Inc()
+			defer inflight.Dec()
+
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						err = fmt.Errorf("panic serving %s %s: %v", req.Method, req.URL.Path, r)
+						log.Error("panic", zap.Any("panic", r), zap.Stack("stack"))
+					}
+				}()
+				err = next(c)
+			}()
+			if err != nil {
+				c.Error(err)
+			}
+
+			res := c.Response()
+			route := c.Path()
+			if route == "" || res.Status == 404 && route == "/*" {
+				route = "unmatched"
+			}
+			elapsed := s.now().Sub(start)
+			s.metrics.requests.WithLabelValues(listener, req.Method, route, strconv.Itoa(res.Status)).Inc()
+			s.metrics.duration.WithLabelValues(listener, route).Observe(elapsed.Seconds())
+			fields := []zap.Field{
+				zap.String("listener", listener),
+				zap.String("method", req.Method),
+				zap.String("path", truncate(req.URL.Path, 256)),
+				zap.Int("status", res.Status),
+				zap.Int64("bytes_out", res.Size),
+				zap.Duration("duration", elapsed),
+				zap.String("remote", c.RealIP()),
+			}
+			if err != nil && deviceupdate.ErrorCode(err) != deviceupdate.EINTERNAL {
+				fields = append(fields, zap.String("error", err.Error()))
+			}
+			log.Info("request", fields...)
+			return nil
+		}
+	}
+}
+
+// requireAdmin admits requests carrying the admin bearer token. The
+// comparison is constant-time over hashes, so neither the token's content
+// nor its length leaks through timing.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
+			return deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "missing or invalid admin token")
+		}
+		return next(c)
+	}
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails; see crypto/rand.Read
+	return hex.EncodeToString(b[:])
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

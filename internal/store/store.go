@@ -1,0 +1,192 @@
+// Package store keeps the service's state in one embedded bbolt file,
+// <data>/deviceupdate.db: rules, packages, test devices, devices and
+// configuration. Every multi-step change is one bbolt transaction, so a
+// crash at any point leaves the file consistent.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout of the buckets this build reads and writes.
+// Open records it in a new store and refuses a store written by a newer one.
+const SchemaVersion = 1
+
+// FileName is the store's file name inside the data folder.
+const FileName = "deviceupdate.db"
+
+// DefaultLockTimeout is how long Open waits for another process to release
+// the store's file lock before it gives up with ErrLocked.
+const DefaultLockTimeout = 2 * time.Second
+
+// Sentinel errors returned (wrapped) by Open; check them with errors.Is.
+var (
+	// ErrLocked means another process, usually a second `deviceupdate
+	// serve` on the same --data folder, holds the store.
+	ErrLocked = errors.New("store is locked by another process")
+	// ErrNotStore means the file exists but is not a bbolt store, or is
+	// damaged beyond what bbolt can open.
+	ErrNotStore = errors.New("file is not a deviceupdate store")
+	// ErrNewerSchema means the store was written by a newer build.
+	ErrNewerSchema = errors.New("store was written by a newer deviceupdate")
+)
+
+var (
+	bucketMeta = []byte("meta")
+	keySchema  = []byte("schema")
+	keyCreated = []byte("created")
+)
+
+// DB is the open store. It is safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// Options tune Open. The zero value is valid.
+type Options struct {
+	// LockTimeout bounds the wait for the file lock; zero means
+	// DefaultLockTimeout.
+	LockTimeout time.Duration
+	// Now stamps a new store's creation time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Open opens, or creates, the store in the folder dir (created with mode
+// 0750 when missing). The file is created with mode 0600. It fails with
+// ErrLocked when another process holds the store, ErrNotStore when the file
+// is not one, and ErrNewerSchema when a newer build wrote it.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("open store %s: %w (is another deviceupdate serve using --data %s? stop it or choose another folder)", path, ErrLocked, dir)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		return nil, fmt.Errorf("open store %s: %w (%v); restore it from a backup or move it aside to start empty", path, ErrNotStore, err)
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{bolt: bdb, path: path}
+	if err := db.init(opts.Now()); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// init records the schema version in a new store and checks it in an
+// existing one, in one transaction.
+func (db *DB) init(now time.Time) error {
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		v := meta.Get(keySchema)
+		if v == nil {
+			if err := meta.Put(keySchema, encodeUint64(SchemaVersion)); err != nil {
+				return err
+			}
+			return meta.Put(keyCreated, []byte(now.UTC().Format(time.RFC3339Nano)))
+		}
+		got, ok := decodeUint64(v)
+		if !ok {
+			return fmt.Errorf("%w: schema version record is %d bytes, want 8", ErrNotStore, len(v))
+		}
+		if got > SchemaVersion {
+			return fmt.Errorf("%w (schema %d, this build reads up to %d); run that build or a newer one", ErrNewerSchema, got, SchemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// Path returns the store file's path.
+func (db *DB) Path() string { return db.path }
+
+// SchemaVersion returns the schema version recorded in the store.
+func (db *DB) SchemaVersion() (int, error) {
+	var n uint64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return fmt.Errorf("%w: no meta bucket", ErrNotStore)
+		}
+		var ok bool
+		if n, ok = decodeUint64(meta.Get(keySchema)); !ok {
+			return fmt.Errorf("%w: no schema version", ErrNotStore)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return int(n), nil
+}
+
+// Ping checks that the store answers a read transaction. Health checks
+// use it.
+func (db *DB) Ping() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return fmt.Errorf("ping store: %w: no meta bucket", ErrNotStore)
+		}
+		return nil
+	})
+}
+
+// Check verifies the consistency of every page of the store, reporting
+// the first problem found.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain, so the checker goroutine ends
+			if first == nil {
+				first = fmt.Errorf("check store %s: %w", db.path, err)
+			}
+		}
+		return first
+	})
+}
+
+// Close releases the store and its file lock.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", db.path, err)
+	}
+	return nil
+}
+
+func encodeUint64(n uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, n)
+	return b
+}
+
+func decodeUint64(b []byte) (uint64, bool) {
+	if len(b) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b), true
+}
