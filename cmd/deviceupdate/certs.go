@@ -13,14 +13,8 @@ import (
 )
 
 func newCertsCommand(stdout io.Writer) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "certs",
-		Short: "Manage the service's CA, server certificate and admin token",
-		Args:  exactArgs(0, "a subcommand (see 'deviceupdate certs --help')"),
-		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
-	}
-	cmd.AddCommand(newCertsInitCommand(stdout))
-	return cmd
+	return newGroupCommand("certs", "Manage the service's CA, server certificate and admin token",
+		newCertsInitCommand(stdout))
 }
 
 func newCertsInitCommand(stdout io.Writer) *cobra.Command {

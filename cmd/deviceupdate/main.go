@@ -70,8 +70,22 @@ them per device model; phones poll, download and upload their logs.`,
 	root.AddCommand(
 		newServeCommand(stdout, stderr),
 		newCertsCommand(stdout),
+		newCabCommand(stdout),
 	)
 	return root
+}
+
+// newGroupCommand returns a command that only groups subcommands; run
+// alone it prints its help.
+func newGroupCommand(use, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  exactArgs(0, "a subcommand (see 'deviceupdate "+use+" --help')"),
+		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
+	}
+	cmd.AddCommand(subs...)
+	return cmd
 }
 
 // usageError marks a wrong command line, which exits with exitUsage.

@@ -1,0 +1,159 @@
+package cab
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/deviceupdate/deviceupdate/internal/cab/internal/lzxenc"
+)
+
+var (
+	benchOnce sync.Once
+	benchDir  string
+	benchErr  error
+)
+
+// mszipBenchCab makes (once per process) a 24 MiB semi-compressible file
+// and an MSZIP cabinet of it with gcab, and returns the cabinet's path.
+func mszipBenchCab(b *testing.B) string {
+	gcab := needTool(b, "gcab")
+	benchOnce.Do(func() {
+		benchDir, benchErr = os.MkdirTemp("", "cab-bench-")
+		if benchErr != nil {
+			return
+		}
+		src := filepath.Join(benchDir, "firmware.bin")
+		if benchErr = os.WriteFile(src, semiRandom(42, 24<<20), 0o644); benchErr != nil {
+			return
+		}
+		run(b, benchDir, gcab, "-c", "-z", "mszip.cab", "firmware.bin")
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return filepath.Join(benchDir, "mszip.cab")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	if lzxBenchPath != "" {
+		os.RemoveAll(filepath.Dir(lzxBenchPath))
+	}
+	os.Exit(code)
+}
+
+// benchCab measures extracting every member of the cabinet at path, to
+// disk with ExtractTo or, with toDisk false, to io.Discard through Walk.
+func benchCab(b *testing.B, path string, toDisk bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Skipf("no cabinet: %v", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := NewReader(f, st.Size())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	for _, m := range r.Files {
+		total += m.Size
+	}
+	out := b.TempDir()
+	b.SetBytes(total)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if toDisk {
+			_, err = r.ExtractTo(out)
+		} else {
+			err = r.Walk(func(_ *File, rd io.Reader) error {
+				_, err := io.Copy(io.Discard, rd)
+				return err
+			})
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var (
+	lzxBenchOnce sync.Once
+	lzxBenchPath string
+)
+
+// lzxBenchCab makes (once per process) an LZX cabinet, window 2^21, of
+// 8 MiB of semi-compressible data with the test encoder.
+func lzxBenchCab(b *testing.B) string {
+	lzxBenchOnce.Do(func() {
+		c := tCab{folders: []tFolder{{comp: CompressLZX | 21<<8, lzxTypes: []int{lzxenc.Verbatim, lzxenc.Aligned}}},
+			files: []tFile{{name: "firmware.bin", data: semiRandom(42, 8<<20)}}}
+		data, _ := c.build(b)
+		dir, err := os.MkdirTemp("", "cab-bench-lzx-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		lzxBenchPath = filepath.Join(dir, "lzx.cab")
+		if err := os.WriteFile(lzxBenchPath, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	})
+	return lzxBenchPath
+}
+
+func BenchmarkExtractMSZIP(b *testing.B) { benchCab(b, mszipBenchCab(b), true) }
+func BenchmarkExtractLZX(b *testing.B)   { benchCab(b, lzxBenchCab(b), true) }
+func BenchmarkExtractLZXFixture(b *testing.B) {
+	benchCab(b, lzxFixture, true)
+}
+func BenchmarkWalkMSZIP(b *testing.B)      { benchCab(b, mszipBenchCab(b), false) }
+func BenchmarkWalkLZX(b *testing.B)        { benchCab(b, lzxBenchCab(b), false) }
+func BenchmarkWalkLZXFixture(b *testing.B) { benchCab(b, lzxFixture, false) }
+
+// BenchmarkLZXDecode measures the LZX decoder alone on the fixture's
+// frames, held in memory.
+func BenchmarkLZXDecode(b *testing.B) {
+	data, err := os.ReadFile(lzxFixture)
+	if err != nil {
+		b.Skip("fixture not available")
+	}
+	r, err := NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fo := r.Folders[0]
+	type frame struct {
+		in []byte
+		n  int
+	}
+	var frames []frame
+	off := int(fo.DataOffset)
+	for range fo.NumBlocks {
+		cb := int(binary.LittleEndian.Uint16(data[off+4:]))
+		frames = append(frames, frame{data[off+dataHeaderSize : off+dataHeaderSize+cb], int(binary.LittleEndian.Uint16(data[off+6:]))})
+		off += dataHeaderSize + cb
+	}
+	var d lzxDecoder
+	b.SetBytes(fo.UncompressedSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		d.reset(fo.Compression, fo.UncompressedSize)
+		for _, f := range frames {
+			if _, err := d.decode(f.in, f.n); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
