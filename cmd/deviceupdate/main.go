@@ -71,6 +71,8 @@ them per device model; phones poll, download and upload their logs.`,
 		newServeCommand(stdout, stderr),
 		newCertsCommand(stdout),
 		newCabCommand(stdout),
+		newImportCommand(stdout, stderr),
+		newPackCommand(stdout),
 	)
 	return root
 }

@@ -23,8 +23,10 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/certs"
 	"github.com/deviceupdate/deviceupdate/internal/handler"
+	"github.com/deviceupdate/deviceupdate/internal/importer"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
@@ -113,6 +115,7 @@ type Main struct {
 	Stdout io.Writer // where files created at start are announced
 
 	db      *store.DB
+	trail   *audit.Trail
 	servers []*listener
 	failed  chan error
 	wg      sync.WaitGroup
@@ -175,6 +178,15 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	m.trail, err = audit.Open(c.Data, nil)
+	if err != nil {
+		return err
+	}
+	im := &importer.Importer{DB: m.db, Audit: m.trail, Logger: m.Logger, DataDir: c.Data, CertsDir: c.Certs}
+	if _, err := im.Reconcile(); err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -182,10 +194,12 @@ func (m *Main) Run(ctx context.Context) error {
 		collectors.NewBuildInfoCollector(),
 	)
 	h, err := handler.New(handler.Config{
-		Logger:     m.Logger,
-		Registry:   reg,
-		Store:      m.db,
-		AdminToken: token,
+		Logger:         m.Logger,
+		Registry:       reg,
+		Store:          m.db,
+		AdminToken:     token,
+		Packages:       im,
+		MaxPackageSize: importer.DefaultMaxPackageSize,
 		Info: deviceupdate.ServerInfo{
 			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
 		},
@@ -221,7 +235,7 @@ func (m *Main) Run(ctx context.Context) error {
 		zap.String("version", deviceupdate.BuildVersion()),
 		zap.String("data", c.Data), zap.String("certs", c.Certs), zap.String("domain", c.Domain),
 		zap.Duration("startup", time.Since(startedAt)))
-	return ctx.Err()
+	return nil
 }
 
 // Failed reports a listener that stopped serving on its own.
@@ -254,6 +268,12 @@ func (m *Main) Close() error {
 	}
 	m.wg.Wait()
 	m.servers = nil
+	if m.trail != nil {
+		if err := m.trail.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		m.trail = nil
+	}
 	if m.db != nil {
 		if err := m.db.Close(); err != nil {
 			errs = append(errs, err)

@@ -104,3 +104,33 @@ func encodeUTF16LE(s string) []byte {
 	}
 	return b
 }
+
+// Unsigned wraps a trust list from Build in a PKCS#7 SignedData without
+// signers, as makecat writes before signing, so that an outside tool
+// (signtool, osslsigncode, an HSM's signer) can sign it.
+func Unsigned(ctl []byte) ([]byte, error) {
+	type signedData struct {
+		Version          int
+		DigestAlgorithms asn1.RawValue
+		ContentInfo      contentInfo
+		SignerInfos      asn1.RawValue
+	}
+	type outer struct {
+		ContentType asn1.ObjectIdentifier
+		Content     signedData `asn1:"explicit,tag:0"`
+	}
+	emptySet := asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true}
+	der, err := asn1.Marshal(outer{
+		ContentType: pkcs7.OidSignedData,
+		Content: signedData{
+			Version:          1,
+			DigestAlgorithms: emptySet,
+			ContentInfo:      contentInfo{ContentType: OIDCertTrustList, Content: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: ctl}},
+			SignerInfos:      emptySet,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build unsigned catalog: %w", err)
+	}
+	return der, nil
+}

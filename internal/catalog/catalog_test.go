@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/deviceupdate/deviceupdate/internal/catalog"
+	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
 )
 
@@ -27,18 +28,6 @@ func readFixture(t *testing.T) []byte {
 		t.Skipf("shared fixture not present: %v", err)
 	}
 	return data
-}
-
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; .ci/run installs it", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return p
 }
 
 // TestParseMakecat reads a catalog made by Microsoft's makecat, with SHA-1
@@ -86,8 +75,8 @@ func TestParseMakecat(t *testing.T) {
 }
 
 type pki struct {
-	ca, other         *testpki.Authority
-	dir               string
+	ca, other          *testpki.Authority
+	dir                string
 	good, expired, tls string // folders holding cert.pem and key.pem
 }
 
@@ -111,7 +100,7 @@ func newPKI(t *testing.T) pki {
 // osslsign signs in with the certificate and key in dir.
 func osslsign(t *testing.T, dir string, in []byte) []byte {
 	t.Helper()
-	tool := needTool(t, "osslsigncode")
+	tool := testpkg.NeedTool(t, "osslsigncode")
 	src, dst := filepath.Join(t.TempDir(), "in.cat"), filepath.Join(t.TempDir(), "out.cat")
 	os.WriteFile(src, in, 0o644)
 	out, err := exec.Command(tool, "sign", "-certs", filepath.Join(dir, "cert.pem"), "-key", filepath.Join(dir, "key.pem"),
@@ -204,7 +193,7 @@ func TestBuildAndSign(t *testing.T) {
 		t.Error("Lookup found a hash that is not listed")
 	}
 
-	tool := needTool(t, "osslsigncode")
+	tool := testpkg.NeedTool(t, "osslsigncode")
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "pkg.cat"), der, 0o644)
 	testpki.WriteCert(t, filepath.Join(dir, "ca.pem"), p.ca.Cert)
@@ -255,4 +244,36 @@ func FuzzParse(f *testing.F) {
 		}
 		_, _ = c.Verify(x509.NewCertPool())
 	})
+}
+
+// TestUnsignedCatalogSignedOutside: a catalog we leave unsigned is signed
+// by an outside tool, and then verifies like one we sign.
+func TestUnsignedCatalogSignedOutside(t *testing.T) {
+	p := newPKI(t)
+	sum := sha256.Sum256([]byte("image"))
+	ctl, err := catalog.Build([]catalog.Entry{{Name: "CPE.nbt", SHA256: sum}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned, err := catalog.Unsigned(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.Parse(unsigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Verify(p.ca.Pool()); !errors.Is(err, catalog.ErrUnsigned) {
+		t.Fatalf("Verify of the unsigned catalog = %v, want ErrUnsigned", err)
+	}
+	c, err = catalog.Parse(osslsign(t, p.good, unsigned))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Verify(p.ca.Pool()); err != nil {
+		t.Fatalf("Verify after osslsigncode signed it: %v", err)
+	}
+	if _, ok := c.Lookup(sum[:]); !ok {
+		t.Error("the member was lost in signing")
+	}
 }

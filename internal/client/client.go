@@ -95,10 +95,15 @@ func New(o Options) (*Client, error) {
 func NewWithPool(o Options, roots *x509.CertPool) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	// HTTP/1.1: admin calls are few, and an HTTP/2 stream's flow-control
+	// window throttles the upload of a large package.
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	tr.WriteBufferSize = 256 << 10
 	return &Client{
 		base:  strings.TrimRight(o.Server, "/"),
 		token: o.Token,
-		http:  &http.Client{Transport: tr, Timeout: 5 * time.Minute},
+		http:  &http.Client{Transport: tr, Timeout: 2 * time.Hour}, // a large package uploads and verifies slowly
 	}
 }
 
@@ -107,23 +112,33 @@ func NewWithPool(o Options, roots *x509.CertPool) *Client {
 // not nil. An error answer comes back as a *deviceupdate.Error with the
 // server's code and message.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
+	if in == nil {
+		return c.send(ctx, method, path, nil, -1, "", out)
 	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	return c.send(ctx, method, path, bytes.NewReader(b), int64(len(b)), "application/json", out)
+}
+
+// Upload POSTs size bytes of body (streamed) to the admin API path with
+// the given content type, and decodes the JSON answer into out.
+func (c *Client) Upload(ctx context.Context, path string, body io.Reader, size int64, contentType string, out any) error {
+	return c.send(ctx, http.MethodPost, path, body, size, contentType, out)
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, size int64, contentType string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+apiPrefix+path, body)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
+	if body != nil {
+		req.ContentLength = size
+		req.Header.Set("Content-Type", contentType)
+	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return c.explain(err)

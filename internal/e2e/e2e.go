@@ -287,6 +287,18 @@ func (s *Server) Stop() int {
 	return s.cmd.ProcessState.ExitCode()
 }
 
+// Kill sends SIGKILL, as a crash or an OOM killer would, and waits for the
+// process to end.
+func (s *Server) Kill() {
+	s.tb.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-s.done:
+	case <-time.After(stopTimeout):
+		s.tb.Fatalf("the server did not die within %v of SIGKILL", stopTimeout)
+	}
+}
+
 // Pid returns the server's process ID.
 func (s *Server) Pid() int { return s.cmd.Process.Pid }
 

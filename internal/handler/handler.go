@@ -13,6 +13,7 @@ package handler
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -46,7 +47,10 @@ type Config struct {
 	Store      Pinger
 	AdminToken string // bearer token for the admin API
 	Info       deviceupdate.ServerInfo
-	Now        func() time.Time
+	Packages   deviceupdate.PackageService
+	// MaxPackageSize bounds an uploaded package (413 past it).
+	MaxPackageSize int64
+	Now            func() time.Time
 }
 
 // Server holds the two echo instances and their shared state.
@@ -59,6 +63,9 @@ type Server struct {
 	metrics   *httpMetrics
 	registry  *prometheus.Registry
 
+	packages       deviceupdate.PackageService
+	maxPackageSize int64
+
 	internal *echo.Echo
 	secure   *echo.Echo
 }
@@ -68,6 +75,9 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Packages != nil && cfg.MaxPackageSize <= 0 {
+		return nil, fmt.Errorf("handler: MaxPackageSize must be set with Packages")
 	}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
@@ -81,6 +91,9 @@ func New(cfg Config) (*Server, error) {
 		now:       cfg.Now,
 		metrics:   m,
 		registry:  cfg.Registry,
+
+		packages:       cfg.Packages,
+		maxPackageSize: cfg.MaxPackageSize,
 	}
 	s.internal = s.newEcho(ListenerHTTP)
 	s.secure = s.newEcho(ListenerHTTPS)
@@ -91,6 +104,9 @@ func New(cfg Config) (*Server, error) {
 	s.secure.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	admin := s.secure.Group(AdminPrefix, s.requireAdmin)
 	admin.GET("/server", s.handleServerInfo)
+	if s.packages != nil {
+		admin.POST("/packages", s.handleImport)
+	}
 	return s, nil
 }
 

@@ -40,10 +40,15 @@ var (
 )
 
 var (
-	bucketMeta = []byte("meta")
-	keySchema  = []byte("schema")
-	keyCreated = []byte("created")
+	bucketMeta    = []byte("meta")
+	bucketUpdates = []byte("updates") // lower(rule key) "@" version → StoredUpdate
+	bucketRules   = []byte("rules")   // rule ID → Rule
+	keySchema     = []byte("schema")
+	keyCreated    = []byte("created")
 )
+
+// buckets are created by Open when missing.
+var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules}
 
 // DB is the open store. It is safe for concurrent use.
 type DB struct {
@@ -96,10 +101,12 @@ func Open(dir string, opts Options) (*DB, error) {
 // existing one, in one transaction.
 func (db *DB) init(now time.Time) error {
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
+		for _, name := range buckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
 		}
+		meta := tx.Bucket(bucketMeta)
 		v := meta.Get(keySchema)
 		if v == nil {
 			if err := meta.Put(keySchema, encodeUint64(SchemaVersion)); err != nil {

@@ -1,0 +1,339 @@
+// Package importer ingests update packages into the service: it spools an
+// upload, has updatepkg verify and stage it, moves each new update's files
+// into <data>/DeviceUpdateStore, records them in the store in one
+// transaction, and writes the outcome to the admin audit trail.
+//
+// The store transaction is the commit point. Files move into place before
+// it, so a committed update always has its files; a crash before it leaves
+// folders no record names, which Reconcile removes at the next start, along
+// with anything left in the staging folder.
+package importer
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/cab"
+	"github.com/deviceupdate/deviceupdate/internal/certs"
+	"github.com/deviceupdate/deviceupdate/internal/fsutil"
+	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/updatepkg"
+)
+
+// Folders below the data root.
+const (
+	StoreDir   = "DeviceUpdateStore"
+	StagingDir = "staging"
+)
+
+// DefaultMaxPackageSize bounds an uploaded package.
+const DefaultMaxPackageSize = 4 << 30
+
+// Importer ingests packages. It is safe for concurrent use; imports are
+// serialized where they touch the store.
+type Importer struct {
+	DB       *store.DB
+	Audit    *audit.Trail
+	Logger   *zap.Logger
+	DataDir  string // the --data folder
+	CertsDir string // the --certs folder; trusted/ is read at each import
+	MaxSize  int64  // largest package accepted; 0 means DefaultMaxPackageSize
+	Limits   cab.Limits
+	Now      func() time.Time
+
+	mu sync.Mutex // serializes the check-move-commit step
+}
+
+// StorePath returns the folder of an update's files:
+// DeviceUpdateStore/<DeviceType>/<Brand>/<Model>/<Revision>/<Locale>/<Version>/<UpdateType>.
+func StorePath(dataDir string, k deviceupdate.RuleKey, v deviceupdate.Version) string {
+	return filepath.Join(dataDir, StoreDir, k.DeviceType, k.Brand, k.Model, k.Revision, k.Locale, v.String(), k.UpdateType)
+}
+
+// LoadTrust reads the publisher certificates in <certs>/trusted/ (PEM
+// files, any name, several certificates each).
+func LoadTrust(certsDir string) (*x509.CertPool, int, error) {
+	dir := filepath.Join(certsDir, certs.TrustedDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("read trusted publishers: %w", err)
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for _, e := range entries {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, 0, fmt.Errorf("read trusted publisher %s: %w", e.Name(), err)
+		}
+		for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
+			if block.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, 0, fmt.Errorf("trusted publisher %s: %w", e.Name(), err)
+			}
+			pool.AddCert(c)
+			n++
+		}
+	}
+	return pool, n, nil
+}
+
+// Import reads a package of at most size bytes from src (size -1 when
+// unknown), verifies it and makes its updates the pending versions of
+// their rules. name is the package's file name, for messages and the audit
+// trail; actor says who imports. Every outcome is audited.
+func (im *Importer) Import(ctx context.Context, src io.Reader, size int64, name, actor string) (*deviceupdate.ImportResult, error) {
+	res, err := im.importPackage(ctx, src, size, name)
+	entry := audit.Entry{Actor: actor, Action: "import", Target: name, Result: audit.ResultOK}
+	if err != nil {
+		entry.Result = deviceupdate.ErrorMessage(err)
+	} else {
+		entry.After, _ = json.Marshal(res)
+	}
+	if _, aerr := im.Audit.Append(entry); aerr != nil {
+		im.Logger.Error("audit import", zap.Error(aerr))
+		if err == nil {
+			return nil, &deviceupdate.Error{Code: deviceupdate.EINTERNAL, Message: "the package was imported but the audit trail could not be written", Err: aerr}
+		}
+	}
+	return res, err
+}
+
+func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64, name string) (*deviceupdate.ImportResult, error) {
+	maxSize := im.MaxSize
+	if maxSize == 0 {
+		maxSize = DefaultMaxPackageSize
+	}
+	if size > maxSize {
+		return nil, deviceupdate.Errorf(deviceupdate.ETOOLARGE, "%s: %d bytes is more than the %d a package may have", name, size, maxSize)
+	}
+	trust, n, err := LoadTrust(im.CertsDir)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, deviceupdate.Errorf(deviceupdate.EFORBIDDEN, "%s: no trusted publishers: put the publisher's certificate (PEM) in %s and import again",
+			name, filepath.Join(im.CertsDir, certs.TrustedDir))
+	}
+
+	staging, err := os.MkdirTemp(im.stagingRoot(), "import-")
+	if err != nil {
+		if err := os.MkdirAll(im.stagingRoot(), 0o750); err != nil {
+			return nil, fmt.Errorf("import: %w", err)
+		}
+		if staging, err = os.MkdirTemp(im.stagingRoot(), "import-"); err != nil {
+			return nil, fmt.Errorf("import: %w", err)
+		}
+	}
+	defer func() {
+		if err := os.RemoveAll(staging); err != nil {
+			im.Logger.Warn("remove staging folder", zap.String("dir", staging), zap.Error(err))
+		}
+	}()
+
+	t0 := time.Now()
+	spool, sum, n64, err := spoolPackage(ctx, src, filepath.Join(staging, "package.cab"), maxSize)
+	if err != nil {
+		return nil, prefixName(err, name)
+	}
+	defer spool.Close()
+	t1 := time.Now()
+	pkg, err := updatepkg.Stage(spool, n64, updatepkg.Options{Trust: trust, Limits: im.Limits, StagingDir: filepath.Join(staging, "updates")})
+	if err != nil {
+		return nil, prefixName(err, name)
+	}
+	t2 := time.Now()
+	now := im.now()
+	records := make([]*deviceupdate.StoredUpdate, len(pkg.Updates))
+	for i, s := range pkg.Updates {
+		records[i] = &deviceupdate.StoredUpdate{
+			RuleKey:       s.Update.RuleKey,
+			Version:       s.Update.Version,
+			Images:        toFiles(s.Images),
+			Catalog:       deviceupdate.UpdateFile(s.Catalog),
+			Description:   deviceupdate.UpdateFile(s.Description),
+			Signer:        s.Signer,
+			CabinetSigner: pkg.CabinetSigner,
+			PackageSHA256: sum,
+			ImportedAt:    now,
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	statuses, err := im.DB.CheckImport(records)
+	if err != nil {
+		return nil, prefixName(err, name)
+	}
+	for i, s := range pkg.Updates {
+		if statuses[i] != deviceupdate.ImportAdded {
+			continue
+		}
+		if err := moveIntoStore(s.Dir, StorePath(im.DataDir, s.Update.RuleKey, s.Update.Version)); err != nil {
+			return nil, err
+		}
+	}
+	updates, err := im.DB.CommitImport(records)
+	if err != nil {
+		return nil, prefixName(err, name)
+	}
+	res := &deviceupdate.ImportResult{PackageSHA256: sum, Updates: updates}
+	im.Logger.Info("package imported", zap.String("package", name), zap.String("sha256", sum), zap.Int("updates", len(updates)),
+		zap.Int64("bytes", n64), zap.Duration("receive", t1.Sub(t0)), zap.Duration("verify", t2.Sub(t1)), zap.Duration("commit", time.Since(t2)))
+	return res, nil
+}
+
+// moveIntoStore renames a staged update folder to its place in the store.
+// A folder already there belongs to no stored update (the store was
+// checked first), so it is the remains of an interrupted import.
+func moveIntoStore(staged, final string) error {
+	if err := os.RemoveAll(final); err != nil {
+		return fmt.Errorf("import: clear %s: %w", final, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	if err := fsutil.SyncDir(staged); err != nil {
+		return err
+	}
+	if err := os.Rename(staged, final); err != nil {
+		return fmt.Errorf("import: move into the store: %w", err)
+	}
+	return fsutil.SyncDir(filepath.Dir(final))
+}
+
+// spoolPackage copies src to path, hashing it, up to max bytes, and
+// returns the file open for reading.
+func spoolPackage(ctx context.Context, src io.Reader, path string, max int64) (*os.File, string, int64, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("import: spool package: %w", err)
+	}
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(ctxReader{ctx, src}, max+1), make([]byte, 1<<20))
+	if err != nil {
+		f.Close()
+		var de *deviceupdate.Error
+		if errors.As(err, &de) {
+			return nil, "", 0, err
+		}
+		return nil, "", 0, &deviceupdate.Error{Code: deviceupdate.EINVALID, Message: "the upload was cut off before the package ended", Err: err}
+	}
+	if n > max {
+		f.Close()
+		return nil, "", 0, deviceupdate.Errorf(deviceupdate.ETOOLARGE, "more than the %d bytes a package may have", max)
+	}
+	return f, hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// ctxReader stops a copy when the context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Reconcile makes the update store agree with the store's records: it
+// empties the staging folder and removes update folders that no record
+// names, the remains of imports interrupted before their commit. It runs at
+// start, before anything is served.
+func (im *Importer) Reconcile() (removed []string, err error) {
+	if err := os.RemoveAll(im.stagingRoot()); err != nil {
+		return nil, fmt.Errorf("reconcile: clear staging: %w", err)
+	}
+	updates, err := im.DB.Updates()
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
+	for _, u := range updates {
+		known[StorePath(im.DataDir, u.RuleKey, u.Version)] = true
+	}
+	root := filepath.Join(im.DataDir, StoreDir)
+	const leafDepth = 7 // DeviceType/Brand/Model/Revision/Locale/Version/UpdateType
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		depth := len(strings.Split(rel, string(filepath.Separator)))
+		if rel == "." || depth < leafDepth {
+			return nil
+		}
+		if !known[p] {
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+			removed = append(removed, p)
+		}
+		return filepath.SkipDir
+	})
+	if err != nil {
+		return removed, fmt.Errorf("reconcile update store: %w", err)
+	}
+	for _, p := range removed {
+		im.Logger.Warn("removed the files of an interrupted import", zap.String("dir", p))
+	}
+	return removed, nil
+}
+
+func (im *Importer) stagingRoot() string { return filepath.Join(im.DataDir, StagingDir) }
+
+func (im *Importer) now() time.Time {
+	if im.Now != nil {
+		return im.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func toFiles(fs []updatepkg.File) []deviceupdate.UpdateFile {
+	out := make([]deviceupdate.UpdateFile, len(fs))
+	for i, f := range fs {
+		out[i] = deviceupdate.UpdateFile(f)
+	}
+	return out
+}
+
+// prefixName puts the package's name in front of an application error's
+// message, so the admin sees which file was refused.
+func prefixName(err error, name string) error {
+	var de *deviceupdate.Error
+	if !errors.As(err, &de) {
+		return err
+	}
+	return &deviceupdate.Error{Code: de.Code, Message: name + ": " + de.Message, Err: err}
+}

@@ -1,0 +1,246 @@
+package importer_test
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/importer"
+	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/testpkg"
+	"github.com/deviceupdate/deviceupdate/internal/testpki"
+)
+
+type env struct {
+	im    *importer.Importer
+	db    *store.DB
+	data  string
+	certs string
+	ca    *testpki.Authority
+	sign  testpkg.Signer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	data, certsDir := t.TempDir(), t.TempDir()
+	db, err := store.Open(data, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail, err := audit.Open(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			t.Error(err)
+		}
+		db.Close()
+		trail.Close()
+	})
+	ca := testpki.NewCA(t, "Polycom Root")
+	os.MkdirAll(filepath.Join(certsDir, "trusted"), 0o755)
+	testpki.WriteCert(t, filepath.Join(certsDir, "trusted", "polycom.pem"), ca.Cert)
+	return &env{
+		im: &importer.Importer{DB: db, Audit: trail, Logger: zap.NewNop(), DataDir: data, CertsDir: certsDir},
+		db: db, data: data, certs: certsDir, ca: ca,
+		sign: testpkg.NewSigner(t, ca, testpki.Options{}),
+	}
+}
+
+func (e *env) importFile(t *testing.T, path string) (*deviceupdate.ImportResult, error) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	return e.im.Import(context.Background(), f, fi.Size(), filepath.Base(path), "admin@test")
+}
+
+func (e *env) auditEntries(t *testing.T) []audit.Entry {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(e.data, audit.Dir, audit.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := audit.ReadAll(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
+// tree lists the files under the data folder, without the store and the
+// audit trail, which change on every import.
+func (e *env) tree(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(e.data, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, store.FileName) && !strings.HasSuffix(p, audit.FileName) {
+			rel, _ := filepath.Rel(e.data, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+func TestImportLifecycle(t *testing.T) {
+	e := newEnv(t)
+	image := testpkg.Image(300000, 1)
+	files := testpkg.Files{}
+	testpkg.AddUpdate(t, files, "", "4.0.7577.4366", image, e.sign)
+	pkg := testpkg.MakeCab(t, files)
+
+	res, err := e.importFile(t, pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Updates) != 1 || res.Updates[0].Status != deviceupdate.ImportAdded {
+		t.Fatalf("result = %+v", res)
+	}
+	dir := importer.StorePath(e.data, res.Updates[0].Key, res.Updates[0].Version)
+	if want := filepath.Join(e.data, "DeviceUpdateStore/UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE"); dir != want {
+		t.Errorf("store path = %s, want %s", dir, want)
+	}
+	for _, name := range []string{"CPE.nbt", "CPE.cat", "CPE.xml"} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(got, files[name]) {
+			t.Errorf("%s in the store: %v", name, err)
+		}
+	}
+	rules, _ := e.db.Rules()
+	if len(rules) != 1 || rules[0].PendingVersion.String() != "4.0.7577.4366" {
+		t.Fatalf("rules = %+v", rules)
+	}
+
+	// The same package again: nothing changes.
+	before := e.tree(t)
+	res, err = e.importFile(t, pkg)
+	if err != nil || res.Updates[0].Status != deviceupdate.ImportUnchanged {
+		t.Fatalf("re-import = %+v, %v", res, err)
+	}
+	if after := e.tree(t); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("re-import changed the files: %v -> %v", before, after)
+	}
+
+	// Another package claiming the same version with other bytes: refused.
+	other := testpkg.Files{}
+	testpkg.AddUpdate(t, other, "", "4.0.7577.4366", testpkg.Image(300000, 2), e.sign)
+	_, err = e.importFile(t, testpkg.MakeCab(t, other))
+	if deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT || !strings.Contains(err.Error(), "package.cab: UCPhone/Polycom/CX600/A/ENU/CPE version 4.0.7577.4366 was imported before") {
+		t.Fatalf("conflicting import = %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "CPE.nbt")); !bytes.Equal(got, image) {
+		t.Error("a refused import changed the stored image")
+	}
+
+	entries := e.auditEntries(t)
+	if len(entries) != 3 {
+		t.Fatalf("%d audit entries, want 3", len(entries))
+	}
+	if entries[0].Action != "import" || entries[0].Result != audit.ResultOK || entries[0].Actor != "admin@test" || entries[0].Target != "package.cab" {
+		t.Errorf("first entry = %+v", entries[0])
+	}
+	if !strings.Contains(entries[2].Result, "was imported before") {
+		t.Errorf("refusal not audited with its reason: %+v", entries[2])
+	}
+	if staging, _ := os.ReadDir(filepath.Join(e.data, importer.StagingDir)); len(staging) != 0 {
+		t.Errorf("staging left behind: %v", staging)
+	}
+}
+
+func TestImportRefusalsChangeNothing(t *testing.T) {
+	e := newEnv(t)
+	image := testpkg.Image(100000, 3)
+	tampered := testpkg.Files{}
+	testpkg.AddUpdate(t, tampered, "", "4.0.7577.4366", image, e.sign)
+	tampered["CPE.nbt"] = append(bytes.Clone(image), 1)
+	untrusted := testpkg.Files{}
+	testpkg.AddUpdate(t, untrusted, "", "4.0.7577.4366", image, testpkg.NewSigner(t, testpki.NewCA(t, "Other"), testpki.Options{}))
+	good := testpkg.Files{}
+	testpkg.AddUpdate(t, good, "", "4.0.7577.4366", image, e.sign)
+	truncated := testpkg.MakeCab(t, good)
+	data, _ := os.ReadFile(truncated)
+	os.WriteFile(truncated, data[:len(data)-100], 0o644)
+
+	tests := []struct {
+		name     string
+		path     string
+		setup    func()
+		wantCode string
+	}{
+		{"tampered image", testpkg.MakeCab(t, tampered), nil, deviceupdate.EFORBIDDEN},
+		{"untrusted publisher", testpkg.MakeCab(t, untrusted), nil, deviceupdate.EFORBIDDEN},
+		{"truncated cabinet", truncated, nil, deviceupdate.EINVALID},
+		{"too large", testpkg.MakeCab(t, good), func() { e.im.MaxSize = 1000 }, deviceupdate.ETOOLARGE},
+		{"no trusted publishers", testpkg.MakeCab(t, good), func() { os.RemoveAll(filepath.Join(e.certs, "trusted")) }, deviceupdate.EFORBIDDEN},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.im.MaxSize = 0
+			if tt.setup != nil {
+				tt.setup()
+			}
+			_, err := e.importFile(t, tt.path)
+			if deviceupdate.ErrorCode(err) != tt.wantCode {
+				t.Fatalf("error = %v (%s), want %s", err, deviceupdate.ErrorCode(err), tt.wantCode)
+			}
+			if !strings.HasPrefix(deviceupdate.ErrorMessage(err), "package.cab: ") {
+				t.Errorf("message %q does not name the package", deviceupdate.ErrorMessage(err))
+			}
+			if tree := e.tree(t); len(tree) != 0 {
+				t.Errorf("a refused import left files: %v", tree)
+			}
+			if rules, _ := e.db.Rules(); len(rules) != 0 {
+				t.Errorf("a refused import made rules: %+v", rules)
+			}
+		})
+	}
+	if n := len(e.auditEntries(t)); n != len(tests) {
+		t.Errorf("%d audit entries for %d refusals", n, len(tests))
+	}
+}
+
+func TestReconcileRemovesInterruptedImports(t *testing.T) {
+	e := newEnv(t)
+	files := testpkg.Files{}
+	testpkg.AddUpdate(t, files, "", "4.0.7577.4366", testpkg.Image(1000, 4), e.sign)
+	res, err := e.importFile(t, testpkg.MakeCab(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := importer.StorePath(e.data, res.Updates[0].Key, res.Updates[0].Version)
+	// What a crash leaves: a moved folder with no record, and staging files.
+	orphan := importer.StorePath(e.data, res.Updates[0].Key, deviceupdate.MustParseVersion("4.0.7577.9999"))
+	os.MkdirAll(orphan, 0o750)
+	os.WriteFile(filepath.Join(orphan, "CPE.nbt"), []byte("half"), 0o640)
+	os.MkdirAll(filepath.Join(e.data, importer.StagingDir, "import-123", "updates"), 0o750)
+	os.WriteFile(filepath.Join(e.data, importer.StagingDir, "import-123", "package.cab"), []byte("partial"), 0o640)
+
+	removed, err := e.im.Reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != orphan {
+		t.Errorf("removed %v, want only %s", removed, orphan)
+	}
+	if _, err := os.Stat(filepath.Join(kept, "CPE.nbt")); err != nil {
+		t.Errorf("a committed update's files were removed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.data, importer.StagingDir)); err == nil {
+		t.Error("staging survived Reconcile")
+	}
+}

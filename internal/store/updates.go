@@ -1,0 +1,179 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/deviceupdate/deviceupdate"
+)
+
+func updateKey(k deviceupdate.RuleKey, v deviceupdate.Version) []byte {
+	return []byte(strings.ToLower(k.String()) + "@" + v.String())
+}
+
+// getJSON decodes the value under key into dst; it reports false when the
+// key is absent. The value is decoded inside the transaction, so nothing
+// refers to bbolt's memory afterwards.
+func getJSON(b *bolt.Bucket, key []byte, dst any) (bool, error) {
+	v := b.Get(key)
+	if v == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(v, dst); err != nil {
+		return false, fmt.Errorf("decode record %s: %w", key, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+// FindUpdate returns a stored update; ENOTFOUND when there is none.
+func (db *DB) FindUpdate(k deviceupdate.RuleKey, v deviceupdate.Version) (*deviceupdate.StoredUpdate, error) {
+	var u deviceupdate.StoredUpdate
+	var found bool
+	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+		found, err = getJSON(tx.Bucket(bucketUpdates), updateKey(k, v), &u)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find update: %w", err)
+	}
+	if !found {
+		return nil, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no update %s version %s", k, v)
+	}
+	return &u, nil
+}
+
+// listJSON decodes every value of a bucket.
+func listJSON[T any](db *DB, bucket []byte) ([]T, error) {
+	var out []T
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+			var item T
+			if err := json.Unmarshal(v, &item); err != nil {
+				return fmt.Errorf("decode %s/%s: %w", bucket, k, err)
+			}
+			out = append(out, item)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", bucket, err)
+	}
+	return out, nil
+}
+
+// Updates returns every stored update, ordered by rule key and version.
+func (db *DB) Updates() ([]deviceupdate.StoredUpdate, error) {
+	out, err := listJSON[deviceupdate.StoredUpdate](db, bucketUpdates)
+	sort.Slice(out, func(i, j int) bool {
+		if a, b := strings.ToLower(out[i].RuleKey.String()), strings.ToLower(out[j].RuleKey.String()); a != b {
+			return a < b
+		}
+		return out[i].Version.Compare(out[j].Version) < 0
+	})
+	return out, err
+}
+
+// Rules returns every rule, ordered by key.
+func (db *DB) Rules() ([]deviceupdate.Rule, error) {
+	out, err := listJSON[deviceupdate.Rule](db, bucketRules)
+	sort.Slice(out, func(i, j int) bool {
+		return strings.ToLower(out[i].RuleKey.String()) < strings.ToLower(out[j].RuleKey.String())
+	})
+	return out, err
+}
+
+// CheckImport reports, without writing, the status each update would have
+// if imported now: ImportAdded or ImportUnchanged. A stored update of the
+// same rule and version with other content is an ECONFLICT error.
+func (db *DB) CheckImport(updates []*deviceupdate.StoredUpdate) ([]string, error) {
+	var statuses []string
+	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+		statuses, err = importStatuses(tx, updates)
+		return err
+	})
+	return statuses, err
+}
+
+func importStatuses(tx *bolt.Tx, updates []*deviceupdate.StoredUpdate) ([]string, error) {
+	b := tx.Bucket(bucketUpdates)
+	out := make([]string, len(updates))
+	for i, u := range updates {
+		var old deviceupdate.StoredUpdate
+		found, err := getJSON(b, updateKey(u.RuleKey, u.Version), &old)
+		switch {
+		case err != nil:
+			return nil, err
+		case !found:
+			out[i] = deviceupdate.ImportAdded
+		case old.SameContent(u):
+			out[i] = deviceupdate.ImportUnchanged
+		default:
+			return nil, deviceupdate.Errorf(deviceupdate.ECONFLICT,
+				"%s version %s was imported before from another package (%s) with other content; a version's files never change: publish a new version",
+				u.RuleKey, u.Version, shortHash(old.PackageSHA256))
+		}
+	}
+	return out, nil
+}
+
+// CommitImport records new updates and makes each the pending version of
+// its rule (creating the rule when needed), in one transaction. Updates
+// stored before with the same content are left as they are and reported
+// unchanged; one stored with other content fails the whole commit with
+// ECONFLICT and nothing changes.
+func (db *DB) CommitImport(updates []*deviceupdate.StoredUpdate) ([]deviceupdate.ImportedUpdate, error) {
+	var out []deviceupdate.ImportedUpdate
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		statuses, err := importStatuses(tx, updates)
+		if err != nil {
+			return err
+		}
+		ub, rb := tx.Bucket(bucketUpdates), tx.Bucket(bucketRules)
+		for i, u := range updates {
+			id := deviceupdate.RuleID(u.RuleKey)
+			out = append(out, deviceupdate.ImportedUpdate{RuleID: id, Key: u.RuleKey, Version: u.Version, Status: statuses[i]})
+			if statuses[i] != deviceupdate.ImportAdded {
+				continue
+			}
+			if err := putJSON(ub, updateKey(u.RuleKey, u.Version), u); err != nil {
+				return err
+			}
+			var r deviceupdate.Rule
+			found, err := getJSON(rb, []byte(id), &r)
+			if err != nil {
+				return err
+			}
+			if !found {
+				r = deviceupdate.Rule{ID: id, RuleKey: u.RuleKey}
+			}
+			r.PendingVersion = u.Version
+			if err := putJSON(rb, []byte(id), r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit import: %w", err)
+	}
+	return out, nil
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}

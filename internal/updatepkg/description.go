@@ -1,0 +1,139 @@
+// Package updatepkg reads update packages (SPEC §3): a cabinet holding, per
+// update, a description <base>.xml, its .nbt images and a security catalog
+// <base>.cat listing the hashes of all of them.
+package updatepkg
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/deviceupdate/deviceupdate"
+)
+
+// MaxDescriptionSize bounds a description file; a real one is a few
+// hundred bytes.
+const MaxDescriptionSize = 64 << 10
+
+const maxDescriptionDepth = 8
+
+// ParseDescription reads an update description:
+//
+//	<Update DeviceType="UCPhone" Brand="Polycom" Model="CX600" Revision="A"
+//	        Locale="ENU" UpdateType="CPE" Version="4.0.7577.4366">
+//	  <File Name="CPE.nbt"/>
+//	</Update>
+//
+// Element and attribute names are matched case-insensitively; unknown
+// attributes and elements are ignored. The result is validated
+// (deviceupdate.Update.Validate). Errors are *deviceupdate.Error with
+// code EINVALID.
+func ParseDescription(data []byte) (deviceupdate.Update, error) {
+	var u deviceupdate.Update
+	if len(data) > MaxDescriptionSize {
+		return u, deviceupdate.Errorf(deviceupdate.EINVALID, "description is %d bytes, more than %d", len(data), MaxDescriptionSize)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	dec.Strict = true
+	dec.CharsetReader = func(label string, r io.Reader) (io.Reader, error) {
+		if strings.EqualFold(label, "utf-8") || strings.EqualFold(label, "us-ascii") {
+			return r, nil
+		}
+		return nil, fmt.Errorf("encoding %q is not supported; write the description in UTF-8", label)
+	}
+	depth := 0
+	sawUpdate, inUpdate := false, false
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return u, deviceupdate.Errorf(deviceupdate.EINVALID, "description is not well-formed XML: %v", err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth > maxDescriptionDepth {
+				return u, deviceupdate.Errorf(deviceupdate.EINVALID, "description nests deeper than %d elements", maxDescriptionDepth)
+			}
+			switch {
+			case depth == 1 && strings.EqualFold(t.Name.Local, "Update"):
+				if err := readUpdateAttrs(&u, t.Attr); err != nil {
+					return u, err
+				}
+				sawUpdate, inUpdate = true, true
+			case depth == 1:
+				return u, deviceupdate.Errorf(deviceupdate.EINVALID, "description's root element is <%s>, want <Update>", t.Name.Local)
+			case depth == 2 && inUpdate && strings.EqualFold(t.Name.Local, "File"):
+				name, ok := attr(t.Attr, "Name")
+				if !ok {
+					return u, deviceupdate.Errorf(deviceupdate.EINVALID, "a <File> element has no Name attribute")
+				}
+				if len(u.Files) >= deviceupdate.MaxUpdateFiles {
+					return u, deviceupdate.Errorf(deviceupdate.EINVALID, "the update names more than %d files", deviceupdate.MaxUpdateFiles)
+				}
+				u.Files = append(u.Files, name)
+			}
+		case xml.EndElement:
+			depth--
+			if depth == 0 {
+				inUpdate = false
+			}
+		case xml.Directive:
+			return u, deviceupdate.Errorf(deviceupdate.EINVALID, "description has a <!%s> directive; DTDs are not allowed", firstWord(t))
+		}
+	}
+	if !sawUpdate {
+		return u, deviceupdate.Errorf(deviceupdate.EINVALID, "description has no <Update> element")
+	}
+	if err := u.Validate(); err != nil {
+		return u, err
+	}
+	return u, nil
+}
+
+func readUpdateAttrs(u *deviceupdate.Update, attrs []xml.Attr) error {
+	fields := []struct {
+		name string
+		dst  *string
+	}{
+		{"DeviceType", &u.DeviceType}, {"Brand", &u.Brand}, {"Model", &u.Model},
+		{"Revision", &u.Revision}, {"Locale", &u.Locale}, {"UpdateType", &u.UpdateType},
+	}
+	for _, f := range fields {
+		v, ok := attr(attrs, f.name)
+		if !ok {
+			return deviceupdate.Errorf(deviceupdate.EINVALID, "<Update> has no %s attribute", f.name)
+		}
+		*f.dst = v
+	}
+	v, ok := attr(attrs, "Version")
+	if !ok {
+		return deviceupdate.Errorf(deviceupdate.EINVALID, "<Update> has no Version attribute")
+	}
+	ver, err := deviceupdate.ParseVersion(v)
+	if err != nil {
+		return err
+	}
+	u.Version = ver
+	return nil
+}
+
+// attr returns the value of the attribute named name, in any case.
+func attr(attrs []xml.Attr, name string) (string, bool) {
+	for _, a := range attrs {
+		if a.Name.Space == "" && strings.EqualFold(a.Name.Local, name) {
+			return a.Value, true
+		}
+	}
+	return "", false
+}
+
+func firstWord(d xml.Directive) string {
+	w, _, _ := strings.Cut(strings.TrimSpace(string(d)), " ")
+	return w
+}

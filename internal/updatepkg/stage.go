@@ -1,0 +1,356 @@
+package updatepkg
+
+import (
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/sassoftware/relic/v7/lib/authenticode"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/cab"
+	"github.com/deviceupdate/deviceupdate/internal/catalog"
+)
+
+// Options configure Stage.
+type Options struct {
+	// Trust holds the certificates of the publishers whose packages may be
+	// imported (the PEM files in <certs>/trusted/).
+	Trust *x509.CertPool
+	// Limits bound the cabinet; the zero value means cab.DefaultLimits.
+	Limits cab.Limits
+	// StagingDir is an empty folder on the same file system as the store,
+	// where Stage writes the verified files.
+	StagingDir string
+}
+
+// File is one verified file of an update.
+type File struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"` // lowercase hex
+}
+
+// Staged is one verified update whose files wait in Dir.
+type Staged struct {
+	Update      deviceupdate.Update
+	Description File   // <base>.xml
+	Images      []File // in the order the description names them
+	Catalog     File   // <base>.cat
+	Signer      string // the catalog signer's subject
+	Dir         string // holds the description, the images and the catalog
+}
+
+// Package is the result of staging a cabinet.
+type Package struct {
+	SHA256        string // of the whole cabinet
+	CabinetSigner string // the Authenticode signer, when the cabinet is signed
+	Updates       []Staged
+}
+
+// member is a cabinet member an update may use, as Stage saw it.
+type member struct {
+	f      *cab.File
+	clean  string // safe path with / separators
+	staged string // path of the staged copy
+	data   []byte // content, for descriptions and catalogs
+	size   int64
+	sha256 []byte
+}
+
+const maxKeptInMemory = catalog.MaxSize
+
+// Stage verifies an update package and copies the files of its updates to
+// o.StagingDir; nothing else is written. Every error is an
+// *deviceupdate.Error naming the file and the reason (EINVALID for a bad
+// package, EFORBIDDEN for an untrusted or broken signature).
+func Stage(r io.ReaderAt, size int64, o Options) (*Package, error) {
+	lim := o.Limits
+	if lim == (cab.Limits{}) {
+		lim = cab.DefaultLimits()
+	}
+	cr, err := cab.NewReaderLimits(r, size, lim)
+	if err != nil {
+		return nil, invalid(err, "the package is not a readable cabinet: %v", err)
+	}
+	pkg := &Package{}
+	if len(cr.HeaderReserve) > 0 {
+		signer, err := verifyCabinetSignature(r, o.Trust)
+		if err != nil {
+			return nil, err
+		}
+		pkg.CabinetSigner = signer
+	}
+
+	// Plan from the file table before decoding anything: which members are
+	// descriptions, and which folders of the cabinet hold updates.
+	members := map[string]*member{} // by lower-case clean path
+	descriptions := map[string]*member{}
+	updateDirs := map[string]bool{}
+	for _, f := range cr.Files {
+		clean, err := cab.SafePath(f.Name)
+		if err != nil {
+			return nil, invalid(err, "%v", err)
+		}
+		key := strings.ToLower(clean)
+		if _, dup := members[key]; dup {
+			return nil, deviceupdate.Errorf(deviceupdate.EINVALID, "%s: the package holds this name twice", clean)
+		}
+		m := &member{f: f, clean: clean}
+		members[key] = m
+		dir, base := path.Split(clean)
+		if strings.EqualFold(path.Ext(base), ".xml") && !(dir == "" && strings.EqualFold(base, "updateInfo.xml")) {
+			descriptions[key] = m
+			updateDirs[strings.ToLower(dir)] = true
+		}
+	}
+	if len(descriptions) == 0 {
+		return nil, deviceupdate.Errorf(deviceupdate.EINVALID, "the package holds no update description (<base>.xml beside its .nbt images and <base>.cat)")
+	}
+
+	// One pass over the data: keep descriptions and catalogs in memory,
+	// copy everything else that sits beside a description to staging,
+	// hashing as it goes.
+	if err := os.MkdirAll(o.StagingDir, 0o750); err != nil {
+		return nil, fmt.Errorf("stage package: %w", err)
+	}
+	buf := make([]byte, 1<<20)
+	err = cr.Walk(func(f *cab.File, rd io.Reader) error {
+		clean, _ := cab.SafePath(f.Name)
+		m := members[strings.ToLower(clean)]
+		dir, base := path.Split(clean)
+		if !updateDirs[strings.ToLower(dir)] {
+			return nil
+		}
+		ext := strings.ToLower(path.Ext(base))
+		h := sha256.New()
+		if ext == ".xml" || ext == ".cat" {
+			if f.Size > maxKeptInMemory {
+				return deviceupdate.Errorf(deviceupdate.EINVALID, "%s: %d bytes is too large for a %s file", clean, f.Size, ext)
+			}
+			data, err := io.ReadAll(io.TeeReader(rd, h))
+			if err != nil {
+				return cabReadError(clean, err)
+			}
+			m.data, m.size, m.sha256 = data, int64(len(data)), h.Sum(nil)
+			return nil
+		}
+		staged := filepath.Join(o.StagingDir, "files", filepath.FromSlash(clean))
+		n, sum, err := copyFile(staged, rd, buf)
+		if err != nil {
+			return err
+		}
+		m.staged, m.size, m.sha256 = staged, n, sum
+		return nil
+	})
+	if err != nil {
+		var de *deviceupdate.Error
+		if errors.As(err, &de) {
+			return nil, err
+		}
+		return nil, cabReadError("the package", err)
+	}
+
+	keys := make([]string, 0, len(descriptions))
+	for k := range descriptions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		s, err := stageUpdate(descriptions[k], members, o, filepath.Join(o.StagingDir, fmt.Sprintf("update-%d", i)))
+		if err != nil {
+			return nil, err
+		}
+		pkg.Updates = append(pkg.Updates, *s)
+	}
+	if err := checkDistinct(pkg.Updates); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(filepath.Join(o.StagingDir, "files")); err != nil {
+		return nil, fmt.Errorf("stage package: %w", err)
+	}
+	return pkg, nil
+}
+
+// stageUpdate checks one description against its catalog and moves its
+// files into dir.
+func stageUpdate(desc *member, members map[string]*member, o Options, dir string) (*Staged, error) {
+	u, err := ParseDescription(desc.data)
+	if err != nil {
+		return nil, deviceupdate.Errorf(deviceupdate.EINVALID, "%s: %s", desc.clean, deviceupdate.ErrorMessage(err))
+	}
+	base := strings.TrimSuffix(desc.clean, path.Ext(desc.clean))
+	catM := members[strings.ToLower(base+".cat")]
+	if catM == nil {
+		return nil, deviceupdate.Errorf(deviceupdate.EINVALID, "%s: the package lacks the catalog %s.cat", desc.clean, base)
+	}
+	cat, err := catalog.Parse(catM.data)
+	if err != nil {
+		return nil, deviceupdate.Errorf(deviceupdate.EINVALID, "%s: %v", catM.clean, err)
+	}
+	signer, err := cat.Verify(o.Trust)
+	if err != nil {
+		return nil, &deviceupdate.Error{Code: deviceupdate.EFORBIDDEN, Message: fmt.Sprintf("%s: %v", catM.clean, err), Err: err}
+	}
+
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("stage update: %w", err)
+	}
+	s := &Staged{Update: u, Signer: signer.Subject.String(), Dir: dir}
+	listed := func(m *member) error {
+		if _, ok := cat.Lookup(m.sha256); ok {
+			return nil
+		}
+		sum1, err := sha1Of(m)
+		if err != nil {
+			return err
+		}
+		if _, ok := cat.Lookup(sum1); ok {
+			return nil
+		}
+		return deviceupdate.Errorf(deviceupdate.EFORBIDDEN, "%s: its hash is not in %s (changed after signing, or not signed)", m.clean, catM.clean)
+	}
+	if err := listed(desc); err != nil {
+		return nil, err
+	}
+	dirPrefix, _ := path.Split(desc.clean)
+	for _, name := range u.Files {
+		m := members[strings.ToLower(dirPrefix+name)]
+		if m == nil || m.staged == "" {
+			return nil, deviceupdate.Errorf(deviceupdate.EINVALID, "%s names %s, which the package lacks", desc.clean, dirPrefix+name)
+		}
+		if err := listed(m); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(m.staged, filepath.Join(dir, name)); err != nil {
+			return nil, fmt.Errorf("stage %s: %w", m.clean, err)
+		}
+		s.Images = append(s.Images, File{Name: name, Size: m.size, SHA256: hex.EncodeToString(m.sha256)})
+	}
+	// The description and catalog keep their names from the package, so
+	// the catalog a phone downloads is the one the publisher signed.
+	catName, descName := path.Base(catM.clean), path.Base(desc.clean)
+	for _, w := range []struct {
+		name string
+		m    *member
+		dst  *File
+	}{{descName, desc, &s.Description}, {catName, catM, &s.Catalog}} {
+		if err := writeSynced(filepath.Join(dir, w.name), w.m.data); err != nil {
+			return nil, err
+		}
+		*w.dst = File{Name: w.name, Size: w.m.size, SHA256: hex.EncodeToString(w.m.sha256)}
+	}
+	return s, nil
+}
+
+// checkDistinct refuses a package that holds two updates for one rule and
+// version, or whose stored file names collide.
+func checkDistinct(updates []Staged) error {
+	seen := map[string]bool{}
+	for _, s := range updates {
+		k := strings.ToLower(s.Update.RuleKey.String() + "@" + s.Update.Version.String())
+		if seen[k] {
+			return deviceupdate.Errorf(deviceupdate.EINVALID, "the package holds two updates for %s version %s", s.Update.RuleKey, s.Update.Version)
+		}
+		seen[k] = true
+		names := map[string]bool{strings.ToLower(s.Description.Name): true, strings.ToLower(s.Catalog.Name): true}
+		for _, f := range s.Images {
+			if names[strings.ToLower(f.Name)] {
+				return deviceupdate.Errorf(deviceupdate.EINVALID, "update %s %s: the image %s collides with the description or catalog name", s.Update.RuleKey, s.Update.Version, f.Name)
+			}
+			names[strings.ToLower(f.Name)] = true
+		}
+	}
+	return nil
+}
+
+func verifyCabinetSignature(r io.ReaderAt, trust *x509.CertPool) (string, error) {
+	sig, err := authenticode.VerifyCab(r, false)
+	if err != nil {
+		return "", &deviceupdate.Error{Code: deviceupdate.EFORBIDDEN, Message: fmt.Sprintf("the cabinet's Authenticode signature does not verify: %v", err), Err: err}
+	}
+	if err := sig.VerifyChain(trust, nil, x509.ExtKeyUsageCodeSigning); err != nil {
+		return "", &deviceupdate.Error{Code: deviceupdate.EFORBIDDEN, Message: fmt.Sprintf("the cabinet is signed by %s, who is not a trusted publisher: %v", sig.Certificate.Subject, err), Err: err}
+	}
+	return sig.Certificate.Subject.String(), nil
+}
+
+// copyFile copies src to a new file dst, synced, and returns its size and
+// SHA-256.
+func copyFile(dst string, src io.Reader, buf []byte) (int64, []byte, error) {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return 0, nil, fmt.Errorf("stage %s: %w", dst, err)
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return 0, nil, fmt.Errorf("stage %s: %w", dst, err)
+	}
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, buf)
+	if err != nil {
+		f.Close()
+		return n, nil, cabReadError(filepath.Base(dst), err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return n, nil, fmt.Errorf("stage %s: %w", dst, err)
+	}
+	if err := f.Close(); err != nil {
+		return n, nil, fmt.Errorf("stage %s: %w", dst, err)
+	}
+	return n, h.Sum(nil), nil
+}
+
+func writeSynced(dst string, data []byte) error {
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", dst, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("stage %s: %w", dst, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("stage %s: %w", dst, err)
+	}
+	return f.Close()
+}
+
+func sha1Of(m *member) ([]byte, error) {
+	h := sha1.New()
+	if m.staged == "" {
+		h.Write(m.data)
+		return h.Sum(nil), nil
+	}
+	f, err := os.Open(m.staged)
+	if err != nil {
+		return nil, fmt.Errorf("hash %s: %w", m.clean, err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("hash %s: %w", m.clean, err)
+	}
+	return h.Sum(nil), nil
+}
+
+// cabReadError reports a cabinet that fails while its data is decoded.
+func cabReadError(what string, err error) error {
+	if errors.Is(err, cab.ErrFormat) || errors.Is(err, cab.ErrLimit) || errors.Is(err, cab.ErrUnsupported) {
+		return invalid(err, "%s: %v", what, err)
+	}
+	return fmt.Errorf("read %s: %w", what, err)
+}
+
+func invalid(err error, format string, args ...any) *deviceupdate.Error {
+	return &deviceupdate.Error{Code: deviceupdate.EINVALID, Message: fmt.Sprintf(format, args...), Err: err}
+}

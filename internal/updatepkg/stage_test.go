@@ -1,0 +1,172 @@
+package updatepkg_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/testpkg"
+	"github.com/deviceupdate/deviceupdate/internal/testpki"
+	"github.com/deviceupdate/deviceupdate/internal/updatepkg"
+)
+
+func stage(t *testing.T, cabPath string, trust *x509.CertPool) (*updatepkg.Package, string, error) {
+	t.Helper()
+	f, err := os.Open(cabPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	dir := filepath.Join(t.TempDir(), "staging")
+	pkg, err := updatepkg.Stage(f, fi.Size(), updatepkg.Options{Trust: trust, StagingDir: dir})
+	return pkg, dir, err
+}
+
+func TestStageValidPackage(t *testing.T) {
+	ca := testpki.NewCA(t, "Polycom Root")
+	sign := testpkg.NewSigner(t, ca, testpki.Options{})
+	image := bytes.Repeat([]byte("firmware"), 100000)
+	files := testpkg.Files{"updateInfo.xml": []byte("<Updates><Updates/></Updates>")}
+	testpkg.AddUpdate(t, files, "CX600/", "4.0.7577.4366", image, sign)
+	testpkg.AddUpdate(t, files, "CX700/", "4.0.7577.4400", []byte("another image"), sign)
+
+	pkg, _, err := stage(t, testpkg.MakeCab(t, files), ca.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkg.Updates) != 2 {
+		t.Fatalf("%d updates, want 2", len(pkg.Updates))
+	}
+	s := pkg.Updates[0]
+	if s.Update.Version.String() != "4.0.7577.4366" || s.Update.Model != "CX600" {
+		t.Errorf("first update = %+v", s.Update)
+	}
+	if u := pkg.Updates[1].Update; u.Model != "CX700" || u.Version.String() != "4.0.7577.4400" {
+		t.Errorf("second update = %+v", u)
+	}
+	sum := sha256.Sum256(image)
+	if len(s.Images) != 1 || s.Images[0].Name != "CPE.nbt" || s.Images[0].SHA256 != hex.EncodeToString(sum[:]) || s.Images[0].Size != int64(len(image)) {
+		t.Errorf("images = %+v", s.Images)
+	}
+	if !strings.Contains(s.Signer, "Polycom Firmware Signing") {
+		t.Errorf("signer = %q", s.Signer)
+	}
+	for _, name := range []string{"CPE.nbt", "CPE.cat", "CPE.xml"} {
+		data, err := os.ReadFile(filepath.Join(s.Dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := files["CX600/"+name]; !bytes.Equal(data, want) {
+			t.Errorf("staged %s differs from the package's", name)
+		}
+	}
+}
+
+func TestStageRefusesBadPackages(t *testing.T) {
+	ca := testpki.NewCA(t, "Polycom Root")
+	other := testpki.NewCA(t, "Somebody Else")
+	sign := testpkg.NewSigner(t, ca, testpki.Options{})
+	image := bytes.Repeat([]byte{0xA5, 0x5A}, 50000)
+	good := func() testpkg.Files {
+		f := testpkg.Files{}
+		testpkg.AddUpdate(t, f, "", "4.0.7577.4366", image, sign)
+		return f
+	}
+	unsignedCat, _ := os.ReadFile("../../../shared/testdata/cat/makecat-unsigned.cat")
+
+	tests := []struct {
+		name     string
+		files    func() testpkg.Files
+		trust    *x509.CertPool
+		wantCode string
+		wantText string
+	}{
+		{"untrusted publisher", good, other.Pool(), deviceupdate.EFORBIDDEN, "CPE.cat: catalog signer is not trusted"},
+		{"expired signing certificate", func() testpkg.Files {
+			f := testpkg.Files{}
+			testpkg.AddUpdate(t, f, "", "4.0.7577.4366", image, testpkg.NewSigner(t, ca, testpki.Options{NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}))
+			return f
+		}, ca.Pool(), deviceupdate.EFORBIDDEN, "expired"},
+		{"image changed after signing", func() testpkg.Files {
+			f := good()
+			f["CPE.nbt"] = append(bytes.Clone(image), 0)
+			return f
+		}, ca.Pool(), deviceupdate.EFORBIDDEN, "CPE.nbt: its hash is not in CPE.cat"},
+		{"description changed after signing", func() testpkg.Files {
+			f := good()
+			f["CPE.xml"] = bytes.Replace(f["CPE.xml"], []byte("4366"), []byte("4367"), 1)
+			return f
+		}, ca.Pool(), deviceupdate.EFORBIDDEN, "CPE.xml: its hash is not in CPE.cat"},
+		{"catalog signature damaged", func() testpkg.Files {
+			f := good()
+			cat := bytes.Clone(f["CPE.cat"])
+			cat[len(cat)-10] ^= 0xff // inside the signature value
+			f["CPE.cat"] = cat
+			return f
+		}, ca.Pool(), deviceupdate.EFORBIDDEN, "CPE.cat"},
+		{"unsigned catalog", func() testpkg.Files {
+			if unsignedCat == nil {
+				t.Skip("shared fixture not present")
+			}
+			f := good()
+			f["CPE.cat"] = unsignedCat
+			return f
+		}, ca.Pool(), deviceupdate.EFORBIDDEN, "catalog is not signed"},
+		{"catalog missing", func() testpkg.Files {
+			f := good()
+			delete(f, "CPE.cat")
+			return f
+		}, ca.Pool(), deviceupdate.EINVALID, "lacks the catalog CPE.cat"},
+		{"image missing", func() testpkg.Files {
+			f := good()
+			delete(f, "CPE.nbt")
+			return f
+		}, ca.Pool(), deviceupdate.EINVALID, "CPE.xml names CPE.nbt, which the package lacks"},
+		{"catalog is not a catalog", func() testpkg.Files {
+			f := good()
+			f["CPE.cat"] = []byte("not DER")
+			return f
+		}, ca.Pool(), deviceupdate.EINVALID, "CPE.cat: not a valid security catalog"},
+		{"invalid version", func() testpkg.Files {
+			f := testpkg.Files{}
+			testpkg.AddUpdate(t, f, "", "4.0.7577", image, sign)
+			return f
+		}, ca.Pool(), deviceupdate.EINVALID, `CPE.xml: version "4.0.7577"`},
+		{"no description", func() testpkg.Files {
+			return testpkg.Files{"CPE.nbt": image}
+		}, ca.Pool(), deviceupdate.EINVALID, "holds no update description"},
+		{"two updates for one version", func() testpkg.Files {
+			f := good()
+			testpkg.AddUpdate(t, f, "again/", "4.0.7577.4366", image, sign)
+			return f
+		}, ca.Pool(), deviceupdate.EINVALID, "two updates for UCPhone/Polycom/CX600/A/ENU/CPE version 4.0.7577.4366"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := stage(t, testpkg.MakeCab(t, tt.files()), tt.trust)
+			if err == nil {
+				t.Fatal("Stage accepted the package")
+			}
+			if deviceupdate.ErrorCode(err) != tt.wantCode || !strings.Contains(deviceupdate.ErrorMessage(err), tt.wantText) {
+				t.Fatalf("error %s %q, want %s containing %q", deviceupdate.ErrorCode(err), deviceupdate.ErrorMessage(err), tt.wantCode, tt.wantText)
+			}
+		})
+	}
+	t.Run("truncated cabinet", func(t *testing.T) {
+		p := testpkg.MakeCab(t, good())
+		data, _ := os.ReadFile(p)
+		os.WriteFile(p, data[:len(data)*2/3], 0o644)
+		_, _, err := stage(t, p, ca.Pool())
+		if deviceupdate.ErrorCode(err) != deviceupdate.EINVALID || !strings.Contains(err.Error(), "cabinet") {
+			t.Fatalf("error = %v", err)
+		}
+	})
+}
