@@ -73,6 +73,8 @@ them per device model; phones poll, download and upload their logs.`,
 		newCabCommand(stdout),
 		newImportCommand(stdout, stderr),
 		newPackCommand(stdout),
+		newRuleCommand(stdout),
+		newAuditCommand(stdout),
 	)
 	return root
 }
@@ -83,8 +85,13 @@ func newGroupCommand(use, short string, subs ...*cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  exactArgs(0, "a subcommand (see 'deviceupdate "+use+" --help')"),
-		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q (see '%s --help')", args[0], c.CommandPath(), c.CommandPath())}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	cmd.AddCommand(subs...)
 	return cmd

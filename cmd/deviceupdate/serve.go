@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/admin"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/certs"
 	"github.com/deviceupdate/deviceupdate/internal/handler"
@@ -186,6 +187,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if _, err := im.Reconcile(); err != nil {
 		return err
 	}
+	svc := &admin.Service{DB: m.db, Trail: m.trail}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -200,6 +202,8 @@ func (m *Main) Run(ctx context.Context) error {
 		AdminToken:     token,
 		Packages:       im,
 		MaxPackageSize: importer.DefaultMaxPackageSize,
+		Rules:          svc,
+		Audit:          svc,
 		Info: deviceupdate.ServerInfo{
 			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
 		},

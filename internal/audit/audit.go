@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/deviceupdate/deviceupdate"
 )
 
 // Dir is the trail's folder below the data root.
@@ -32,19 +34,8 @@ const maxLine = 4 << 20
 // or link to its predecessor is wrong. Verify wraps it in a *BrokenError.
 var ErrBroken = errors.New("audit trail is broken")
 
-// Entry is one admin action.
-type Entry struct {
-	Seq    uint64          `json:"seq"`
-	Time   time.Time       `json:"time"`
-	Actor  string          `json:"actor"`  // who: the credential and the remote address
-	Action string          `json:"action"` // what: import, rule.approve, ...
-	Target string          `json:"target"` // on what: a file, a rule ID
-	Result string          `json:"result"` // "ok", or why the action was refused
-	Before json.RawMessage `json:"before,omitempty"`
-	After  json.RawMessage `json:"after,omitempty"`
-	Prev   string          `json:"prev"` // hash of the previous entry ("" for the first)
-	Hash   string          `json:"hash"` // SHA-256 of this entry with Hash empty
-}
+// Entry is one admin action (the domain's type).
+type Entry = deviceupdate.AuditEntry
 
 // ResultOK is the Result of an action that succeeded.
 const ResultOK = "ok"
@@ -204,6 +195,10 @@ func verify(r io.Reader) (*Entry, error) {
 	err := scan(r, func(e Entry) { last = &e })
 	return last, err
 }
+
+// Scan reads a trail from the start, checking the chain, and hands each
+// intact entry to fn; it stops with a *BrokenError at the first bad one.
+func Scan(r io.Reader, fn func(Entry)) error { return scan(r, fn) }
 
 // scan checks the chain while handing each entry to fn.
 func scan(r io.Reader, fn func(Entry)) error {

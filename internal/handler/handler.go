@@ -48,6 +48,8 @@ type Config struct {
 	AdminToken string // bearer token for the admin API
 	Info       deviceupdate.ServerInfo
 	Packages   deviceupdate.PackageService
+	Rules      deviceupdate.RuleService
+	Audit      deviceupdate.AuditService
 	// MaxPackageSize bounds an uploaded package (413 past it).
 	MaxPackageSize int64
 	Now            func() time.Time
@@ -65,6 +67,8 @@ type Server struct {
 
 	packages       deviceupdate.PackageService
 	maxPackageSize int64
+	rules          deviceupdate.RuleService
+	audit          deviceupdate.AuditService
 
 	internal *echo.Echo
 	secure   *echo.Echo
@@ -94,6 +98,8 @@ func New(cfg Config) (*Server, error) {
 
 		packages:       cfg.Packages,
 		maxPackageSize: cfg.MaxPackageSize,
+		rules:          cfg.Rules,
+		audit:          cfg.Audit,
 	}
 	s.internal = s.newEcho(ListenerHTTP)
 	s.secure = s.newEcho(ListenerHTTPS)
@@ -106,6 +112,14 @@ func New(cfg Config) (*Server, error) {
 	admin.GET("/server", s.handleServerInfo)
 	if s.packages != nil {
 		admin.POST("/packages", s.handleImport)
+	}
+	if s.rules != nil {
+		admin.GET("/rules", s.handleRules)
+		admin.POST("/rules/:id/:action", s.handleRuleAction)
+	}
+	if s.audit != nil {
+		admin.GET("/audit", s.handleAudit)
+		admin.GET("/audit/verify", s.handleAuditVerify)
 	}
 	return s, nil
 }

@@ -1,0 +1,72 @@
+package deviceupdate
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// AuditEntry is one admin action in the audit trail.
+type AuditEntry struct {
+	Seq    uint64          `json:"seq"`
+	Time   time.Time       `json:"time"`
+	Actor  string          `json:"actor"`  // who: the credential and the remote address
+	Action string          `json:"action"` // what: import, rule.approve, ...
+	Target string          `json:"target"` // on what: a file, a rule ID
+	Result string          `json:"result"` // "ok", or why the action was refused
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
+	Prev   string          `json:"prev"` // hash of the previous entry ("" for the first)
+	Hash   string          `json:"hash"` // SHA-256 of this entry with Hash empty
+}
+
+// AuditFilter selects audit entries; zero fields select everything.
+type AuditFilter struct {
+	Since, Until time.Time
+	Action       string // exact, or a prefix ending in "." such as "rule."
+	Target       string
+}
+
+// Match reports whether e passes the filter.
+func (f AuditFilter) Match(e AuditEntry) bool {
+	switch {
+	case !f.Since.IsZero() && e.Time.Before(f.Since):
+		return false
+	case !f.Until.IsZero() && e.Time.After(f.Until):
+		return false
+	case f.Target != "" && e.Target != f.Target:
+		return false
+	case f.Action != "" && e.Action != f.Action && !(f.Action[len(f.Action)-1] == '.' && len(e.Action) > len(f.Action) && e.Action[:len(f.Action)] == f.Action):
+		return false
+	}
+	return true
+}
+
+// AuditVerification is the outcome of checking the audit trail's chain.
+type AuditVerification struct {
+	Intact  bool   `json:"intact"`
+	Entries int    `json:"entries"`          // entries checked and found intact
+	Line    int    `json:"line,omitempty"`   // the first bad line, when not intact
+	Seq     uint64 `json:"seq,omitempty"`    // its entry's sequence number
+	Reason  string `json:"reason,omitempty"` // what is wrong with it
+}
+
+// AuditService reads the admin audit trail.
+type AuditService interface {
+	// AuditEntries returns the entries that match f, oldest first.
+	// ECONFLICT when the trail is broken.
+	AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	// VerifyAudit checks every entry's hash and its link to the one before.
+	VerifyAudit(ctx context.Context) (*AuditVerification, error)
+}
+
+// RuleService manages device update rules; every change is audited.
+type RuleService interface {
+	// Rules returns every rule, ordered by key.
+	Rules(ctx context.Context) ([]Rule, error)
+	// ChangeRule performs action on the rule with the given ID and returns
+	// it before and after (after is nil for a removal). With expect set,
+	// the rule must still have the versions the caller read. Errors:
+	// ENOTFOUND, ECONFLICT (the state does not allow it, or it changed).
+	ChangeRule(ctx context.Context, id string, action RuleAction, expect *Rule, actor string) (Rule, *Rule, error)
+}

@@ -1,0 +1,96 @@
+// Package admin implements the admin services the API serves: rule
+// changes, each written to the audit trail, and reading and verifying that
+// trail.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/store"
+)
+
+// Service serves rules and the audit trail.
+type Service struct {
+	DB    *store.DB
+	Trail *audit.Trail
+}
+
+// Compile-time checks.
+var (
+	_ deviceupdate.RuleService  = (*Service)(nil)
+	_ deviceupdate.AuditService = (*Service)(nil)
+)
+
+// Rules returns every rule.
+func (s *Service) Rules(context.Context) ([]deviceupdate.Rule, error) {
+	return s.DB.Rules()
+}
+
+// ChangeRule performs a lifecycle action and audits it, refused or not.
+// The entry is synced before the answer: a change the audit trail lacks is
+// never reported done.
+func (s *Service) ChangeRule(_ context.Context, id string, action deviceupdate.RuleAction, expect *deviceupdate.Rule, actor string) (deviceupdate.Rule, *deviceupdate.Rule, error) {
+	before, after, err := s.DB.ChangeRule(id, action, expect)
+	e := audit.Entry{Actor: actor, Action: "rule." + string(action), Target: id, Result: audit.ResultOK}
+	if err != nil {
+		e.Result = deviceupdate.ErrorMessage(err)
+	} else {
+		e.Before, _ = json.Marshal(before)
+		if after != nil {
+			e.After, _ = json.Marshal(after)
+		}
+	}
+	if _, aerr := s.Trail.Append(e); aerr != nil && err == nil {
+		return before, after, &deviceupdate.Error{Code: deviceupdate.EINTERNAL, Message: "the rule changed but the audit trail could not be written", Err: aerr}
+	}
+	return before, after, err
+}
+
+// AuditEntries returns the trail's entries that match f.
+func (s *Service) AuditEntries(_ context.Context, f deviceupdate.AuditFilter) ([]deviceupdate.AuditEntry, error) {
+	file, err := os.Open(s.Trail.Path())
+	if err != nil {
+		return nil, fmt.Errorf("read audit trail: %w", err)
+	}
+	defer file.Close()
+	all, err := audit.ReadAll(file)
+	var be *audit.BrokenError
+	if errors.As(err, &be) {
+		return nil, &deviceupdate.Error{Code: deviceupdate.ECONFLICT, Message: be.Error() + "; `deviceupdate audit verify` reports it", Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := []deviceupdate.AuditEntry{}
+	for _, e := range all {
+		if f.Match(e) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// VerifyAudit checks the whole trail.
+func (s *Service) VerifyAudit(context.Context) (*deviceupdate.AuditVerification, error) {
+	file, err := os.Open(s.Trail.Path())
+	if err != nil {
+		return nil, fmt.Errorf("read audit trail: %w", err)
+	}
+	defer file.Close()
+	n := 0
+	err = audit.Scan(file, func(audit.Entry) { n++ })
+	var be *audit.BrokenError
+	switch {
+	case errors.As(err, &be):
+		return &deviceupdate.AuditVerification{Entries: n, Line: be.Line, Seq: be.Seq, Reason: be.Reason}, nil
+	case err != nil:
+		return nil, err
+	}
+	return &deviceupdate.AuditVerification{Intact: true, Entries: n}, nil
+}

@@ -1,0 +1,77 @@
+package store_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/deviceupdate/deviceupdate"
+)
+
+func TestChangeRule(t *testing.T) {
+	db := MustOpen(t, t.TempDir())
+	if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, "4.0.7577.4366", "aa")}); err != nil {
+		t.Fatal(err)
+	}
+	id := deviceupdate.RuleID(cx600)
+	before, after, err := db.ChangeRule(id, deviceupdate.RuleApprove, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.PendingVersion.String() != "4.0.7577.4366" || after.ApprovedVersion.String() != "4.0.7577.4366" || !after.PendingVersion.IsZero() {
+		t.Fatalf("approve: before %+v after %+v", before, after)
+	}
+	got, err := db.FindRule(id)
+	if err != nil || *got != *after {
+		t.Fatalf("stored rule %+v, %v", got, err)
+	}
+	if _, _, err := db.ChangeRule(id, deviceupdate.RuleReset, nil); deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT {
+		t.Errorf("reset with nothing pending = %v", err)
+	}
+	if _, _, err := db.ChangeRule("nope", deviceupdate.RuleApprove, nil); deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
+		t.Errorf("unknown rule = %v", err)
+	}
+	if _, after, err := db.ChangeRule(id, deviceupdate.RuleRemove, nil); err != nil || after != nil {
+		t.Fatalf("remove = %v, %v", after, err)
+	}
+	if _, err := db.FindRule(id); deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
+		t.Errorf("rule after remove: %v", err)
+	}
+}
+
+// TestChangeRuleRace: two admins approve what they both read; one wins and
+// the other gets a conflict, and the rule is approved once.
+func TestChangeRuleRace(t *testing.T) {
+	db := MustOpen(t, t.TempDir())
+	db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, "4.0.7577.4100", "aa")})
+	id := deviceupdate.RuleID(cx600)
+	db.ChangeRule(id, deviceupdate.RuleApprove, nil)
+	db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, "4.0.7577.4366", "bb")})
+	seen, _ := db.FindRule(id)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, errs[i] = db.ChangeRule(id, deviceupdate.RuleApprove, seen)
+		}()
+	}
+	wg.Wait()
+	wins, conflicts := 0, 0
+	for _, err := range errs {
+		switch deviceupdate.ErrorCode(err) {
+		case "":
+			wins++
+		case deviceupdate.ECONFLICT:
+			conflicts++
+		}
+	}
+	if wins != 1 || conflicts != 1 {
+		t.Fatalf("errors %v: want one success and one conflict", errs)
+	}
+	r, _ := db.FindRule(id)
+	if r.ApprovedVersion.String() != "4.0.7577.4366" || r.RestoreVersion.String() != "4.0.7577.4100" {
+		t.Errorf("rule after the race = %+v", r)
+	}
+}
