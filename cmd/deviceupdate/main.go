@@ -75,6 +75,7 @@ them per device model; phones poll, download and upload their logs.`,
 		newPackCommand(stdout),
 		newRuleCommand(stdout),
 		newAuditCommand(stdout),
+		newTestDeviceCommand(stdout),
 	)
 	return root
 }

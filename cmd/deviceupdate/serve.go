@@ -204,6 +204,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxPackageSize: importer.DefaultMaxPackageSize,
 		Rules:          svc,
 		Audit:          svc,
+		TestDevices:    svc,
 		Info: deviceupdate.ServerInfo{
 			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
 		},

@@ -23,8 +23,9 @@ type Service struct {
 
 // Compile-time checks.
 var (
-	_ deviceupdate.RuleService  = (*Service)(nil)
-	_ deviceupdate.AuditService = (*Service)(nil)
+	_ deviceupdate.RuleService       = (*Service)(nil)
+	_ deviceupdate.AuditService      = (*Service)(nil)
+	_ deviceupdate.TestDeviceService = (*Service)(nil)
 )
 
 // Rules returns every rule.
@@ -46,10 +47,7 @@ func (s *Service) ChangeRule(_ context.Context, id string, action deviceupdate.R
 			e.After, _ = json.Marshal(after)
 		}
 	}
-	if _, aerr := s.Trail.Append(e); aerr != nil && err == nil {
-		return before, after, &deviceupdate.Error{Code: deviceupdate.EINTERNAL, Message: "the rule changed but the audit trail could not be written", Err: aerr}
-	}
-	return before, after, err
+	return before, after, s.audited(e, err)
 }
 
 // AuditEntries returns the trail's entries that match f.
@@ -93,4 +91,45 @@ func (s *Service) VerifyAudit(context.Context) (*deviceupdate.AuditVerification,
 		return nil, err
 	}
 	return &deviceupdate.AuditVerification{Intact: true, Entries: n}, nil
+}
+
+// TestDevices returns every test device.
+func (s *Service) TestDevices(context.Context) ([]deviceupdate.TestDevice, error) {
+	return s.DB.TestDevices()
+}
+
+// AddTestDevice validates, stores and audits a test device.
+func (s *Service) AddTestDevice(_ context.Context, d deviceupdate.TestDevice, actor string) (deviceupdate.TestDevice, error) {
+	norm, err := d.Normalize()
+	if err == nil {
+		err = s.DB.AddTestDevice(norm)
+	}
+	e := audit.Entry{Actor: actor, Action: "testdevice.add", Target: d.Name, Result: audit.ResultOK}
+	if err != nil {
+		e.Result = deviceupdate.ErrorMessage(err)
+	} else {
+		e.After, _ = json.Marshal(norm)
+	}
+	return norm, s.audited(e, err)
+}
+
+// RemoveTestDevice deletes and audits a test device.
+func (s *Service) RemoveTestDevice(_ context.Context, name, actor string) error {
+	d, err := s.DB.RemoveTestDevice(name)
+	e := audit.Entry{Actor: actor, Action: "testdevice.remove", Target: name, Result: audit.ResultOK}
+	if err != nil {
+		e.Result = deviceupdate.ErrorMessage(err)
+	} else {
+		e.Before, _ = json.Marshal(d)
+	}
+	return s.audited(e, err)
+}
+
+// audited appends e and returns err, or an internal error when the change
+// succeeded but could not be audited.
+func (s *Service) audited(e audit.Entry, err error) error {
+	if _, aerr := s.Trail.Append(e); aerr != nil && err == nil {
+		return &deviceupdate.Error{Code: deviceupdate.EINTERNAL, Message: "the change was made but the audit trail could not be written", Err: aerr}
+	}
+	return err
 }

@@ -42,14 +42,15 @@ type Pinger interface {
 
 // Config holds what the handlers depend on.
 type Config struct {
-	Logger     *zap.Logger
-	Registry   *prometheus.Registry // HTTP metrics are registered here and /metrics serves it
-	Store      Pinger
-	AdminToken string // bearer token for the admin API
-	Info       deviceupdate.ServerInfo
-	Packages   deviceupdate.PackageService
-	Rules      deviceupdate.RuleService
-	Audit      deviceupdate.AuditService
+	Logger      *zap.Logger
+	Registry    *prometheus.Registry // HTTP metrics are registered here and /metrics serves it
+	Store       Pinger
+	AdminToken  string // bearer token for the admin API
+	Info        deviceupdate.ServerInfo
+	Packages    deviceupdate.PackageService
+	Rules       deviceupdate.RuleService
+	Audit       deviceupdate.AuditService
+	TestDevices deviceupdate.TestDeviceService
 	// MaxPackageSize bounds an uploaded package (413 past it).
 	MaxPackageSize int64
 	Now            func() time.Time
@@ -69,6 +70,7 @@ type Server struct {
 	maxPackageSize int64
 	rules          deviceupdate.RuleService
 	audit          deviceupdate.AuditService
+	testDevices    deviceupdate.TestDeviceService
 
 	internal *echo.Echo
 	secure   *echo.Echo
@@ -100,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 		maxPackageSize: cfg.MaxPackageSize,
 		rules:          cfg.Rules,
 		audit:          cfg.Audit,
+		testDevices:    cfg.TestDevices,
 	}
 	s.internal = s.newEcho(ListenerHTTP)
 	s.secure = s.newEcho(ListenerHTTPS)
@@ -120,6 +123,11 @@ func New(cfg Config) (*Server, error) {
 	if s.audit != nil {
 		admin.GET("/audit", s.handleAudit)
 		admin.GET("/audit/verify", s.handleAuditVerify)
+	}
+	if s.testDevices != nil {
+		admin.GET("/testdevices", s.handleTestDevices)
+		admin.POST("/testdevices", s.handleAddTestDevice)
+		admin.DELETE("/testdevices/:name", s.handleRemoveTestDevice)
 	}
 	return s, nil
 }

@@ -41,14 +41,16 @@ var (
 
 var (
 	bucketMeta    = []byte("meta")
-	bucketUpdates = []byte("updates") // lower(rule key) "@" version → StoredUpdate
-	bucketRules   = []byte("rules")   // rule ID → Rule
+	bucketUpdates = []byte("updates")     // lower(rule key) "@" version → StoredUpdate
+	bucketRules   = []byte("rules")       // rule ID → Rule
+	bucketTestDev = []byte("testdevices") // lower(name) → TestDevice
+	bucketConfig  = []byte("config")      // "global" or "site:<name>" → Config
 	keySchema     = []byte("schema")
 	keyCreated    = []byte("created")
 )
 
 // buckets are created by Open when missing.
-var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules}
+var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig}
 
 // DB is the open store. It is safe for concurrent use.
 type DB struct {
