@@ -76,6 +76,7 @@ them per device model; phones poll, download and upload their logs.`,
 		newRuleCommand(stdout),
 		newAuditCommand(stdout),
 		newTestDeviceCommand(stdout),
+		newConfigCommand(stdout),
 	)
 	return root
 }

@@ -205,6 +205,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Rules:          svc,
 		Audit:          svc,
 		TestDevices:    svc,
+		Config:         svc,
 		Info: deviceupdate.ServerInfo{
 			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
 		},

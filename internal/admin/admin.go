@@ -26,6 +26,7 @@ var (
 	_ deviceupdate.RuleService       = (*Service)(nil)
 	_ deviceupdate.AuditService      = (*Service)(nil)
 	_ deviceupdate.TestDeviceService = (*Service)(nil)
+	_ deviceupdate.ConfigService     = (*Service)(nil)
 )
 
 // Rules returns every rule.
@@ -132,4 +133,34 @@ func (s *Service) audited(e audit.Entry, err error) error {
 		return &deviceupdate.Error{Code: deviceupdate.EINTERNAL, Message: "the change was made but the audit trail could not be written", Err: aerr}
 	}
 	return err
+}
+
+// Config returns the effective settings for a scope.
+func (s *Service) Config(_ context.Context, scope string) ([]deviceupdate.ConfigValue, error) {
+	global, site, err := s.DB.ConfigOverrides(scope)
+	if err != nil {
+		return nil, err
+	}
+	return deviceupdate.ResolveConfig(global, site, scope), nil
+}
+
+// SetConfig checks every setting first, applies them in one transaction,
+// and audits the change.
+func (s *Service) SetConfig(_ context.Context, scope string, settings map[string]string, actor string) ([]deviceupdate.ConfigValue, error) {
+	e := audit.Entry{Actor: actor, Action: "config.set", Target: scope, Result: audit.ResultOK}
+	checked, err := deviceupdate.CheckSettings(settings)
+	var before, global, site map[string]string
+	if err == nil {
+		before, global, site, err = s.DB.SetConfig(scope, checked)
+	}
+	if err != nil {
+		e.Result = deviceupdate.ErrorMessage(err)
+		return nil, s.audited(e, err)
+	}
+	e.Before, _ = json.Marshal(before)
+	e.After, _ = json.Marshal(site)
+	if err := s.audited(e, nil); err != nil {
+		return nil, err
+	}
+	return deviceupdate.ResolveConfig(global, site, scope), nil
 }

@@ -51,6 +51,7 @@ type Config struct {
 	Rules       deviceupdate.RuleService
 	Audit       deviceupdate.AuditService
 	TestDevices deviceupdate.TestDeviceService
+	Config      deviceupdate.ConfigService
 	// MaxPackageSize bounds an uploaded package (413 past it).
 	MaxPackageSize int64
 	Now            func() time.Time
@@ -71,6 +72,7 @@ type Server struct {
 	rules          deviceupdate.RuleService
 	audit          deviceupdate.AuditService
 	testDevices    deviceupdate.TestDeviceService
+	config         deviceupdate.ConfigService
 
 	internal *echo.Echo
 	secure   *echo.Echo
@@ -103,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 		rules:          cfg.Rules,
 		audit:          cfg.Audit,
 		testDevices:    cfg.TestDevices,
+		config:         cfg.Config,
 	}
 	s.internal = s.newEcho(ListenerHTTP)
 	s.secure = s.newEcho(ListenerHTTPS)
@@ -128,6 +131,10 @@ func New(cfg Config) (*Server, error) {
 		admin.GET("/testdevices", s.handleTestDevices)
 		admin.POST("/testdevices", s.handleAddTestDevice)
 		admin.DELETE("/testdevices/:name", s.handleRemoveTestDevice)
+	}
+	if s.config != nil {
+		admin.GET("/config", s.handleConfig)
+		admin.PUT("/config", s.handleSetConfig)
 	}
 	return s, nil
 }
