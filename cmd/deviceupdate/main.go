@@ -77,6 +77,7 @@ them per device model; phones poll, download and upload their logs.`,
 		newAuditCommand(stdout),
 		newTestDeviceCommand(stdout),
 		newConfigCommand(stdout),
+		newFilesCommand(stdout),
 	)
 	return root
 }

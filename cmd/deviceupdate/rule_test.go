@@ -52,24 +52,55 @@ func TestRuleLifecycleThroughCLI(t *testing.T) {
 		return fmt.Sprintf("approved %s pending %s restore %s", orDash(r.ApprovedVersion), orDash(r.PendingVersion), orDash(r.RestoreVersion))
 	}
 
+	versionDir := func(v string) string {
+		return filepath.Join(srv.Data, "DeviceUpdateStore/UCPhone/Polycom/CX600/A/ENU", v, "CPE")
+	}
+	clear := func(want ...string) func() {
+		return func() {
+			t.Helper()
+			var res deviceupdate.ClearResult
+			if err := json.Unmarshal([]byte(run("files", "clear", "--json").Stdout), &res); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, u := range res.Removed {
+				got = append(got, u.Version.String())
+				if _, err := os.Stat(versionDir(u.Version.String())); err == nil {
+					t.Errorf("files clear left %s on disk", u.Version)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") || res.Bytes <= 0 {
+				t.Errorf("files clear removed %v (%d bytes), want %v", got, res.Bytes, want)
+			}
+		}
+	}
 	steps := []struct {
-		args []string
-		want string
+		args  []string
+		want  string
+		after func()
 	}{
-		{[]string{"import", pkg("4.0.7577.4100")}, "approved - pending 4.0.7577.4100 restore -"},
-		{[]string{"rule", "approve", key}, "approved 4.0.7577.4100 pending - restore -"},
-		{[]string{"import", pkg("4.0.7577.4366")}, "approved 4.0.7577.4100 pending 4.0.7577.4366 restore -"},
-		{[]string{"rule", "reset", key}, "approved 4.0.7577.4100 pending - restore -"},
-		{[]string{"import", pkg("4.0.7577.4400")}, "approved 4.0.7577.4100 pending 4.0.7577.4400 restore -"},
+		{[]string{"import", pkg("4.0.7577.4100")}, "approved - pending 4.0.7577.4100 restore -", nil},
+		{[]string{"rule", "approve", key}, "approved 4.0.7577.4100 pending - restore -", nil},
+		{[]string{"import", pkg("4.0.7577.4366")}, "approved 4.0.7577.4100 pending 4.0.7577.4366 restore -", nil},
+		{[]string{"rule", "reset", key}, "approved 4.0.7577.4100 pending - restore -", nil},
+		{[]string{"import", pkg("4.0.7577.4400")}, "approved 4.0.7577.4100 pending 4.0.7577.4400 restore -", nil},
 		{[]string{"rule", "approve", deviceupdate.RuleID(deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"})},
-			"approved 4.0.7577.4400 pending - restore 4.0.7577.4100"},
-		{[]string{"rule", "restore", key}, "approved 4.0.7577.4100 pending - restore -"},
-		{[]string{"rule", "remove", key}, "no rule"},
+			"approved 4.0.7577.4400 pending - restore 4.0.7577.4100", nil},
+		{[]string{"rule", "restore", key}, "approved 4.0.7577.4100 pending - restore -", func() {
+			clear("4.0.7577.4366", "4.0.7577.4400")()
+			if _, err := os.Stat(versionDir("4.0.7577.4100")); err != nil {
+				t.Errorf("files clear removed the approved version: %v", err)
+			}
+		}},
+		{[]string{"rule", "remove", key}, "no rule", clear("4.0.7577.4100")},
 	}
 	for _, s := range steps {
 		run(s.args...)
 		if got := state(); got != s.want {
 			t.Fatalf("after %v: %s, want %s", s.args[:2], got, s.want)
+		}
+		if s.after != nil {
+			s.after()
 		}
 	}
 
@@ -102,7 +133,7 @@ func TestRuleLifecycleThroughCLI(t *testing.T) {
 	if len(entries) > 0 && (len(entries[0].Before) == 0 || len(entries[0].After) == 0 || !strings.HasPrefix(entries[0].Actor, "admin@")) {
 		t.Errorf("an approval is audited without who, before or after: %+v", entries[0])
 	}
-	if res := run("audit", "verify"); !strings.Contains(res.Stdout, "audit trail intact: 8 entries") {
+	if res := run("audit", "verify"); !strings.Contains(res.Stdout, "audit trail intact: 10 entries") {
 		t.Errorf("audit verify: %s", res.Stdout)
 	}
 

@@ -206,6 +206,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Audit:          svc,
 		TestDevices:    svc,
 		Config:         svc,
+		Files:          im,
 		Info: deviceupdate.ServerInfo{
 			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
 		},

@@ -52,6 +52,7 @@ type Config struct {
 	Audit       deviceupdate.AuditService
 	TestDevices deviceupdate.TestDeviceService
 	Config      deviceupdate.ConfigService
+	Files       deviceupdate.FileService
 	// MaxPackageSize bounds an uploaded package (413 past it).
 	MaxPackageSize int64
 	Now            func() time.Time
@@ -73,6 +74,7 @@ type Server struct {
 	audit          deviceupdate.AuditService
 	testDevices    deviceupdate.TestDeviceService
 	config         deviceupdate.ConfigService
+	files          deviceupdate.FileService
 
 	internal *echo.Echo
 	secure   *echo.Echo
@@ -106,6 +108,7 @@ func New(cfg Config) (*Server, error) {
 		audit:          cfg.Audit,
 		testDevices:    cfg.TestDevices,
 		config:         cfg.Config,
+		files:          cfg.Files,
 	}
 	s.internal = s.newEcho(ListenerHTTP)
 	s.secure = s.newEcho(ListenerHTTPS)
@@ -135,6 +138,9 @@ func New(cfg Config) (*Server, error) {
 	if s.config != nil {
 		admin.GET("/config", s.handleConfig)
 		admin.PUT("/config", s.handleSetConfig)
+	}
+	if s.files != nil {
+		admin.POST("/files/clear", s.handleClearFiles)
 	}
 	return s, nil
 }

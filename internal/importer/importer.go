@@ -337,3 +337,38 @@ func prefixName(err error, name string) error {
 	}
 	return &deviceupdate.Error{Code: de.Code, Message: name + ": " + de.Message, Err: err}
 }
+
+// ClearFiles deletes every stored version no rule references (Lync's
+// Clear-CsDeviceUpdateFile): the records in one transaction, then their
+// folders. It holds the import lock, so no import is between moving its
+// files and committing them. A crash after the commit leaves folders no
+// record names, which Reconcile removes at the next start.
+func (im *Importer) ClearFiles(_ context.Context, actor string) (*deviceupdate.ClearResult, error) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	removed, err := im.DB.DeleteUnreferenced()
+	res := &deviceupdate.ClearResult{Removed: []deviceupdate.ClearedUpdate{}}
+	if err == nil {
+		for _, u := range removed {
+			var n int64
+			for _, f := range append(append([]deviceupdate.UpdateFile{}, u.Images...), u.Catalog, u.Description) {
+				n += f.Size
+			}
+			if rerr := os.RemoveAll(StorePath(im.DataDir, u.RuleKey, u.Version)); rerr != nil {
+				im.Logger.Warn("remove cleared update files", zap.Error(rerr))
+			}
+			res.Removed = append(res.Removed, deviceupdate.ClearedUpdate{Key: u.RuleKey, Version: u.Version, Bytes: n})
+			res.Bytes += n
+		}
+	}
+	entry := audit.Entry{Actor: actor, Action: "files.clear", Target: StoreDir, Result: audit.ResultOK}
+	if err != nil {
+		entry.Result = deviceupdate.ErrorMessage(err)
+	} else {
+		entry.After, _ = json.Marshal(res)
+	}
+	if _, aerr := im.Audit.Append(entry); aerr != nil && err == nil {
+		return res, &deviceupdate.Error{Code: deviceupdate.EINTERNAL, Message: "the files were cleared but the audit trail could not be written", Err: aerr}
+	}
+	return res, err
+}

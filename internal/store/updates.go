@@ -177,3 +177,55 @@ func shortHash(h string) string {
 	}
 	return h
 }
+
+// DeleteUnreferenced deletes, in one transaction, every stored update that
+// no rule names as its approved, pending or restore version, and returns
+// what it deleted.
+func (db *DB) DeleteUnreferenced() ([]deviceupdate.StoredUpdate, error) {
+	var removed []deviceupdate.StoredUpdate
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		referenced := map[string]bool{}
+		err := tx.Bucket(bucketRules).ForEach(func(_, v []byte) error {
+			var r deviceupdate.Rule
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			for _, ver := range []deviceupdate.Version{r.ApprovedVersion, r.PendingVersion, r.RestoreVersion} {
+				if !ver.IsZero() {
+					referenced[string(updateKey(r.RuleKey, ver))] = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketUpdates)
+		var keys [][]byte
+		err = b.ForEach(func(k, v []byte) error {
+			if referenced[string(k)] {
+				return nil
+			}
+			var u deviceupdate.StoredUpdate
+			if err := json.Unmarshal(v, &u); err != nil {
+				return err
+			}
+			removed = append(removed, u)
+			keys = append(keys, append([]byte(nil), k...))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete unreferenced updates: %w", err)
+	}
+	return removed, nil
+}
