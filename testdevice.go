@@ -72,7 +72,7 @@ func (d TestDevice) Normalize() (TestDevice, error) {
 		}
 		d.MAC = mac
 	case d.Serial != "":
-		if !validSerial(d.Serial) {
+		if !ValidSerial(d.Serial) {
 			return d, Errorf(EINVALID, "serial number %q: want 1-64 letters, digits, '-' or '_'", truncateForMessage(d.Serial))
 		}
 	default:
@@ -109,7 +109,9 @@ func validDeviceName(s string) bool {
 	return true
 }
 
-func validSerial(s string) bool {
+// ValidSerial reports whether s is a serial number: 1-64 letters, digits,
+// '-' or '_'.
+func ValidSerial(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}

@@ -1,0 +1,65 @@
+package deviceupdate
+
+import "strings"
+
+// Module is one updatable component a phone reports in a poll: its update
+// type (CPE when the phone names none), file, running version and time.
+type Module struct {
+	UpdateType string  `json:"updateType"`
+	Filename   string  `json:"filename"`
+	Version    Version `json:"version"`
+	Timestamp  string  `json:"timestamp,omitempty"`
+}
+
+// DefaultUpdateType is the update type of a module that names none.
+const DefaultUpdateType = "CPE"
+
+// PollRequest is what a phone sends when it asks for updates (SPEC §5).
+type PollRequest struct {
+	DeviceType string   `json:"deviceType"`
+	MAC        string   `json:"macAddress,omitempty"` // normalised, as test devices store it
+	Serial     string   `json:"serialNumber,omitempty"`
+	Brand      string   `json:"brand"`
+	Model      string   `json:"model"`
+	Revision   string   `json:"revision"`
+	Locale     string   `json:"locale"`
+	UserID     string   `json:"userId,omitempty"`
+	Trigger    string   `json:"trigger,omitempty"` // boot, signin or periodic
+	Modules    []Module `json:"modules"`
+}
+
+// RuleKey returns the key of the rule that governs one of the phone's
+// modules.
+func (p PollRequest) RuleKey(m Module) RuleKey {
+	return RuleKey{DeviceType: p.DeviceType, Brand: p.Brand, Model: p.Model, Revision: p.Revision, Locale: p.Locale, UpdateType: m.UpdateType}
+}
+
+// Matches reports whether a test device is this phone: the same MAC or
+// the same serial number, and a scope that covers the phone's site
+// ("" when the phone's site is unknown, which only global covers).
+func (d TestDevice) Matches(mac, serial, site string) bool {
+	same := d.MAC != "" && d.MAC == mac || d.Serial != "" && strings.EqualFold(d.Serial, serial)
+	if !same {
+		return false
+	}
+	return d.Scope == ScopeGlobal || site != "" && strings.EqualFold(d.Scope, "site:"+site)
+}
+
+// Decide is the offer decision for one module (SPEC §5): a test device
+// gets the rule's pending version when there is one, every other device
+// the approved version; the answer offers that version when it differs
+// from the running one, older too (a restore). No rule, no version to
+// offer, or the same version: nothing is offered.
+func Decide(rule *Rule, running Version, testDevice bool) (target Version, offer bool) {
+	if rule == nil {
+		return Version{}, false
+	}
+	target = rule.ApprovedVersion
+	if testDevice && !rule.PendingVersion.IsZero() {
+		target = rule.PendingVersion
+	}
+	if target.IsZero() || target == running {
+		return target, false
+	}
+	return target, true
+}
