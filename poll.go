@@ -1,6 +1,9 @@
 package deviceupdate
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
 // Module is one updatable component a phone reports in a poll: its update
 // type (CPE when the phone names none), file, running version and time.
@@ -62,4 +65,38 @@ func Decide(rule *Rule, running Version, testDevice bool) (target Version, offer
 		return target, false
 	}
 	return target, true
+}
+
+// PollAnswer is the service's answer to a poll: what to offer, if
+// anything, and how the phone should behave until its next poll.
+type PollAnswer struct {
+	Offer        bool
+	Update       *StoredUpdate // the offered update, when Offer
+	PollInterval int           // seconds
+	PeerSharing  bool
+}
+
+// PollService answers phones.
+type PollService interface {
+	Poll(ctx context.Context, req PollRequest) (*PollAnswer, error)
+	// UpdateFile returns the stored update that holds the file at path
+	// DeviceType/Brand/Model/Revision/Locale/Version/UpdateType/Name, and
+	// the file; ENOTFOUND for any other path.
+	UpdateFile(ctx context.Context, path string) (*StoredUpdate, *UpdateFile, error)
+}
+
+// JitteredInterval spreads a phone's periodic polls: base seconds, moved
+// by up to a tenth either way by a value derived from the phone's
+// identifier, so a phone's interval is stable and a fleet's is spread.
+func JitteredInterval(base int, identifier string) int {
+	if base < 10 {
+		return base
+	}
+	var h uint32 = 2166136261 // FNV-1a
+	for i := 0; i < len(identifier); i++ {
+		h ^= uint32(identifier[i])
+		h *= 16777619
+	}
+	span := base / 5
+	return base - base/10 + int(h%uint32(span+1))
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/certs"
 	"github.com/deviceupdate/deviceupdate/internal/handler"
 	"github.com/deviceupdate/deviceupdate/internal/importer"
+	"github.com/deviceupdate/deviceupdate/internal/poll"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
@@ -188,6 +189,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	svc := &admin.Service{DB: m.db, Trail: m.trail}
+	if err := os.MkdirAll(filepath.Join(c.Data, importer.StoreDir), 0o750); err != nil {
+		return fmt.Errorf("create update store: %w", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -207,6 +211,10 @@ func (m *Main) Run(ctx context.Context) error {
 		TestDevices:    svc,
 		Config:         svc,
 		Files:          im,
+		Polls:          &poll.Service{DB: m.db},
+		StoreDir:       filepath.Join(c.Data, importer.StoreDir),
+		HTTPPort:       m.port(handler.ListenerHTTP),
+		HTTPSPort:      m.port(handler.ListenerHTTPS),
 		Info: deviceupdate.ServerInfo{
 			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
 		},
@@ -243,6 +251,15 @@ func (m *Main) Run(ctx context.Context) error {
 		zap.String("data", c.Data), zap.String("certs", c.Certs), zap.String("domain", c.Domain),
 		zap.Duration("startup", time.Since(startedAt)))
 	return nil
+}
+
+// port returns the bound port of the named listener, or "".
+func (m *Main) port(name string) string {
+	if a := m.Addr(name); a != nil {
+		_, p, _ := net.SplitHostPort(a.String())
+		return p
+	}
+	return ""
 }
 
 // Failed reports a listener that stopped serving on its own.

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -53,6 +55,12 @@ type Config struct {
 	TestDevices deviceupdate.TestDeviceService
 	Config      deviceupdate.ConfigService
 	Files       deviceupdate.FileService
+	Polls       deviceupdate.PollService
+	// StoreDir is DeviceUpdateStore, whose files the download endpoints serve.
+	StoreDir string
+	// HTTPPort and HTTPSPort are the listeners' ports, for the download
+	// URLs of a poll's answer; HTTPPort is empty when plain HTTP is off.
+	HTTPPort, HTTPSPort string
 	// MaxPackageSize bounds an uploaded package (413 past it).
 	MaxPackageSize int64
 	Now            func() time.Time
@@ -75,6 +83,13 @@ type Server struct {
 	testDevices    deviceupdate.TestDeviceService
 	config         deviceupdate.ConfigService
 	files          deviceupdate.FileService
+	polls          deviceupdate.PollService
+	storeDir       string
+	httpPort       string
+	httpsPort      string
+	rootOnce       sync.Once
+	root           *os.Root
+	rootErr        error
 
 	internal *echo.Echo
 	secure   *echo.Echo
@@ -109,11 +124,24 @@ func New(cfg Config) (*Server, error) {
 		testDevices:    cfg.TestDevices,
 		config:         cfg.Config,
 		files:          cfg.Files,
+		polls:          cfg.Polls,
+		storeDir:       cfg.StoreDir,
+		httpPort:       cfg.HTTPPort,
+		httpsPort:      cfg.HTTPSPort,
 	}
 	s.internal = s.newEcho(ListenerHTTP)
 	s.secure = s.newEcho(ListenerHTTPS)
 
 	s.internal.GET("/healthz", s.handleHealth)
+	if s.polls != nil {
+		for _, e := range []*echo.Echo{s.internal, s.secure} {
+			e.POST("/RequestHandler/ucdevice.upx", s.handlePoll)
+			e.GET("/DeviceUpdateFiles_Int/*", s.handleFile)
+			e.HEAD("/DeviceUpdateFiles_Int/*", s.handleFile)
+		}
+		s.secure.POST("/RequestHandlerExt/ucdevice.upx", s.handleExternal)
+		s.secure.GET("/DeviceUpdateFiles_Ext/*", s.handleExternal)
+	}
 
 	s.secure.GET("/healthz", s.handleHealth)
 	s.secure.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))

@@ -1,0 +1,138 @@
+package handler
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/upx"
+)
+
+// maxLoggedBody bounds the raw body logged for a poll that cannot be read.
+const maxLoggedBody = 2048
+
+// errAnonymous is the answer to the external endpoints without credentials.
+var errAnonymous = deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "anonymous access is not supported")
+
+func (s *Server) handleExternal(c echo.Context) error { return errAnonymous }
+
+// handlePoll answers POST .../ucdevice.upx.
+func (s *Server) handlePoll(c echo.Context) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, upx.MaxRequestSize))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return deviceupdate.Errorf(deviceupdate.ETOOLARGE, "request is larger than %d bytes", upx.MaxRequestSize)
+	case err != nil:
+		return deviceupdate.Errorf(deviceupdate.EINVALID, "request body could not be read")
+	}
+	req, err := upx.ParseRequest(body)
+	if err != nil {
+		Logger(c).Info("unreadable poll", zap.String("reason", deviceupdate.ErrorMessage(err)),
+			zap.ByteString("body", body[:min(len(body), maxLoggedBody)]), zap.Int("body_bytes", len(body)))
+		return err
+	}
+	ans, err := s.polls.Poll(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	res := &upx.Response{PollIntervalSeconds: ans.PollInterval, PeerSharing: &upx.PeerSharing{Enabled: ans.PeerSharing, Port: upx.PeerPort}}
+	if ans.Offer {
+		u := ans.Update
+		rel := strings.Join([]string{u.DeviceType, u.Brand, u.Model, u.Revision, u.Locale, u.Version.String(), u.UpdateType}, "/")
+		host := requestHost(c)
+		res.Version = u.Version.String()
+		res.BaseURL = s.internalBase(host) + "/DeviceUpdateFiles_Int/" + rel
+		res.ExternalBaseURL = baseURL("https", host, s.httpsPort) + "/DeviceUpdateFiles_Ext/" + rel
+		res.Files = &upx.Files{}
+		for _, f := range u.Images {
+			res.Files.File = append(res.Files.File, upx.File{Name: f.Name, SignatureFile: u.Catalog.Name, Size: f.Size, SHA256: f.SHA256})
+		}
+		res.Files.File = append(res.Files.File, upx.File{Name: u.Catalog.Name, Size: u.Catalog.Size, SHA256: u.Catalog.SHA256})
+		res.NumOfFiles = len(res.Files.File)
+	}
+	out, err := res.Marshal()
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, "text/xml; charset=utf-8", out)
+}
+
+// internalBase is where internal phones download: the plain-HTTP listener
+// when there is one, else HTTPS.
+func (s *Server) internalBase(host string) string {
+	if s.httpPort != "" {
+		return baseURL("http", host, s.httpPort)
+	}
+	return baseURL("https", host, s.httpsPort)
+}
+
+func baseURL(scheme, host, port string) string {
+	if scheme == "http" && port == "80" || scheme == "https" && port == "443" || port == "" {
+		return scheme + "://" + host
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// requestHost is the host name the phone used, without the port.
+func requestHost(c echo.Context) string {
+	h := c.Request().Host
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return strings.Trim(h, "[]")
+}
+
+// mimeTypes of SPEC §5.
+var mimeTypes = map[string]string{".nbt": "application/octet-stream", ".cat": "application/vnd.ms-pki.seccat"}
+
+// handleFile serves GET /DeviceUpdateFiles_Int/<path>: only files of
+// stored updates, opened through an os.Root on the store so that no name
+// or link leads out of it, with Range, ETag and Content-Length.
+func (s *Server) handleFile(c echo.Context) error {
+	rel := c.Param("*")
+	_, f, err := s.polls.UpdateFile(c.Request().Context(), rel)
+	if err != nil {
+		return err
+	}
+	root, err := s.storeRoot()
+	if err != nil {
+		return err
+	}
+	file, err := root.Open(rel)
+	if errors.Is(err, os.ErrNotExist) {
+		return deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
+	}
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return err
+	}
+	ct := mimeTypes[strings.ToLower(path.Ext(f.Name))]
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, ct)
+	w.Header().Set("ETag", `"`+f.SHA256+`"`)
+	http.ServeContent(w, c.Request(), f.Name, fi.ModTime(), file)
+	return nil
+}
+
+func (s *Server) storeRoot() (*os.Root, error) {
+	s.rootOnce.Do(func() {
+		s.root, s.rootErr = os.OpenRoot(s.storeDir)
+	})
+	return s.root, s.rootErr
+}

@@ -1,0 +1,102 @@
+// Package poll answers phones (SPEC §5): which update, if any, to offer
+// each poll, and which stored files may be downloaded.
+package poll
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/store"
+)
+
+// Service implements deviceupdate.PollService on the store.
+type Service struct {
+	DB *store.DB
+}
+
+var _ deviceupdate.PollService = (*Service)(nil)
+
+// Poll decides what to offer the phone: for the first of its modules that
+// a rule governs and whose version should change, that rule's target.
+func (s *Service) Poll(_ context.Context, req deviceupdate.PollRequest) (*deviceupdate.PollAnswer, error) {
+	global, _, err := s.DB.ConfigOverrides(deviceupdate.ScopeGlobal)
+	if err != nil {
+		return nil, err
+	}
+	cfg := map[string]string{}
+	for _, v := range deviceupdate.ResolveConfig(global, nil, deviceupdate.ScopeGlobal) {
+		cfg[v.Name] = v.Value
+	}
+	interval, _ := strconv.Atoi(cfg["PollIntervalSeconds"])
+	sharing, _ := strconv.ParseBool(cfg["PeerFirmwareSharing"])
+	id := req.MAC
+	if id == "" {
+		id = req.Serial
+	}
+	ans := &deviceupdate.PollAnswer{PollInterval: deviceupdate.JitteredInterval(interval, id), PeerSharing: sharing}
+
+	devices, err := s.DB.TestDevices()
+	if err != nil {
+		return nil, err
+	}
+	isTest := false
+	for _, d := range devices {
+		if d.Matches(req.MAC, req.Serial, "") {
+			isTest = true
+			break
+		}
+	}
+	for _, m := range req.Modules {
+		rule, err := s.DB.FindRule(deviceupdate.RuleID(req.RuleKey(m)))
+		if deviceupdate.ErrorCode(err) == deviceupdate.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		target, offer := deviceupdate.Decide(rule, m.Version, isTest)
+		if !offer {
+			continue
+		}
+		u, err := s.DB.FindUpdate(rule.RuleKey, target)
+		if err != nil {
+			return nil, err
+		}
+		ans.Offer, ans.Update = true, u
+		return ans, nil
+	}
+	return ans, nil
+}
+
+// UpdateFile finds a downloadable file by its store path
+// DeviceType/Brand/Model/Revision/Locale/Version/UpdateType/Name: an
+// image or the catalog of a stored update.
+func (s *Service) UpdateFile(_ context.Context, path string) (*deviceupdate.StoredUpdate, *deviceupdate.UpdateFile, error) {
+	notFound := deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
+	p := strings.Split(path, "/")
+	if len(p) != 8 {
+		return nil, nil, notFound
+	}
+	key := deviceupdate.RuleKey{DeviceType: p[0], Brand: p[1], Model: p[2], Revision: p[3], Locale: p[4], UpdateType: p[6]}
+	v, err := deviceupdate.ParseVersion(p[5])
+	if key.Validate() != nil || err != nil || !deviceupdate.ValidFileName(p[7]) {
+		return nil, nil, notFound
+	}
+	u, err := s.DB.FindUpdate(key, v)
+	if err != nil {
+		return nil, nil, notFound
+	}
+	// The stored folder is named as the update's own key, whose case may
+	// differ from the request's.
+	if u.RuleKey != key {
+		return nil, nil, notFound
+	}
+	for _, f := range append(append([]deviceupdate.UpdateFile{}, u.Images...), u.Catalog) {
+		if f.Name == p[7] {
+			return u, &f, nil
+		}
+	}
+	return nil, nil, notFound
+}
