@@ -3,6 +3,7 @@ package deviceupdate
 import (
 	"context"
 	"strings"
+	"time"
 )
 
 // Module is one updatable component a phone reports in a poll: its update
@@ -78,7 +79,9 @@ type PollAnswer struct {
 
 // PollService answers phones.
 type PollService interface {
-	Poll(ctx context.Context, req PollRequest) (*PollAnswer, error)
+	// Poll answers a phone and records the poll in the inventory and the
+	// request log; remote is the phone's address.
+	Poll(ctx context.Context, req PollRequest, remote string) (*PollAnswer, error)
 	// UpdateFile returns the stored update that holds the file at path
 	// DeviceType/Brand/Model/Revision/Locale/Version/UpdateType/Name, and
 	// the file; ENOTFOUND for any other path.
@@ -99,4 +102,62 @@ func JitteredInterval(base int, identifier string) int {
 	}
 	span := base / 5
 	return base - base/10 + int(h%uint32(span+1))
+}
+
+// Device is a phone as the inventory last saw it.
+type Device struct {
+	ID         string    `json:"id"` // its MAC, else its serial number
+	DeviceType string    `json:"deviceType"`
+	MAC        string    `json:"macAddress,omitempty"`
+	Serial     string    `json:"serialNumber,omitempty"`
+	Brand      string    `json:"brand"`
+	Model      string    `json:"model"`
+	Revision   string    `json:"revision"`
+	Locale     string    `json:"locale"`
+	Modules    []Module  `json:"modules"`
+	UserID     string    `json:"userId,omitempty"`
+	Trigger    string    `json:"trigger,omitempty"`
+	Remote     string    `json:"remote"`
+	LastSeen   time.Time `json:"lastSeen"`
+	Offered    Version   `json:"offered"` // what the last answer offered, zero for nothing
+	Polls      int64     `json:"polls"`   // polls counted since it was first seen
+}
+
+// DeviceFromPoll returns the inventory record of a poll.
+func DeviceFromPoll(req PollRequest, remote string, at time.Time, offered Version) Device {
+	id := req.MAC
+	if id == "" {
+		id = req.Serial
+	}
+	return Device{ID: id, DeviceType: req.DeviceType, MAC: req.MAC, Serial: req.Serial, Brand: req.Brand, Model: req.Model,
+		Revision: req.Revision, Locale: req.Locale, Modules: req.Modules, UserID: req.UserID, Trigger: req.Trigger,
+		Remote: remote, LastSeen: at.UTC(), Offered: offered, Polls: 1}
+}
+
+// DeviceFilter selects devices; zero fields select everything.
+type DeviceFilter struct {
+	Model   string
+	Version Version // running this version in any module
+	Since   time.Time
+}
+
+// Match reports whether d passes the filter.
+func (f DeviceFilter) Match(d Device) bool {
+	if f.Model != "" && !strings.EqualFold(f.Model, d.Model) || !f.Since.IsZero() && d.LastSeen.Before(f.Since) {
+		return false
+	}
+	if !f.Version.IsZero() {
+		for _, m := range d.Modules {
+			if m.Version == f.Version {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// DeviceService lists the inventory.
+type DeviceService interface {
+	Devices(ctx context.Context, f DeviceFilter) ([]Device, error)
 }

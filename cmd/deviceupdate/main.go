@@ -78,6 +78,7 @@ them per device model; phones poll, download and upload their logs.`,
 		newTestDeviceCommand(stdout),
 		newConfigCommand(stdout),
 		newFilesCommand(stdout),
+		newDeviceCommand(stdout),
 	)
 	return root
 }

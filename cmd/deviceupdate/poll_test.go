@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
@@ -191,6 +195,48 @@ func TestPhonesPollAndDownload(t *testing.T) {
 		}
 		if srv.FindLog("unreadable poll") == nil {
 			t.Error("an unreadable poll was not logged")
+		}
+	})
+	t.Run("inventory and request log hold every poll", func(t *testing.T) {
+		res := e2e.Run(t, "", env, "device", "list", "--json", "--model", "CX600")
+		var devices []deviceupdate.Device
+		if err := json.Unmarshal([]byte(res.Stdout), &devices); err != nil {
+			t.Fatalf("%v: %s %s", err, res.Stdout, res.Stderr)
+		}
+		byID := map[string]deviceupdate.Device{}
+		for _, d := range devices {
+			byID[d.ID] = d
+		}
+		old := byID["00-04-F2-00-00-02"]
+		// One poll in the table, one over HTTPS; the bad ones never count.
+		if len(devices) != 3 || old.Polls != 2 || old.Offered.String() != "4.0.7577.4366" || old.Trigger != "boot" || old.Remote != "127.0.0.1" {
+			t.Errorf("inventory = %+v", devices)
+		}
+		if d := byID["00-04-F2-00-00-03"]; !d.Offered.IsZero() || d.Modules[0].Version.String() != "4.0.7577.4366" {
+			t.Errorf("current phone's record = %+v", d)
+		}
+		if code := srv.Stop(); code != 0 {
+			t.Fatalf("stop: %d", code)
+		}
+		logs, _ := filepath.Glob(filepath.Join(srv.Data, "Logs/Server/Audit/imageUpdates/RequestHandlerAuditLog_*_*.log"))
+		if len(logs) != 1 {
+			t.Fatalf("request logs: %v", logs)
+		}
+		data, _ := os.ReadFile(logs[0])
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) != 5 { // the four polls of the table and the one over HTTPS
+			t.Errorf("%d request log lines:\n%s", len(lines), data)
+		}
+		want := ";127.0.0.1;UCPhone;00-04-F2-00-00-02;;Polycom;CX600;A;ENU;CPE.nbt;4.0.7577.4100;;CPE.nbt;4.0.7577.4366#CPE.cat;4.0.7577.4366;"
+		if !strings.Contains(string(data), want) {
+			t.Errorf("request log lacks %q:\n%s", want, data)
+		}
+		// The inventory survived the stop.
+		again := e2e.Start(t, e2e.Options{Data: srv.Data, Certs: srv.Certs})
+		defer again.Stop()
+		res = e2e.Run(t, "", []string{"DEVICEUPDATE_SERVER=" + again.URL(), "DEVICEUPDATE_CERTS=" + srv.Certs}, "device", "list", "--json")
+		if err := json.Unmarshal([]byte(res.Stdout), &devices); err != nil || len(devices) != 4 {
+			t.Errorf("inventory after restart: %d devices, %v", len(devices), err)
 		}
 	})
 }

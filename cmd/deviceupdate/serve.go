@@ -28,6 +28,7 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/certs"
 	"github.com/deviceupdate/deviceupdate/internal/handler"
 	"github.com/deviceupdate/deviceupdate/internal/importer"
+	"github.com/deviceupdate/deviceupdate/internal/inventory"
 	"github.com/deviceupdate/deviceupdate/internal/poll"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 )
@@ -116,11 +117,12 @@ type Main struct {
 	Logger *zap.Logger
 	Stdout io.Writer // where files created at start are announced
 
-	db      *store.DB
-	trail   *audit.Trail
-	servers []*listener
-	failed  chan error
-	wg      sync.WaitGroup
+	db       *store.DB
+	trail    *audit.Trail
+	recorder *inventory.Recorder
+	servers  []*listener
+	failed   chan error
+	wg       sync.WaitGroup
 }
 
 type listener struct {
@@ -189,6 +191,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	svc := &admin.Service{DB: m.db, Trail: m.trail}
+	host, _ := os.Hostname()
+	reqLog, err := audit.OpenRequestLog(c.Data, host)
+	if err != nil {
+		return err
+	}
+	m.recorder = inventory.New(m.db, reqLog, m.Logger, inventory.DefaultInterval)
+	polls := &poll.Service{DB: m.db, Recorder: m.recorder}
 	if err := os.MkdirAll(filepath.Join(c.Data, importer.StoreDir), 0o750); err != nil {
 		return fmt.Errorf("create update store: %w", err)
 	}
@@ -211,7 +220,8 @@ func (m *Main) Run(ctx context.Context) error {
 		TestDevices:    svc,
 		Config:         svc,
 		Files:          im,
-		Polls:          &poll.Service{DB: m.db},
+		Polls:          polls,
+		Devices:        polls,
 		StoreDir:       filepath.Join(c.Data, importer.StoreDir),
 		HTTPPort:       m.port(handler.ListenerHTTP),
 		HTTPSPort:      m.port(handler.ListenerHTTPS),
@@ -292,6 +302,12 @@ func (m *Main) Close() error {
 	}
 	m.wg.Wait()
 	m.servers = nil
+	if m.recorder != nil {
+		if err := m.recorder.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		m.recorder = nil
+	}
 	if m.trail != nil {
 		if err := m.trail.Close(); err != nil {
 			errs = append(errs, err)

@@ -34,6 +34,12 @@ const (
 	ListenerHTTPS = "https"
 )
 
+// Default concurrency limits of the phone endpoints.
+const (
+	DefaultPollLimit     = 1024
+	DefaultDownloadLimit = 512
+)
+
 // AdminPrefix is the path under which the admin API lives.
 const AdminPrefix = "/admin/api/v1"
 
@@ -56,6 +62,10 @@ type Config struct {
 	Config      deviceupdate.ConfigService
 	Files       deviceupdate.FileService
 	Polls       deviceupdate.PollService
+	Devices     deviceupdate.DeviceService
+	// PollLimit and DownloadLimit bound the polls and the downloads served
+	// at once (503 with Retry-After past them); 0 means the defaults.
+	PollLimit, DownloadLimit int
 	// StoreDir is DeviceUpdateStore, whose files the download endpoints serve.
 	StoreDir string
 	// HTTPPort and HTTPSPort are the listeners' ports, for the download
@@ -84,6 +94,7 @@ type Server struct {
 	config         deviceupdate.ConfigService
 	files          deviceupdate.FileService
 	polls          deviceupdate.PollService
+	devices        deviceupdate.DeviceService
 	storeDir       string
 	httpPort       string
 	httpsPort      string
@@ -125,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 		config:         cfg.Config,
 		files:          cfg.Files,
 		polls:          cfg.Polls,
+		devices:        cfg.Devices,
 		storeDir:       cfg.StoreDir,
 		httpPort:       cfg.HTTPPort,
 		httpsPort:      cfg.HTTPSPort,
@@ -134,10 +146,17 @@ func New(cfg Config) (*Server, error) {
 
 	s.internal.GET("/healthz", s.handleHealth)
 	if s.polls != nil {
+		if cfg.PollLimit <= 0 {
+			cfg.PollLimit = DefaultPollLimit
+		}
+		if cfg.DownloadLimit <= 0 {
+			cfg.DownloadLimit = DefaultDownloadLimit
+		}
+		polls, downloads := make(chan struct{}, cfg.PollLimit), make(chan struct{}, cfg.DownloadLimit)
 		for _, e := range []*echo.Echo{s.internal, s.secure} {
-			e.POST("/RequestHandler/ucdevice.upx", s.handlePoll)
-			e.GET("/DeviceUpdateFiles_Int/*", s.handleFile)
-			e.HEAD("/DeviceUpdateFiles_Int/*", s.handleFile)
+			e.POST("/RequestHandler/ucdevice.upx", s.handlePoll, limit(polls, "30"))
+			e.GET("/DeviceUpdateFiles_Int/*", s.handleFile, limit(downloads, "60"))
+			e.HEAD("/DeviceUpdateFiles_Int/*", s.handleFile, limit(downloads, "60"))
 		}
 		s.secure.POST("/RequestHandlerExt/ucdevice.upx", s.handleExternal)
 		s.secure.GET("/DeviceUpdateFiles_Ext/*", s.handleExternal)
@@ -169,6 +188,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.files != nil {
 		admin.POST("/files/clear", s.handleClearFiles)
+	}
+	if s.devices != nil {
+		admin.GET("/devices", s.handleDevices)
 	}
 	return s, nil
 }

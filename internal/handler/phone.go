@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -40,7 +41,7 @@ func (s *Server) handlePoll(c echo.Context) error {
 			zap.ByteString("body", body[:min(len(body), maxLoggedBody)]), zap.Int("body_bytes", len(body)))
 		return err
 	}
-	ans, err := s.polls.Poll(c.Request().Context(), req)
+	ans, err := s.polls.Poll(c.Request().Context(), req, c.RealIP())
 	if err != nil {
 		return err
 	}
@@ -135,4 +136,45 @@ func (s *Server) storeRoot() (*os.Root, error) {
 		s.root, s.rootErr = os.OpenRoot(s.storeDir)
 	})
 	return s.root, s.rootErr
+}
+
+// limit admits at most cap(slots) requests at once; past that it answers
+// 503 with Retry-After, so a boot storm queues on the phones, not here.
+func limit(slots chan struct{}, retryAfter string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+				return next(c)
+			default:
+				c.Response().Header().Set("Retry-After", retryAfter)
+				return deviceupdate.Errorf(deviceupdate.EUNAVAILABLE, "busy; retry in %s seconds", retryAfter)
+			}
+		}
+	}
+}
+
+func (s *Server) handleDevices(c echo.Context) error {
+	var f deviceupdate.DeviceFilter
+	f.Model = c.QueryParam("model")
+	if v := c.QueryParam("version"); v != "" {
+		ver, err := deviceupdate.ParseVersion(v)
+		if err != nil {
+			return err
+		}
+		f.Version = ver
+	}
+	if v := c.QueryParam("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return deviceupdate.Errorf(deviceupdate.EINVALID, "since=%q: want a time such as 2026-11-21T08:00:00Z", v)
+		}
+		f.Since = t
+	}
+	devices, err := s.devices.Devices(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, devices)
 }

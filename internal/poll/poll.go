@@ -6,21 +6,62 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/inventory"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
-// Service implements deviceupdate.PollService on the store.
+// Service implements deviceupdate.PollService and DeviceService on the
+// store, recording every poll with Recorder.
 type Service struct {
-	DB *store.DB
+	DB       *store.DB
+	Recorder *inventory.Recorder
+	Now      func() time.Time
 }
 
-var _ deviceupdate.PollService = (*Service)(nil)
+var (
+	_ deviceupdate.PollService   = (*Service)(nil)
+	_ deviceupdate.DeviceService = (*Service)(nil)
+)
 
-// Poll decides what to offer the phone: for the first of its modules that
-// a rule governs and whose version should change, that rule's target.
-func (s *Service) Poll(_ context.Context, req deviceupdate.PollRequest) (*deviceupdate.PollAnswer, error) {
+// Poll decides what to offer the phone and records the poll.
+func (s *Service) Poll(ctx context.Context, req deviceupdate.PollRequest, remote string) (*deviceupdate.PollAnswer, error) {
+	ans, err := s.decide(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	s.Recorder.Record(req, remote, now(), ans.Update)
+	return ans, nil
+}
+
+// Devices returns the inventory records that match f, the pending ones
+// included once flushed.
+func (s *Service) Devices(_ context.Context, f deviceupdate.DeviceFilter) ([]deviceupdate.Device, error) {
+	if err := s.Recorder.Flush(); err != nil {
+		return nil, err
+	}
+	all, err := s.DB.Devices()
+	if err != nil {
+		return nil, err
+	}
+	out := []deviceupdate.Device{}
+	for _, d := range all {
+		if f.Match(d) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// decide is the offer: for the first of the phone's modules that a rule
+// governs and whose version should change, that rule's target.
+func (s *Service) decide(_ context.Context, req deviceupdate.PollRequest) (*deviceupdate.PollAnswer, error) {
 	global, _, err := s.DB.ConfigOverrides(deviceupdate.ScopeGlobal)
 	if err != nil {
 		return nil, err

@@ -45,12 +45,13 @@ var (
 	bucketRules   = []byte("rules")       // rule ID → Rule
 	bucketTestDev = []byte("testdevices") // lower(name) → TestDevice
 	bucketConfig  = []byte("config")      // "global" or "site:<name>" → Config
+	bucketDevices = []byte("devices")     // device ID → Device
 	keySchema     = []byte("schema")
 	keyCreated    = []byte("created")
 )
 
 // buckets are created by Open when missing.
-var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig}
+var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices}
 
 // DB is the open store. It is safe for concurrent use.
 type DB struct {
