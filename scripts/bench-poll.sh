@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Compares polls/s of `deviceupdate serve` (deciding, recording inventory
+# and the request-log line) with a do-nothing echo handler on the same TLS
+# stack (internal/loadgen/nopserver), over HTTPS keep-alive, in the same
+# run: alternating runs of `deviceupdate phone load`, medians.
+# Usage: scripts/bench-poll.sh [SECONDS] [RUNS] [PHONES] [CONCURRENCY]   (default 8 3 20000 32)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-8}; runs=${2:-3}; phones=${3:-20000}; conc=${4:-32}
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
+go build -o "$work/deviceupdate" ./cmd/deviceupdate
+go build -o "$work/nopserver" ./internal/loadgen/nopserver
+du="$work/deviceupdate"
+
+# A server with one approved rule, which the phones already run, so each
+# answer is "nothing to offer", as the reference's.
+"$du" serve --data "$work/data" --certs "$work/certs" --https 127.0.0.1:0 --http "" --domain bench.example \
+  >/dev/null 2>"$work/err" &
+pids+=($!)
+addr=""
+until [ -n "$addr" ]; do
+  addr=$(grep -o '"listener":"https","addr":"[^"]*"' "$work/err" 2>/dev/null | sed 's/.*"addr":"\(.*\)"/\1/' || true)
+  sleep 0.05
+done
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/pub.key" -out "$work/pub.pem" -days 2 \
+  -subj "/CN=Bench Publisher" -addext "extendedKeyUsage=codeSigning" 2>/dev/null
+cp "$work/pub.pem" "$work/certs/trusted/"
+head -c 100000 /dev/urandom >"$work/CPE.nbt"
+"$du" pack --brand Polycom --model CX600 --revision A --version 4.0.7577.4100 --cert "$work/pub.pem" --key "$work/pub.key" \
+  -o "$work/pkg.cab" "$work/CPE.nbt" >/dev/null
+export DEVICEUPDATE_SERVER="https://$addr" DEVICEUPDATE_CERTS="$work/certs"
+"$du" import "$work/pkg.cab" >/dev/null
+"$du" rule approve UCPhone/Polycom/CX600/A/ENU/CPE >/dev/null
+
+"$work/nopserver" -certs "$work/certs" >"$work/nop.addr" 2>/dev/null &
+pids+=($!)
+until [ -s "$work/nop.addr" ]; do sleep 0.05; done
+nop=$(head -1 "$work/nop.addr")
+
+load() { "$du" phone load --server "https://$1" --certs "$work/certs" --phones "$phones" --concurrency "$conc" --duration "${secs}s" --json; }
+field() { sed 's/.*"'"$1"'":\([0-9.e+]*\).*/\1/'; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+: >"$work/ours"; : >"$work/ref"; : >"$work/p99"
+for i in $(seq "$runs"); do
+  r=$(load "$addr"); echo "$r" | field perSecond >>"$work/ours"; echo "$r" | field p99Ns >>"$work/p99"
+  load "$nop" | field perSecond >>"$work/ref"
+done
+ours=$(median <"$work/ours"); ref=$(median <"$work/ref")
+echo "polls over HTTPS keep-alive, ${phones} phones, ${conc} in flight, ${secs}s x ${runs}, medians:"
+printf "deviceupdate: %.0f polls/s (p99 %.1f ms)\n" "$ours" "$(echo "$(median <"$work/p99") / 1000000" | bc -l)"
+printf "do-nothing echo handler: %.0f polls/s\n" "$ref"
+printf "ratio: %.2f\n" "$(echo "$ours / $ref" | bc -l)"
+"$du" device list --json | python3 -c 'import json,sys; print("inventory records:", len(json.load(sys.stdin)))'
