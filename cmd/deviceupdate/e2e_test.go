@@ -91,7 +91,11 @@ func TestServeOnEmptyFolders(t *testing.T) {
 		t.Errorf("server info = %+v", info)
 	}
 
-	// Every request is logged with its request ID.
+	if code := srv.Stop(); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0\n%s", code, srv.Stderr())
+	}
+	// Every request is logged with its request ID (the log is buffered:
+	// all of it is out once the server stopped).
 	var logged int
 	for _, l := range srv.Logs() {
 		if l["msg"] == "request" {
@@ -105,9 +109,6 @@ func TestServeOnEmptyFolders(t *testing.T) {
 		t.Errorf("%d request log lines, want at least 5", logged)
 	}
 
-	if code := srv.Stop(); code != 0 {
-		t.Fatalf("exit code after SIGTERM = %d, want 0\n%s", code, srv.Stderr())
-	}
 	if srv.FindLog("stopped") == nil {
 		t.Error("no \"stopped\" log line")
 	}

@@ -106,7 +106,11 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
+	// Buffered: a line per request must not cost a write per request under
+	// a boot storm. Lines reach the output within a second, and all of them
+	// on Sync, which serve calls when it stops.
+	out := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: 256 << 10, FlushInterval: time.Second}
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), out, lvl)
 	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w)))), nil
 }
 
@@ -260,6 +264,7 @@ func (m *Main) Run(ctx context.Context) error {
 		zap.String("version", deviceupdate.BuildVersion()),
 		zap.String("data", c.Data), zap.String("certs", c.Certs), zap.String("domain", c.Domain),
 		zap.Duration("startup", time.Since(startedAt)))
+	_ = m.Logger.Sync() // the log is buffered: show the start at once
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/deviceupdate/deviceupdate"
@@ -19,6 +20,53 @@ type Service struct {
 	DB       *store.DB
 	Recorder *inventory.Recorder
 	Now      func() time.Time
+
+	cache atomic.Pointer[snapshot]
+}
+
+// snapshot holds what a decision reads, as of one store generation.
+type snapshot struct {
+	gen      uint64
+	interval int
+	sharing  bool
+	devices  []deviceupdate.TestDevice
+	rules    map[string]deviceupdate.Rule // by ID
+}
+
+// current returns the decision inputs, re-read from the store only when a
+// change was committed since they were last read. The generation is read
+// first, so a change that lands while they are read makes the next call
+// read again: an answer is never staler than the last commit.
+func (s *Service) current() (*snapshot, error) {
+	gen := s.DB.Generation()
+	if c := s.cache.Load(); c != nil && c.gen == gen {
+		return c, nil
+	}
+	global, _, err := s.DB.ConfigOverrides(deviceupdate.ScopeGlobal)
+	if err != nil {
+		return nil, err
+	}
+	snap := &snapshot{gen: gen, rules: map[string]deviceupdate.Rule{}}
+	for _, v := range deviceupdate.ResolveConfig(global, nil, deviceupdate.ScopeGlobal) {
+		switch v.Name {
+		case "PollIntervalSeconds":
+			snap.interval, _ = strconv.Atoi(v.Value)
+		case "PeerFirmwareSharing":
+			snap.sharing, _ = strconv.ParseBool(v.Value)
+		}
+	}
+	if snap.devices, err = s.DB.TestDevices(); err != nil {
+		return nil, err
+	}
+	rules, err := s.DB.Rules()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		snap.rules[r.ID] = r
+	}
+	s.cache.Store(snap)
+	return snap, nil
 }
 
 var (
@@ -62,42 +110,28 @@ func (s *Service) Devices(_ context.Context, f deviceupdate.DeviceFilter) ([]dev
 // decide is the offer: for the first of the phone's modules that a rule
 // governs and whose version should change, that rule's target.
 func (s *Service) decide(_ context.Context, req deviceupdate.PollRequest) (*deviceupdate.PollAnswer, error) {
-	global, _, err := s.DB.ConfigOverrides(deviceupdate.ScopeGlobal)
+	snap, err := s.current()
 	if err != nil {
 		return nil, err
 	}
-	cfg := map[string]string{}
-	for _, v := range deviceupdate.ResolveConfig(global, nil, deviceupdate.ScopeGlobal) {
-		cfg[v.Name] = v.Value
-	}
-	interval, _ := strconv.Atoi(cfg["PollIntervalSeconds"])
-	sharing, _ := strconv.ParseBool(cfg["PeerFirmwareSharing"])
 	id := req.MAC
 	if id == "" {
 		id = req.Serial
 	}
-	ans := &deviceupdate.PollAnswer{PollInterval: deviceupdate.JitteredInterval(interval, id), PeerSharing: sharing}
-
-	devices, err := s.DB.TestDevices()
-	if err != nil {
-		return nil, err
-	}
+	ans := &deviceupdate.PollAnswer{PollInterval: deviceupdate.JitteredInterval(snap.interval, id), PeerSharing: snap.sharing}
 	isTest := false
-	for _, d := range devices {
+	for _, d := range snap.devices {
 		if d.Matches(req.MAC, req.Serial, "") {
 			isTest = true
 			break
 		}
 	}
 	for _, m := range req.Modules {
-		rule, err := s.DB.FindRule(deviceupdate.RuleID(req.RuleKey(m)))
-		if deviceupdate.ErrorCode(err) == deviceupdate.ENOTFOUND {
+		rule, ok := snap.rules[deviceupdate.RuleID(req.RuleKey(m))]
+		if !ok {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		target, offer := deviceupdate.Decide(rule, m.Version, isTest)
+		target, offer := deviceupdate.Decide(&rule, m.Version, isTest)
 		if !offer {
 			continue
 		}

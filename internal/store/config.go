@@ -40,7 +40,7 @@ func readOverrides(tx *bolt.Tx, scope string) (global, site map[string]string, e
 // sets the override, an empty value removes it. It returns the overrides
 // at the scope before, and the global and scope overrides after.
 func (db *DB) SetConfig(scope string, settings map[string]string) (before, global, site map[string]string, err error) {
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketConfig)
 		cur := map[string]string{}
 		if _, err := getJSON(b, []byte(scope), &cur); err != nil {

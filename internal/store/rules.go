@@ -35,7 +35,7 @@ func errNoRule(id string) error {
 // versions the caller read, else ECONFLICT: of two admins acting on what
 // they both saw, one wins and the other is told the rule changed.
 func (db *DB) ChangeRule(id string, action deviceupdate.RuleAction, expect *deviceupdate.Rule) (before deviceupdate.Rule, after *deviceupdate.Rule, err error) {
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRules)
 		found, err := getJSON(b, []byte(id), &before)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,7 +58,24 @@ var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bu
 type DB struct {
 	bolt *bolt.DB
 	path string
+	gen  atomic.Uint64 // counts committed changes that can alter a poll's answer
 }
+
+// update runs fn in a write transaction and, when it commits, advances
+// the generation that Generation reports.
+func (db *DB) update(fn func(tx *bolt.Tx) error) error {
+	err := db.bolt.Update(fn)
+	if err == nil {
+		db.gen.Add(1)
+	}
+	return err
+}
+
+// Generation changes whenever rules, updates, test devices or the
+// configuration change (inventory writes do not count), so a reader can
+// cache what it derives from them and know when to look again. Every write
+// goes through this process, which holds the store's lock.
+func (db *DB) Generation() uint64 { return db.gen.Load() }
 
 // Options tune Open. The zero value is valid.
 type Options struct {

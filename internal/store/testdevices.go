@@ -21,7 +21,7 @@ func (db *DB) TestDevices() ([]deviceupdate.TestDevice, error) {
 // (MAC or serial) already in use is an ECONFLICT, checked in the same
 // transaction as the write.
 func (db *DB) AddTestDevice(d deviceupdate.TestDevice) error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTestDev)
 		key := []byte(strings.ToLower(d.Name))
 		if b.Get(key) != nil {
@@ -49,7 +49,7 @@ func (db *DB) AddTestDevice(d deviceupdate.TestDevice) error {
 // none. It returns the device removed.
 func (db *DB) RemoveTestDevice(name string) (deviceupdate.TestDevice, error) {
 	var d deviceupdate.TestDevice
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTestDev)
 		key := []byte(strings.ToLower(name))
 		found, err := getJSON(b, key, &d)

@@ -135,7 +135,7 @@ func importStatuses(tx *bolt.Tx, updates []*deviceupdate.StoredUpdate) ([]string
 // ECONFLICT and nothing changes.
 func (db *DB) CommitImport(updates []*deviceupdate.StoredUpdate) ([]deviceupdate.ImportedUpdate, error) {
 	var out []deviceupdate.ImportedUpdate
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		statuses, err := importStatuses(tx, updates)
 		if err != nil {
 			return err
@@ -183,7 +183,7 @@ func shortHash(h string) string {
 // what it deleted.
 func (db *DB) DeleteUnreferenced() ([]deviceupdate.StoredUpdate, error) {
 	var removed []deviceupdate.StoredUpdate
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		referenced := map[string]bool{}
 		err := tx.Bucket(bucketRules).ForEach(func(_, v []byte) error {
 			var r deviceupdate.Rule

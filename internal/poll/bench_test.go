@@ -1,0 +1,55 @@
+package poll_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/handler"
+	"github.com/deviceupdate/deviceupdate/internal/inventory"
+	"github.com/deviceupdate/deviceupdate/internal/loadgen"
+	"github.com/deviceupdate/deviceupdate/internal/poll"
+	"github.com/deviceupdate/deviceupdate/internal/store"
+)
+
+// BenchmarkPollHandler measures one poll through the real handler stack
+// (request ID, access log, metrics, parse, decide, record, render).
+func BenchmarkPollHandler(b *testing.B) {
+	dir := b.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	log, _ := audit.OpenRequestLog(dir, "bench")
+	rec := inventory.New(db, log, zap.NewNop(), time.Second)
+	defer rec.Close()
+	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+	svc := &poll.Service{DB: db, Recorder: rec}
+	h, err := handler.New(handler.Config{Logger: logger, Registry: prometheus.NewRegistry(), Store: db, Polls: svc, Devices: svc, StoreDir: dir, HTTPPort: "80"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([][]byte, 1000)
+	for i := range bodies {
+		bodies[i] = loadgen.Body(i, "CX600", "4.0.7577.4100")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req := httptest.NewRequest(http.MethodPost, "/RequestHandler/ucdevice.upx", bytes.NewReader(bodies[i%len(bodies)]))
+		w := httptest.NewRecorder()
+		h.Internal().ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code, w.Body)
+		}
+	}
+}
