@@ -299,9 +299,6 @@ func (s *Server) Kill() {
 	}
 }
 
-// Pid returns the server's process ID.
-func (s *Server) Pid() int { return s.cmd.Process.Pid }
-
 // Stdout returns what the server printed on stdout so far.
 func (s *Server) Stdout() string { return s.stdout.String() }
 

@@ -4,14 +4,13 @@
 package updatepkg
 
 import (
-	"bytes"
 	"encoding/xml"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/xmlsafe"
 )
 
 // MaxDescriptionSize bounds a description file; a real one is a few
@@ -36,14 +35,7 @@ func ParseDescription(data []byte) (deviceupdate.Update, error) {
 	if len(data) > MaxDescriptionSize {
 		return u, deviceupdate.Errorf(deviceupdate.EINVALID, "description is %d bytes, more than %d", len(data), MaxDescriptionSize)
 	}
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	dec.Strict = true
-	dec.CharsetReader = func(label string, r io.Reader) (io.Reader, error) {
-		if strings.EqualFold(label, "utf-8") || strings.EqualFold(label, "us-ascii") {
-			return r, nil
-		}
-		return nil, fmt.Errorf("encoding %q is not supported; write the description in UTF-8", label)
-	}
+	dec := xmlsafe.NewDecoder(data)
 	depth := 0
 	sawUpdate, inUpdate := false, false
 	for {

@@ -9,14 +9,13 @@
 package upx
 
 import (
-	"bytes"
 	"encoding/xml"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/xmlsafe"
 )
 
 // Limits of a request.
@@ -39,14 +38,7 @@ func ParseRequest(data []byte) (deviceupdate.PollRequest, error) {
 		"brand": &req.Brand, "vendor": &req.Brand, "model": &req.Model, "revision": &req.Revision,
 		"locale": &req.Locale, "userid": &req.UserID, "trigger": &req.Trigger,
 	}
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	dec.Strict = true
-	dec.CharsetReader = func(label string, r io.Reader) (io.Reader, error) {
-		if strings.EqualFold(label, "utf-8") || strings.EqualFold(label, "us-ascii") {
-			return r, nil
-		}
-		return nil, fmt.Errorf("encoding %q is not supported", label)
-	}
+	dec := xmlsafe.NewDecoder(data)
 	var path []string // lower-case element names from the root
 	var text strings.Builder
 	sawRequest := false
