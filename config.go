@@ -3,6 +3,8 @@ package deviceupdate
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +31,8 @@ var Settings = []Setting{
 	{"ValidLogFileExtensions", ".dmp,.clg,.clg1,.clg2,.bak,.kdmp,.dat,.bin,.cat,.xml,.txt,.hex", "log file extensions accepted (comma-separated, each starting with '.')", nameList(true)},
 	{"PeerFirmwareSharing", "false", "whether phones share firmware with their peers (true or false)", boolean},
 	{"PollIntervalSeconds", "86400", "seconds between a phone's periodic polls (3600 to 604800)", intRange(3600, 604800)},
+	{"InternalHostName", "", "host[:port] of BaseURL in poll answers, or empty for the host the phone asked", hostPort},
+	{"ExternalHostName", "", "host[:port] of ExternalBaseURL in poll answers, or empty for the host the phone asked", hostPort},
 }
 
 // LookupSetting finds a setting by name, case-insensitively.
@@ -132,6 +136,71 @@ func nameList(extensions bool) func(string) (string, error) {
 		}
 		return strings.Join(out, ","), nil
 	}
+}
+
+// hostPort accepts a DNS name or an IP address, with an optional port:
+// what goes between "://" and the path of a URL.
+func hostPort(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	host, port := v, ""
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		host, port = h, p
+	} else if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		host = v[1 : len(v)-1]
+	} else if strings.Count(v, ":") > 1 {
+		return "", fmt.Errorf("write an IPv6 address as [2001:db8::1] or [2001:db8::1]:8443")
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("port %q is not 1 to 65535", port)
+		}
+		port = strconv.Itoa(n)
+	}
+	if strings.ContainsAny(host, "[]") {
+		return "", fmt.Errorf("%q is not a host name", host)
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Zone() != "" {
+			return "", fmt.Errorf("an address with a zone cannot be in a URL")
+		}
+		host = a.String()
+		if a.Is6() {
+			host = "[" + host + "]"
+		}
+	} else if !ValidDNSName(host) {
+		return "", fmt.Errorf("%q is not a host name", host)
+	} else {
+		host = strings.ToLower(host)
+	}
+	if port != "" {
+		return net.JoinHostPort(strings.Trim(host, "[]"), port), nil
+	}
+	return host, nil
+}
+
+// ValidDNSName reports whether s is a host name: dot-separated labels of
+// letters, digits and '-', none starting or ending with '-', at most 253
+// bytes in all.
+func ValidDNSName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func boolean(v string) (string, error) {

@@ -75,6 +75,11 @@ type PollAnswer struct {
 	Update       *StoredUpdate // the offered update, when Offer
 	PollInterval int           // seconds
 	PeerSharing  bool
+	// InternalHost and ExternalHost are the host[:port] of the download
+	// URLs (settings InternalHostName and ExternalHostName for the phone's
+	// site); empty means the host the phone asked.
+	InternalHost, ExternalHost string
+	Site                       string // the phone's site, "" when no subnet holds it
 }
 
 // PollService answers phones.

@@ -87,13 +87,9 @@ func newConfigSetCommand(stdout io.Writer) *cobra.Command {
 	cmd.Flags().StringVar(&site, "site", "", "change the settings of this site only")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the effective settings as one JSON array")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		settings := map[string]string{}
-		for _, a := range args {
-			k, v, ok := strings.Cut(a, "=")
-			if !ok || k == "" {
-				return usageError{fmt.Errorf("%q is not KEY=VALUE", a)}
-			}
-			settings[k] = v
+		settings, err := settingArgs(args)
+		if err != nil {
+			return err
 		}
 		c, err := connect()
 		if err != nil {
@@ -106,4 +102,17 @@ func newConfigSetCommand(stdout io.Writer) *cobra.Command {
 		return printConfig(stdout, values, asJSON)
 	}
 	return cmd
+}
+
+// settingArgs reads KEY=VALUE arguments.
+func settingArgs(args []string) (map[string]string, error) {
+	settings := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, usageError{fmt.Errorf("%q is not KEY=VALUE", a)}
+		}
+		settings[k] = v
+	}
+	return settings, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +15,62 @@ import (
 )
 
 func newDeviceCommand(stdout io.Writer) *cobra.Command {
-	return newGroupCommand("device", "Show the inventory of devices that polled", newDeviceListCommand(stdout))
+	return newGroupCommand("device", "Show the inventory of devices that polled, and set a device's own settings",
+		newDeviceListCommand(stdout), newDeviceConfigCommand(stdout))
+}
+
+func newDeviceConfigCommand(stdout io.Writer) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "config ID [KEY=VALUE...]",
+		Short: "Show or change one device's own settings",
+		Long: "Show, or with KEY=VALUE change, the settings of one device, named by its MAC\n" +
+			"address or serial number as 'device list' shows it. A device's own value wins\n" +
+			"over its site's and the global one (Cisco's priority); KEY= removes it.\n" +
+			"Settings a device may have: " + strings.Join(deviceupdate.DeviceSettings, ", ") + ".",
+		Example: "  deviceupdate device config 00-04-F2-AA-BB-CC PeerFirmwareSharing=false\n  deviceupdate device config SN123",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("device config needs a device ID (see 'deviceupdate device config --help')")}
+			}
+			return nil
+		},
+	}
+	connect := addClientFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the device's settings as JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		settings, err := settingArgs(args[1:])
+		if err != nil {
+			return err
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		path := "/devices/" + url.PathEscape(args[0]) + "/config"
+		var dc deviceupdate.DeviceConfig
+		if len(settings) == 0 {
+			err = c.Do(cmd.Context(), http.MethodGet, path, nil, &dc)
+		} else {
+			err = c.Do(cmd.Context(), http.MethodPut, path, map[string]any{"settings": settings}, &dc)
+		}
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(dc)
+		}
+		if len(dc.Settings) == 0 {
+			fmt.Fprintf(stdout, "%s has no settings of its own\n", dc.ID)
+		}
+		for _, name := range deviceupdate.DeviceSettings {
+			if v, ok := dc.Settings[name]; ok {
+				fmt.Fprintf(stdout, "%s  %s=%s\n", dc.ID, name, v)
+			}
+		}
+		return nil
+	}
+	return cmd
 }
 
 func newDeviceListCommand(stdout io.Writer) *cobra.Command {

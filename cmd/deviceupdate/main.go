@@ -79,6 +79,7 @@ them per device model; phones poll, download and upload their logs.`,
 		newConfigCommand(stdout),
 		newFilesCommand(stdout),
 		newDeviceCommand(stdout),
+		newSiteCommand(stdout),
 		newPhoneCommand(stdout),
 	)
 	return root

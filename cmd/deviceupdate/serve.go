@@ -226,6 +226,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Files:          im,
 		Polls:          polls,
 		Devices:        polls,
+		Sites:          svc,
+		DeviceConfig:   svc,
 		StoreDir:       filepath.Join(c.Data, importer.StoreDir),
 		HTTPPort:       m.port(handler.ListenerHTTP),
 		HTTPSPort:      m.port(handler.ListenerHTTPS),

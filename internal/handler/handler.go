@@ -63,6 +63,9 @@ type Config struct {
 	Files       deviceupdate.FileService
 	Polls       deviceupdate.PollService
 	Devices     deviceupdate.DeviceService
+	Sites       deviceupdate.SiteService
+	// DeviceConfig reads and sets per-device settings.
+	DeviceConfig deviceupdate.DeviceConfigService
 	// PollLimit and DownloadLimit bound the polls and the downloads served
 	// at once (503 with Retry-After past them); 0 means the defaults.
 	PollLimit, DownloadLimit int
@@ -95,6 +98,8 @@ type Server struct {
 	files          deviceupdate.FileService
 	polls          deviceupdate.PollService
 	devices        deviceupdate.DeviceService
+	sites          deviceupdate.SiteService
+	deviceConfig   deviceupdate.DeviceConfigService
 	storeDir       string
 	httpPort       string
 	httpsPort      string
@@ -137,6 +142,8 @@ func New(cfg Config) (*Server, error) {
 		files:          cfg.Files,
 		polls:          cfg.Polls,
 		devices:        cfg.Devices,
+		sites:          cfg.Sites,
+		deviceConfig:   cfg.DeviceConfig,
 		storeDir:       cfg.StoreDir,
 		httpPort:       cfg.HTTPPort,
 		httpsPort:      cfg.HTTPSPort,
@@ -191,6 +198,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.devices != nil {
 		admin.GET("/devices", s.handleDevices)
+	}
+	if s.sites != nil {
+		admin.GET("/sites", s.handleSites)
+		admin.PUT("/sites/:name", s.handlePutSite)
+		admin.DELETE("/sites/:name", s.handleRemoveSite)
+	}
+	if s.deviceConfig != nil {
+		admin.GET("/devices/:id/config", s.handleDeviceConfig)
+		admin.PUT("/devices/:id/config", s.handleSetDeviceConfig)
 	}
 	return s, nil
 }

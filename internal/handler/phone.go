@@ -49,10 +49,9 @@ func (s *Server) handlePoll(c echo.Context) error {
 	if ans.Offer {
 		u := ans.Update
 		rel := strings.Join([]string{u.DeviceType, u.Brand, u.Model, u.Revision, u.Locale, u.Version.String(), u.UpdateType}, "/")
-		host := requestHost(c)
 		res.Version = u.Version.String()
-		res.BaseURL = s.internalBase(host) + "/DeviceUpdateFiles_Int/" + rel
-		res.ExternalBaseURL = baseURL("https", host, s.httpsPort) + "/DeviceUpdateFiles_Ext/" + rel
+		res.BaseURL = s.internalBase(hostOr(ans.InternalHost, c)) + "/DeviceUpdateFiles_Int/" + rel
+		res.ExternalBaseURL = baseURL("https", hostOr(ans.ExternalHost, c), s.httpsPort) + "/DeviceUpdateFiles_Ext/" + rel
 		res.Files = &upx.Files{}
 		for _, f := range u.Images {
 			res.Files.File = append(res.Files.File, upx.File{Name: f.Name, SignatureFile: u.Catalog.Name, Size: f.Size, SHA256: f.SHA256})
@@ -76,11 +75,28 @@ func (s *Server) internalBase(host string) string {
 	return baseURL("https", host, s.httpsPort)
 }
 
+// baseURL is scheme://host, with the listener's port unless it is the
+// scheme's default or host names its own port.
 func baseURL(scheme, host, port string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return scheme + "://" + host
+	}
+	host = strings.Trim(host, "[]")
 	if scheme == "http" && port == "80" || scheme == "https" && port == "443" || port == "" {
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
 		return scheme + "://" + host
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// hostOr is the configured host[:port], else the host the phone asked.
+func hostOr(configured string, c echo.Context) string {
+	if configured != "" {
+		return configured
+	}
+	return requestHost(c)
 }
 
 // requestHost is the host name the phone used, without the port.

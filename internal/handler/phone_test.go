@@ -67,3 +67,25 @@ func TestPollsPastTheLimitGet503(t *testing.T) {
 		t.Errorf("poll after the slot freed: %d", rec.Code)
 	}
 }
+
+func TestBaseURL(t *testing.T) {
+	tests := []struct {
+		name, scheme, host, port, want string
+	}{
+		{"default http port omitted", "http", "updates.example", "80", "http://updates.example"},
+		{"default https port omitted", "https", "updates.example", "443", "https://updates.example"},
+		{"listener port added", "https", "updates.example", "8443", "https://updates.example:8443"},
+		{"configured port wins", "http", "updates.example:8080", "80", "http://updates.example:8080"},
+		{"ipv6 from the request", "https", "::1", "443", "https://[::1]"},
+		{"ipv6 with a port", "http", "::1", "8080", "http://[::1]:8080"},
+		{"bracketed ipv6 setting", "https", "[2001:db8::1]", "8443", "https://[2001:db8::1]:8443"},
+		{"bracketed ipv6 setting with a port", "https", "[2001:db8::1]:9443", "8443", "https://[2001:db8::1]:9443"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := baseURL(tt.scheme, tt.host, tt.port); got != tt.want {
+				t.Errorf("baseURL(%q, %q, %q) = %q, want %q", tt.scheme, tt.host, tt.port, got, tt.want)
+			}
+		})
+	}
+}

@@ -26,11 +26,37 @@ type Service struct {
 
 // snapshot holds what a decision reads, as of one store generation.
 type snapshot struct {
-	gen      uint64
-	interval int
-	sharing  bool
-	devices  []deviceupdate.TestDevice
-	rules    map[string]deviceupdate.Rule // by ID
+	gen     uint64
+	sites   *deviceupdate.SiteMap
+	global  scopeSettings
+	scopes  map[string]scopeSettings // by site name, for the sites that have one
+	devConf map[string]map[string]string
+	devices []deviceupdate.TestDevice
+	rules   map[string]deviceupdate.Rule // by ID
+}
+
+// scopeSettings are the settings a poll's answer needs, resolved for one
+// scope (global, or a site over global).
+type scopeSettings struct {
+	overrides                  map[string]string // the scope's own, for per-device resolution
+	global                     map[string]string
+	interval                   int
+	internalHost, externalHost string
+}
+
+func resolveScope(global, site map[string]string, scope string) scopeSettings {
+	ss := scopeSettings{overrides: site, global: global}
+	for _, v := range deviceupdate.ResolveConfig(global, site, scope) {
+		switch v.Name {
+		case "PollIntervalSeconds":
+			ss.interval, _ = strconv.Atoi(v.Value)
+		case "InternalHostName":
+			ss.internalHost = v.Value
+		case "ExternalHostName":
+			ss.externalHost = v.Value
+		}
+	}
+	return ss
 }
 
 // current returns the decision inputs, re-read from the store only when a
@@ -46,14 +72,25 @@ func (s *Service) current() (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap := &snapshot{gen: gen, rules: map[string]deviceupdate.Rule{}}
-	for _, v := range deviceupdate.ResolveConfig(global, nil, deviceupdate.ScopeGlobal) {
-		switch v.Name {
-		case "PollIntervalSeconds":
-			snap.interval, _ = strconv.Atoi(v.Value)
-		case "PeerFirmwareSharing":
-			snap.sharing, _ = strconv.ParseBool(v.Value)
+	snap := &snapshot{gen: gen, rules: map[string]deviceupdate.Rule{}, scopes: map[string]scopeSettings{},
+		global: resolveScope(global, nil, deviceupdate.ScopeGlobal)}
+	sites, err := s.DB.Sites()
+	if err != nil {
+		return nil, err
+	}
+	if snap.sites, err = deviceupdate.NewSiteMap(sites); err != nil {
+		return nil, err
+	}
+	for _, site := range sites {
+		scope := "site:" + site.Name
+		_, over, err := s.DB.ConfigOverrides(scope)
+		if err != nil {
+			return nil, err
 		}
+		snap.scopes[site.Name] = resolveScope(global, over, scope)
+	}
+	if snap.devConf, err = s.DB.DeviceConfigs(); err != nil {
+		return nil, err
 	}
 	if snap.devices, err = s.DB.TestDevices(); err != nil {
 		return nil, err
@@ -76,7 +113,7 @@ var (
 
 // Poll decides what to offer the phone and records the poll.
 func (s *Service) Poll(ctx context.Context, req deviceupdate.PollRequest, remote string) (*deviceupdate.PollAnswer, error) {
-	ans, err := s.decide(ctx, req)
+	ans, err := s.decide(ctx, req, remote)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +146,7 @@ func (s *Service) Devices(_ context.Context, f deviceupdate.DeviceFilter) ([]dev
 
 // decide is the offer: for the first of the phone's modules that a rule
 // governs and whose version should change, that rule's target.
-func (s *Service) decide(_ context.Context, req deviceupdate.PollRequest) (*deviceupdate.PollAnswer, error) {
+func (s *Service) decide(_ context.Context, req deviceupdate.PollRequest, remote string) (*deviceupdate.PollAnswer, error) {
 	snap, err := s.current()
 	if err != nil {
 		return nil, err
@@ -118,10 +155,19 @@ func (s *Service) decide(_ context.Context, req deviceupdate.PollRequest) (*devi
 	if id == "" {
 		id = req.Serial
 	}
-	ans := &deviceupdate.PollAnswer{PollInterval: deviceupdate.JitteredInterval(snap.interval, id), PeerSharing: snap.sharing}
+	site := snap.sites.Site(remote)
+	ss, ok := snap.scopes[site]
+	if !ok {
+		ss = snap.global
+	}
+	ans := &deviceupdate.PollAnswer{
+		PollInterval: deviceupdate.JitteredInterval(ss.interval, id),
+		PeerSharing:  deviceupdate.PeerSharingFor(snap.devConf[id], ss.overrides, ss.global),
+		InternalHost: ss.internalHost, ExternalHost: ss.externalHost, Site: site,
+	}
 	isTest := false
 	for _, d := range snap.devices {
-		if d.Matches(req.MAC, req.Serial, "") {
+		if d.Matches(req.MAC, req.Serial, site) {
 			isTest = true
 			break
 		}

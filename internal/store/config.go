@@ -46,17 +46,7 @@ func (db *DB) SetConfig(scope string, settings map[string]string) (before, globa
 		if _, err := getJSON(b, []byte(scope), &cur); err != nil {
 			return err
 		}
-		before = map[string]string{}
-		for k, v := range cur {
-			before[k] = v
-		}
-		for k, v := range settings {
-			if v == "" {
-				delete(cur, k)
-			} else {
-				cur[k] = v
-			}
-		}
+		before = applyOverrides(cur, settings)
 		if err := putJSON(b, []byte(scope), cur); err != nil {
 			return err
 		}
@@ -67,4 +57,21 @@ func (db *DB) SetConfig(scope string, settings map[string]string) (before, globa
 		return nil, nil, nil, fmt.Errorf("set configuration: %w", err)
 	}
 	return before, global, site, nil
+}
+
+// applyOverrides applies settings to cur (an empty value removes the
+// override) and returns a copy of cur from before.
+func applyOverrides(cur, settings map[string]string) (before map[string]string) {
+	before = make(map[string]string, len(cur))
+	for k, v := range cur {
+		before[k] = v
+	}
+	for k, v := range settings {
+		if v == "" {
+			delete(cur, k)
+		} else {
+			cur[k] = v
+		}
+	}
+	return before
 }

@@ -42,23 +42,26 @@ var (
 
 var (
 	bucketMeta    = []byte("meta")
-	bucketUpdates = []byte("updates")     // lower(rule key) "@" version → StoredUpdate
-	bucketRules   = []byte("rules")       // rule ID → Rule
-	bucketTestDev = []byte("testdevices") // lower(name) → TestDevice
-	bucketConfig  = []byte("config")      // "global" or "site:<name>" → Config
-	bucketDevices = []byte("devices")     // device ID → Device
+	bucketUpdates = []byte("updates")      // lower(rule key) "@" version → StoredUpdate
+	bucketRules   = []byte("rules")        // rule ID → Rule
+	bucketTestDev = []byte("testdevices")  // lower(name) → TestDevice
+	bucketConfig  = []byte("config")       // "global" or "site:<name>" → Config
+	bucketDevices = []byte("devices")      // device ID → Device
+	bucketSites   = []byte("sites")        // lower(name) → Site
+	bucketDevConf = []byte("deviceconfig") // device ID → map of setting overrides
 	keySchema     = []byte("schema")
 	keyCreated    = []byte("created")
 )
 
 // buckets are created by Open when missing.
-var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices}
+var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf, bucketUsers}
 
 // DB is the open store. It is safe for concurrent use.
 type DB struct {
 	bolt *bolt.DB
 	path string
 	gen  atomic.Uint64 // counts committed changes that can alter a poll's answer
+	auth authCache     // verified credentials of users (users.go)
 }
 
 // update runs fn in a write transaction and, when it commits, advances

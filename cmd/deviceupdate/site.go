@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deviceupdate/deviceupdate"
+)
+
+func newSiteCommand(stdout io.Writer) *cobra.Command {
+	return newGroupCommand("site", "Manage sites: groups of phones known by their subnets",
+		newSiteSetCommand(stdout), newSiteListCommand(stdout), newSiteRemoveCommand(stdout))
+}
+
+func newSiteSetCommand(stdout io.Writer) *cobra.Command {
+	var subnets []string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "set NAME --subnet CIDR [--subnet CIDR...]",
+		Aliases: []string{"add"},
+		Short:   "Create a site or replace its subnets",
+		Long: `Create a site, or replace the subnets of an existing one. A phone belongs to
+the site whose subnet holds its address (the longest prefix wins); a site's
+settings ('config set --site NAME') win over the global ones, and a test
+device may be limited to a site ('testdevice add --site NAME').`,
+		Example: "  deviceupdate site set Redmond --subnet 10.1.0.0/16 --subnet 2001:db8:1::/48",
+		Args:    exactArgs(1, "one NAME"),
+	}
+	connect := addClientFlags(cmd)
+	cmd.Flags().StringSliceVar(&subnets, "subnet", nil, "a subnet of the site in CIDR form (repeat, or separate with commas)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the site as JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(subnets) == 0 {
+			return usageError{fmt.Errorf("site set needs at least one --subnet (see 'deviceupdate site set --help')")}
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		var site deviceupdate.Site
+		if err := c.Do(cmd.Context(), http.MethodPut, "/sites/"+url.PathEscape(args[0]), map[string]any{"subnets": subnets}, &site); err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(site)
+		}
+		fmt.Fprintf(stdout, "site %s: %s\n", site.Name, joinPrefixes(site))
+		return nil
+	}
+	return cmd
+}
+
+func joinPrefixes(s deviceupdate.Site) string {
+	out := make([]string, len(s.Subnets))
+	for i, p := range s.Subnets {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ", ")
+}
+
+func newSiteListCommand(stdout io.Writer) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List the sites and their subnets",
+		Example: "  deviceupdate site list --json",
+		Args:    exactArgs(0, "no arguments"),
+	}
+	connect := addClientFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON array")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		var sites []deviceupdate.Site
+		if err := c.Do(cmd.Context(), http.MethodGet, "/sites", nil, &sites); err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(sites)
+		}
+		fmt.Fprintf(stdout, "%-24s  %s\n", "NAME", "SUBNETS")
+		for _, s := range sites {
+			fmt.Fprintf(stdout, "%-24s  %s\n", s.Name, joinPrefixes(s))
+		}
+		return nil
+	}
+	return cmd
+}
+
+func newSiteRemoveCommand(stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "remove NAME",
+		Short:   "Remove a site and its settings",
+		Example: "  deviceupdate site remove Redmond",
+		Args:    exactArgs(1, "one NAME"),
+	}
+	connect := addClientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		if err := c.Do(cmd.Context(), http.MethodDelete, "/sites/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed site %q\n", args[0])
+		return nil
+	}
+	return cmd
+}

@@ -1,0 +1,223 @@
+package deviceupdate
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Site is a group of phones known by the subnets they poll from, such as
+// a branch office. A site may override settings (scope "site:<name>"),
+// and test devices may be limited to it. Subnets are what place a phone
+// in a site: the longest prefix that holds its address wins.
+type Site struct {
+	Name    string         `json:"name"`
+	Subnets []netip.Prefix `json:"subnets"`
+}
+
+// MaxSubnets bounds the subnets of one site.
+const MaxSubnets = 256
+
+// Normalize validates s and returns it with its subnets masked, sorted and
+// without duplicates. Errors: EINVALID.
+func (s Site) Normalize() (Site, error) {
+	if !ValidIdentifier(s.Name) {
+		return s, Errorf(EINVALID, "site %q: want 1-64 letters, digits, '-', '_' or '.'", truncateForMessage(s.Name))
+	}
+	if len(s.Subnets) == 0 {
+		return s, Errorf(EINVALID, "site %s: give at least one subnet, such as 10.1.0.0/16", s.Name)
+	}
+	if len(s.Subnets) > MaxSubnets {
+		return s, Errorf(EINVALID, "site %s: more than %d subnets", s.Name, MaxSubnets)
+	}
+	seen := map[netip.Prefix]bool{}
+	out := make([]netip.Prefix, 0, len(s.Subnets))
+	for _, p := range s.Subnets {
+		if !p.IsValid() {
+			return s, Errorf(EINVALID, "site %s: a subnet is not valid", s.Name)
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p)).Masked()
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return comparePrefix(out[i], out[j]) < 0 })
+	s.Subnets = out
+	return s, nil
+}
+
+// unmapBits is what an IPv4-mapped IPv6 prefix loses when unmapped.
+func unmapBits(p netip.Prefix) int {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		return 96
+	}
+	return 0
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// ParseSubnets reads CIDR prefixes ("10.1.0.0/16", "2001:db8::/48"); a
+// bare address is a prefix of its full length. Errors: EINVALID.
+func ParseSubnets(in []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(in))
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, Errorf(EINVALID, "subnet %q: want CIDR such as 10.1.0.0/16 or 2001:db8::/48", truncateForMessage(s))
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// SiteMap places addresses in sites by longest-prefix match.
+type SiteMap struct {
+	entries []siteEntry // longest prefix first
+}
+
+type siteEntry struct {
+	prefix netip.Prefix
+	site   string
+}
+
+// NewSiteMap builds the map of normalised sites. Two sites claiming the
+// same subnet is an ECONFLICT, which AddSite refuses before it is stored.
+func NewSiteMap(sites []Site) (*SiteMap, error) {
+	m := &SiteMap{}
+	owner := map[netip.Prefix]string{}
+	for _, s := range sites {
+		for _, p := range s.Subnets {
+			if o, ok := owner[p]; ok && o != s.Name {
+				return nil, Errorf(ECONFLICT, "subnet %s belongs to site %s already", p, o)
+			}
+			owner[p] = s.Name
+			m.entries = append(m.entries, siteEntry{p, s.Name})
+		}
+	}
+	sort.SliceStable(m.entries, func(i, j int) bool { return m.entries[i].prefix.Bits() > m.entries[j].prefix.Bits() })
+	return m, nil
+}
+
+// Site returns the name of the site whose longest subnet holds addr, or
+// "" when none does. addr may carry a port ("10.1.2.3:5060").
+func (m *SiteMap) Site(addr string) string {
+	if m == nil || len(m.entries) == 0 {
+		return ""
+	}
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(addr)
+		if perr != nil {
+			return ""
+		}
+		a = ap.Addr()
+	}
+	a = a.Unmap().WithZone("")
+	for _, e := range m.entries {
+		if e.prefix.Contains(a) {
+			return e.site
+		}
+	}
+	return ""
+}
+
+// SiteService manages sites; every change is audited.
+type SiteService interface {
+	// Sites returns every site, ordered by name.
+	Sites(ctx context.Context) ([]Site, error)
+	// PutSite validates and stores a site, replacing one of the same name.
+	// Errors: EINVALID, ECONFLICT (a subnet belongs to another site).
+	PutSite(ctx context.Context, s Site, actor string) (Site, error)
+	// RemoveSite deletes a site and its setting overrides. Errors:
+	// ENOTFOUND, ECONFLICT (a test device is limited to it).
+	RemoveSite(ctx context.Context, name, actor string) error
+}
+
+// DeviceSettings lists the settings a single device may override, with
+// Cisco's priority: the device's own value, then its site's, then the
+// enterprise (global) one.
+var DeviceSettings = []string{"PeerFirmwareSharing"}
+
+// CheckDeviceSettings validates name=value pairs for one device: every
+// name must be one of DeviceSettings; an empty value removes the
+// override. Errors: EINVALID.
+func CheckDeviceSettings(in map[string]string) (map[string]string, error) {
+	out, err := CheckSettings(in)
+	if err != nil {
+		return nil, err
+	}
+	for k := range out {
+		allowed := false
+		for _, d := range DeviceSettings {
+			allowed = allowed || d == k
+		}
+		if !allowed {
+			return nil, Errorf(EINVALID, "%s cannot be set per device; the device settings are %s", k, strings.Join(DeviceSettings, ", "))
+		}
+	}
+	return out, nil
+}
+
+// ValidDeviceID reports whether id names a device as the inventory does:
+// its normalised MAC address or its serial number.
+func ValidDeviceID(id string) bool {
+	n, err := DeviceID(id)
+	return err == nil && n == id
+}
+
+// DeviceID normalises a device identifier: a MAC address written with
+// '-' or ':' becomes the inventory's form (00-04-F2-AA-BB-CC); anything
+// else is a serial number. Errors: EINVALID.
+func DeviceID(id string) (string, error) {
+	if strings.ContainsAny(id, "-:") {
+		if mac, err := NormalizeMAC(id); err == nil {
+			return mac, nil
+		}
+	}
+	if ValidSerial(id) {
+		return id, nil
+	}
+	return "", Errorf(EINVALID, "device %q: give its MAC address (00-04-F2-AA-BB-CC) or its serial number", truncateForMessage(id))
+}
+
+// DeviceConfig is a device's own setting overrides.
+type DeviceConfig struct {
+	ID       string            `json:"id"`
+	Settings map[string]string `json:"settings"`
+}
+
+// DeviceConfigService reads and changes per-device settings; changes are
+// audited.
+type DeviceConfigService interface {
+	// DeviceConfig returns a device's overrides (none is not an error).
+	DeviceConfig(ctx context.Context, id string) (DeviceConfig, error)
+	// SetDeviceConfig applies overrides to one device. Errors: EINVALID.
+	SetDeviceConfig(ctx context.Context, id string, settings map[string]string, actor string) (DeviceConfig, error)
+}
+
+// PeerSharingFor resolves PeerFirmwareSharing for one device: its own
+// override, else its site's, else the global one, else the default.
+func PeerSharingFor(device, site, global map[string]string) bool {
+	for _, m := range []map[string]string{device, site, global} {
+		if v, ok := m["PeerFirmwareSharing"]; ok && v != "" {
+			b, err := strconv.ParseBool(v)
+			return err == nil && b
+		}
+	}
+	s, _ := LookupSetting("PeerFirmwareSharing")
+	b, _ := strconv.ParseBool(s.Default)
+	return b
+}
