@@ -11,25 +11,10 @@ size=${1:-50}; count=${2:-40}; par=${3:-4}; runs=${4:-3}
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
-go build -o "$work/deviceupdate" ./cmd/deviceupdate
-du="$work/deviceupdate"
-"$du" serve --data "$work/data" --certs "$work/certs" --https 127.0.0.1:0 --http 127.0.0.1:0 --domain bench.example \
-  >/dev/null 2>"$work/err" &
-pids+=($!)
-addr=""; http=""
-until [ -n "$http" ]; do
-  addr=$(grep -o '"listener":"https","addr":"[^"]*"' "$work/err" 2>/dev/null | sed 's/.*"addr":"\(.*\)"/\1/' || true)
-  http=$(grep -o '"listener":"http","addr":"[^"]*"' "$work/err" 2>/dev/null | sed 's/.*"addr":"\(.*\)"/\1/' || true)
-  sleep 0.05
-done
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/pub.key" -out "$work/pub.pem" -days 2 \
-  -subj "/CN=Bench Publisher" -addext "extendedKeyUsage=codeSigning" 2>/dev/null
-cp "$work/pub.pem" "$work/certs/trusted/"
-head -c "$((size * 1024 * 1024))" /dev/urandom >"$work/CPE.nbt"
-"$du" pack --brand Polycom --model CX600 --revision A --version 4.0.7577.1 --cert "$work/pub.pem" --key "$work/pub.key" \
-  -o "$work/pkg.cab" "$work/CPE.nbt" >/dev/null
-DEVICEUPDATE_SERVER="https://$addr" DEVICEUPDATE_CERTS="$work/certs" "$du" import "$work/pkg.cab" >/dev/null
-rel=UCPhone/Polycom/CX600/A/ENU/4.0.7577.1/CPE/CPE.nbt
+. scripts/lib.sh
+build_deviceupdate
+start_server
+import_update 4.0.7577.1 "$((size * 1024 * 1024))"
 
 # nginx on the same store folder.
 cat >"$work/nginx.conf" <<NGINX
@@ -47,7 +32,6 @@ fetch() { # URL -> seconds for COUNT downloads, PAR at a time
   seq "$count" | xargs -P "$par" -I{} curl -sf -o /dev/null "$1"
   t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l
 }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 : >"$work/ours"; : >"$work/nginx"
 for i in $(seq "$runs"); do
   fetch "http://$http/DeviceUpdateFiles_Int/$rel" >>"$work/ours"

@@ -10,28 +10,14 @@ secs=${1:-8}; runs=${2:-3}; phones=${3:-20000}; conc=${4:-32}
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
-go build -o "$work/deviceupdate" ./cmd/deviceupdate
+. scripts/lib.sh
+build_deviceupdate
 go build -o "$work/nopserver" ./internal/loadgen/nopserver
-du="$work/deviceupdate"
 
 # A server with one approved rule, which the phones already run, so each
 # answer is "nothing to offer", as the reference's.
-"$du" serve --data "$work/data" --certs "$work/certs" --https 127.0.0.1:0 --http "" --domain bench.example \
-  >/dev/null 2>"$work/err" &
-pids+=($!)
-addr=""
-until [ -n "$addr" ]; do
-  addr=$(grep -o '"listener":"https","addr":"[^"]*"' "$work/err" 2>/dev/null | sed 's/.*"addr":"\(.*\)"/\1/' || true)
-  sleep 0.05
-done
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/pub.key" -out "$work/pub.pem" -days 2 \
-  -subj "/CN=Bench Publisher" -addext "extendedKeyUsage=codeSigning" 2>/dev/null
-cp "$work/pub.pem" "$work/certs/trusted/"
-head -c 100000 /dev/urandom >"$work/CPE.nbt"
-"$du" pack --brand Polycom --model CX600 --revision A --version 4.0.7577.4100 --cert "$work/pub.pem" --key "$work/pub.key" \
-  -o "$work/pkg.cab" "$work/CPE.nbt" >/dev/null
-export DEVICEUPDATE_SERVER="https://$addr" DEVICEUPDATE_CERTS="$work/certs"
-"$du" import "$work/pkg.cab" >/dev/null
+start_server
+import_update 4.0.7577.4100 100000
 "$du" rule approve UCPhone/Polycom/CX600/A/ENU/CPE >/dev/null
 
 "$work/nopserver" -certs "$work/certs" >"$work/nop.addr" 2>/dev/null &
@@ -41,7 +27,6 @@ nop=$(head -1 "$work/nop.addr")
 
 load() { "$du" phone load --server "https://$1" --certs "$work/certs" --phones "$phones" --concurrency "$conc" --duration "${secs}s" --json; }
 field() { sed 's/.*"'"$1"'":\([0-9.e+]*\).*/\1/'; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 : >"$work/ours"; : >"$work/ref"; : >"$work/p99"
 for i in $(seq "$runs"); do
   r=$(load "$addr"); echo "$r" | field perSecond >>"$work/ours"; echo "$r" | field p99Ns >>"$work/p99"

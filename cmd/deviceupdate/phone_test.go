@@ -2,11 +2,15 @@ package main_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
 	"github.com/deviceupdate/deviceupdate/internal/loadgen"
+	"github.com/deviceupdate/deviceupdate/internal/testpkg"
+	"github.com/deviceupdate/deviceupdate/internal/testpki"
 )
 
 // TestPhoneLoad: the load tool's polls are all answered, and every
@@ -38,5 +42,46 @@ func TestPhoneLoad(t *testing.T) {
 	res = e2e.Run(t, "", nil, "phone", "load", "--server", "ftp://x")
 	if res.Code != 2 {
 		t.Errorf("bad --server: exit %d %s", res.Code, res.Stderr)
+	}
+}
+
+// TestPhoneLoadOpenLoopAndDownload: with --rate and --new-connections
+// every poll is answered on its own connection; phone download fetches a
+// stored file whole with many clients at once.
+func TestPhoneLoadOpenLoopAndDownload(t *testing.T) {
+	srv := e2e.Start(t, e2e.Options{})
+	res := e2e.Run(t, "", nil, "phone", "load", "--server", srv.InternalURL(), "--phones", "100", "--requests", "100",
+		"--rate", "400", "--new-connections", "--concurrency", "64", "--json")
+	var r loadgen.Result
+	if err := json.Unmarshal([]byte(res.Stdout), &r); err != nil || res.Code != 0 {
+		t.Fatalf("phone load: exit %d %v\n%s%s", res.Code, err, res.Stdout, res.Stderr)
+	}
+	if r.Requests != 100 || r.OK != 100 || r.Failed+r.Dropped != 0 || r.Elapsed < 200*time.Millisecond {
+		t.Fatalf("open loop at 400/s: %+v (100 polls should take about 250 ms)", r)
+	}
+
+	ca := testpki.NewCA(t, "Polycom Root")
+	trustPublisher(t, srv, ca)
+	files := testpkg.Files{}
+	image := testpkg.Image(256<<10, 7)
+	testpkg.AddUpdate(t, files, "", "4.0.7577.4366", image, testpkg.NewSigner(t, ca, testpki.Options{}))
+	env := []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + srv.Certs}
+	if res := e2e.Run(t, "", env, "import", testpkg.MakeCab(t, files)); res.Code != 0 {
+		t.Fatal(res.Stderr)
+	}
+	file := "/DeviceUpdateFiles_Int/UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE/CPE.nbt"
+	for _, base := range []string{srv.InternalURL(), srv.URL()} {
+		res = e2e.Run(t, "", env, "phone", "download", "--clients", "20", "--json", base+file)
+		var d loadgen.DownloadResult
+		if err := json.Unmarshal([]byte(res.Stdout), &d); err != nil || res.Code != 0 {
+			t.Fatalf("phone download %s: exit %d %v\n%s%s", base, res.Code, err, res.Stdout, res.Stderr)
+		}
+		if d.Completed != 20 || d.Failed != 0 || d.Bytes != 20*int64(len(image)) {
+			t.Errorf("%s: %+v, want 20 whole downloads of %d bytes", base, d, len(image))
+		}
+	}
+	res = e2e.Run(t, "", env, "phone", "download", "--clients", "2", srv.InternalURL()+"/DeviceUpdateFiles_Int/no/such/file")
+	if res.Code != 1 || !strings.Contains(res.Stderr, "404") {
+		t.Errorf("download of a missing file: exit %d, %q", res.Code, res.Stderr)
 	}
 }

@@ -143,7 +143,7 @@ func (s *Server) handleFile(c echo.Context) error {
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, ct)
 	w.Header().Set("ETag", `"`+f.SHA256+`"`)
-	http.ServeContent(w, c.Request(), f.Name, fi.ModTime(), file)
+	http.ServeContent(sendfileWriter{w}, c.Request(), f.Name, fi.ModTime(), file)
 	return nil
 }
 

@@ -20,24 +20,35 @@ import (
 type Options struct {
 	URL         string        // the poll endpoint
 	Phones      int           // distinct phones, polled round-robin
-	Concurrency int           // requests in flight (connections)
+	Concurrency int           // requests in flight (connections); the cap on them with Rate
 	Duration    time.Duration // how long to run, when Requests is 0
 	Requests    int           // how many polls, when not 0
-	Model       string
-	Version     string // the version the phones run
-	TLS         *tls.Config
+	// Rate, when not 0, starts polls at this many per second whatever the
+	// answers' speed (an open loop, as phones booting do), and latency is
+	// counted from each poll's scheduled start, so a server that falls
+	// behind shows it. A poll that finds Concurrency polls in flight
+	// fails as dropped.
+	Rate float64
+	// NewConnections gives every poll its own connection, as distinct
+	// phones have, instead of keep-alive connections.
+	NewConnections bool
+	Model          string
+	Version        string // the version the phones run
+	TLS            *tls.Config
 }
 
 // Result is what a run measured.
 type Result struct {
 	Requests  int64         `json:"requests"`
 	OK        int64         `json:"ok"`
-	Busy      int64         `json:"busy"`   // 503 answers
-	Failed    int64         `json:"failed"` // other statuses and transport errors
+	Busy      int64         `json:"busy"`    // 503 answers with Retry-After
+	Failed    int64         `json:"failed"`  // other statuses, 503 without Retry-After, transport errors
+	Dropped   int64         `json:"dropped"` // with Rate: not started, Concurrency in flight
 	Elapsed   time.Duration `json:"elapsedNs"`
 	PerSecond float64       `json:"perSecond"`
 	P50       time.Duration `json:"p50Ns"`
 	P99       time.Duration `json:"p99Ns"`
+	Max       time.Duration `json:"maxNs"`
 }
 
 // Body returns the poll of phone i.
@@ -48,13 +59,45 @@ func Body(i int, model, version string) []byte {
 		byte(i>>24), byte(i>>16), byte(i>>8), byte(i), model, version))
 }
 
+// counters gather a run's outcomes.
+type counters struct {
+	ok, busy, failed, dropped atomic.Int64
+	mu                        sync.Mutex
+	lat                       []time.Duration
+}
+
+func (c *counters) record(status int, retryAfter bool, took time.Duration) {
+	switch {
+	case status == http.StatusOK:
+		c.ok.Add(1)
+	case status == http.StatusServiceUnavailable && retryAfter:
+		c.busy.Add(1)
+	default:
+		c.failed.Add(1)
+	}
+	c.mu.Lock()
+	c.lat = append(c.lat, took)
+	c.mu.Unlock()
+}
+
+func (c *counters) result(elapsed time.Duration) Result {
+	sort.Slice(c.lat, func(i, j int) bool { return c.lat[i] < c.lat[j] })
+	r := Result{OK: c.ok.Load(), Busy: c.busy.Load(), Failed: c.failed.Load(), Dropped: c.dropped.Load(), Elapsed: elapsed}
+	r.Requests = r.OK + r.Busy + r.Failed + r.Dropped
+	r.PerSecond = float64(r.OK+r.Busy) / elapsed.Seconds()
+	if n := len(c.lat); n > 0 {
+		r.P50, r.P99, r.Max = c.lat[n/2], c.lat[n*99/100], c.lat[n-1]
+	}
+	return r
+}
+
 // Run polls until the count or the time is reached, or ctx ends.
 func Run(ctx context.Context, o Options) (Result, error) {
-	if o.Phones <= 0 || o.Concurrency <= 0 {
+	if o.Phones <= 0 || o.Concurrency <= 0 || o.Rate < 0 {
 		return Result{}, fmt.Errorf("loadgen: phones and concurrency must be positive")
 	}
 	tr := &http.Transport{TLSClientConfig: o.TLS, MaxIdleConnsPerHost: o.Concurrency, MaxConnsPerHost: o.Concurrency, ForceAttemptHTTP2: false,
-		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+		DisableKeepAlives: o.NewConnections, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	if o.Duration > 0 && o.Requests == 0 {
@@ -62,56 +105,73 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
 		defer cancel()
 	}
-	var next, ok, busy, failed atomic.Int64
-	lat := make([][]time.Duration, o.Concurrency)
+	var c counters
+	poll := func(n int64, since time.Time) {
+		body := Body(int(n%int64(o.Phones)), o.Model, o.Version)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.URL, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "text/xml")
+		resp, err := client.Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.failed.Add(1)
+			}
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		c.record(resp.StatusCode, resp.Header.Get("Retry-After") != "", time.Since(since))
+	}
 	start := time.Now()
+	if o.Rate > 0 {
+		runOpen(ctx, o, start, poll, &c)
+	} else {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range o.Concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					n := next.Add(1) - 1
+					if o.Requests > 0 && n >= int64(o.Requests) {
+						return
+					}
+					poll(n, time.Now())
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	return c.result(time.Since(start)), nil
+}
+
+// runOpen starts poll n at start + n/Rate, at most Concurrency at once.
+func runOpen(ctx context.Context, o Options, start time.Time, poll func(int64, time.Time), c *counters) {
+	slots := make(chan struct{}, o.Concurrency)
 	var wg sync.WaitGroup
-	for w := range o.Concurrency {
+	defer wg.Wait()
+	for n := int64(0); o.Requests == 0 || n < int64(o.Requests); n++ {
+		at := start.Add(time.Duration(float64(n) / o.Rate * float64(time.Second)))
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			c.dropped.Add(1)
+			continue
+		}
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				n := next.Add(1) - 1
-				if o.Requests > 0 && n >= int64(o.Requests) {
-					return
-				}
-				body := Body(int(n%int64(o.Phones)), o.Model, o.Version)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.URL, bytes.NewReader(body))
-				req.Header.Set("Content-Type", "text/xml")
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					if ctx.Err() == nil {
-						failed.Add(1)
-					}
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				lat[w] = append(lat[w], time.Since(t0))
-				switch resp.StatusCode {
-				case http.StatusOK:
-					ok.Add(1)
-				case http.StatusServiceUnavailable:
-					busy.Add(1)
-				default:
-					failed.Add(1)
-				}
-			}
+			defer func() { <-slots; wg.Done() }()
+			poll(n, at)
 		}()
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	r := Result{OK: ok.Load(), Busy: busy.Load(), Failed: failed.Load(), Elapsed: elapsed}
-	r.Requests = r.OK + r.Busy + r.Failed
-	r.PerSecond = float64(r.OK+r.Busy) / elapsed.Seconds()
-	if len(all) > 0 {
-		r.P50, r.P99 = all[len(all)/2], all[len(all)*99/100]
-	}
-	return r, nil
 }
