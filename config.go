@@ -26,7 +26,7 @@ var Settings = []Setting{
 	{"MaxLogCacheLimit", "512000", "device log bytes buffered in memory before a flush (0 to 1073741824)", intRange(0, 1<<30)},
 	{"LogFlushInterval", "00:05:00", "how often buffered device logs are written (hh:mm:ss, 00:00:01 to 24:00:00)", timeSpan(time.Second, 24*time.Hour)},
 	{"LogCleanUpInterval", "10", "days device logs are kept (1 to 365)", intRange(1, 365)},
-	{"LogCleanUpTimeOfDay", "", "time of day the log cleaner runs (hh:mm, 24-hour), or empty for every interval", timeOfDay},
+	{"LogCleanUpTimeOfDay", "", "time of day the log cleaner runs (hh:mm, 24-hour), or empty to run it every hour", timeOfDay},
 	{"ValidLogFileTypes", "Watson,Config,Diaglog,CELog", "log types phones may upload (comma-separated identifiers)", nameList(false)},
 	{"ValidLogFileExtensions", ".dmp,.clg,.clg1,.clg2,.bak,.kdmp,.dat,.bin,.cat,.xml,.txt,.hex", "log file extensions accepted (comma-separated, each starting with '.')", nameList(true)},
 	{"PeerFirmwareSharing", "false", "whether phones share firmware with their peers (true or false)", boolean},

@@ -29,4 +29,7 @@ type ServerInfo struct {
 	Domain        string    `json:"domain"`
 	StartedAt     time.Time `json:"startedAt"`
 	SchemaVersion int       `json:"schemaVersion"`
+	// Listeners maps each listener (https, http, dns) to its bound
+	// address; `deviceupdate doctor` reads it to find the internal one.
+	Listeners map[string]string `json:"listeners,omitempty"`
 }

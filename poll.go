@@ -91,6 +91,9 @@ type PollService interface {
 	// DeviceType/Brand/Model/Revision/Locale/Version/UpdateType/Name, and
 	// the file; ENOTFOUND for any other path.
 	UpdateFile(ctx context.Context, path string) (*StoredUpdate, *UpdateFile, error)
+	// Chunks returns the chunk list of a stored update's file, computed
+	// once per file content.
+	Chunks(ctx context.Context, u *StoredUpdate, f *UpdateFile) (*ChunkList, error)
 }
 
 // JitteredInterval spreads a phone's periodic polls: base seconds, moved
@@ -126,6 +129,41 @@ type Device struct {
 	LastSeen   time.Time `json:"lastSeen"`
 	Offered    Version   `json:"offered"` // what the last answer offered, zero for nothing
 	Polls      int64     `json:"polls"`   // polls counted since it was first seen
+	// LogUploads counts the logs it uploaded; LastLogUpload is the last's time.
+	LogUploads    int64     `json:"logUploads"`
+	LastLogUpload time.Time `json:"lastLogUpload,omitzero"`
+}
+
+// Merge returns d updated by delta, a record of what happened since: a
+// poll (delta.LastSeen set) replaces what the device reported, and the
+// counts add up; an upload alone (LastSeen zero) only adds to the counts.
+func (d Device) Merge(delta Device) Device {
+	if d.ID == "" {
+		return delta
+	}
+	out := d
+	if !delta.LastSeen.IsZero() {
+		out = delta
+		out.Polls += d.Polls
+		out.LogUploads += d.LogUploads
+	} else {
+		out.LogUploads += delta.LogUploads
+	}
+	if d.LastLogUpload.After(delta.LastLogUpload) {
+		out.LastLogUpload = d.LastLogUpload
+	} else {
+		out.LastLogUpload = delta.LastLogUpload
+	}
+	return out
+}
+
+// DeviceFromUpload returns the inventory delta of one log upload.
+func DeviceFromUpload(l DeviceLog, u LogUpload, at time.Time) Device {
+	d := Device{ID: l.Device, DeviceType: u.DeviceType, Serial: u.Serial, LogUploads: 1, LastLogUpload: at.UTC(), Remote: u.Remote}
+	if u.MAC != "" {
+		d.MAC = l.Device
+	}
+	return d
 }
 
 // DeviceFromPoll returns the inventory record of a poll.

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -24,4 +28,28 @@ func addClientFlags(cmd *cobra.Command) (connect func() (*client.Client, error))
 		}
 		return client.New(resolved)
 	}
+}
+
+// newRemoveCommand is `<group> remove NAME`: DELETE <path><NAME> on the
+// admin API, and a line saying what went.
+func newRemoveCommand(stdout io.Writer, noun, path, short, example string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "remove NAME",
+		Short:   short,
+		Example: example,
+		Args:    exactArgs(1, "one NAME"),
+	}
+	connect := addClientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		if err := c.Do(cmd.Context(), http.MethodDelete, path+url.PathEscape(args[0]), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed %s %q\n", noun, args[0])
+		return nil
+	}
+	return cmd
 }

@@ -14,7 +14,7 @@ import (
 
 func newCertsCommand(stdout io.Writer) *cobra.Command {
 	return newGroupCommand("certs", "Manage the service's CA, server certificate and admin token",
-		newCertsInitCommand(stdout))
+		newCertsInitCommand(stdout), newCertsClientCommand(stdout))
 }
 
 func newCertsInitCommand(stdout io.Writer) *cobra.Command {

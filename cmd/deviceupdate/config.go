@@ -31,6 +31,14 @@ type Config struct {
 	HTTP     string `yaml:"http"`
 	Domain   string `yaml:"domain"`
 	LogLevel string `yaml:"log-level"`
+	// DNS and DNSAnswer configure the discovery responder (serve_dns.go).
+	DNS       string `yaml:"dns"`
+	DNSAnswer string `yaml:"dns-answer"`
+	// Herd control and the device log quota (limits.go).
+	MaxPolls     string `yaml:"max-polls"`
+	MaxDownloads string `yaml:"max-downloads"`
+	MaxUploads   string `yaml:"max-uploads"`
+	LogQuota     string `yaml:"log-quota"`
 }
 
 // flagHelp documents each setting for --help.
@@ -41,6 +49,16 @@ var flagHelp = map[string]string{
 	"http":      `internal plain-HTTP listen address ("" disables it)`,
 	"domain":    "DNS domain; the certificate carries UCUpdates-R2.<domain>",
 	"log-level": "log level: debug, info, warn or error",
+
+	// herd control and the device log quota
+	"max-polls":     "polls answered at once; past it phones get 503 with Retry-After",
+	"max-downloads": "update file downloads served at once; past it 503 with Retry-After",
+	"max-uploads":   "device log uploads received at once; past it 503 with Retry-After",
+	"log-quota":     "disk space all device logs may take (e.g. 2GiB, 500MiB); the oldest are deleted past it; 0 for no quota",
+
+	// the discovery responder
+	"dns":        `discovery responder listen address for ucupdates-r2.<domain>, UDP and TCP, e.g. 10.0.0.5:53 ("" disables it)`,
+	"dns-answer": "addresses the responder answers with, comma-separated (default: the --https address, else this host's addresses)",
 }
 
 // DefaultConfig returns the embedded defaults.
@@ -134,8 +152,14 @@ func (c *Config) Validate() error {
 	if c.Domain != "" && !validDomain(c.Domain) {
 		return fmt.Errorf("--domain %q is not a DNS domain; write e.g. contoso.com", c.Domain)
 	}
+	if _, err := c.Limits(); err != nil {
+		return err
+	}
 	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if err := c.validateDNS(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -76,11 +76,14 @@ them per device model; phones poll, download and upload their logs.`,
 		newRuleCommand(stdout),
 		newAuditCommand(stdout),
 		newTestDeviceCommand(stdout),
+		newUserCommand(stdout),
 		newConfigCommand(stdout),
 		newFilesCommand(stdout),
 		newDeviceCommand(stdout),
 		newSiteCommand(stdout),
+		newLogsCommand(stdout),
 		newPhoneCommand(stdout),
+		newDoctorCommand(stdout),
 	)
 	return root
 }

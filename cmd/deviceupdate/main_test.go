@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -15,7 +16,9 @@ import (
 
 func TestDefaultConfig(t *testing.T) {
 	got := DefaultConfig()
-	want := Config{Data: "./DeviceUpdateFiles", Certs: "./certs", HTTPS: ":443", HTTP: ":80", Domain: "", LogLevel: "info"}
+	want := Config{Data: "./DeviceUpdateFiles", Certs: "./certs", HTTPS: ":443", HTTP: ":80", Domain: "", LogLevel: "info",
+		MaxPolls: strconv.Itoa(handler.DefaultPollLimit), MaxDownloads: strconv.Itoa(handler.DefaultDownloadLimit),
+		MaxUploads: strconv.Itoa(handler.DefaultUploadLimit), LogQuota: "2GiB"}
 	if got != want {
 		t.Fatalf("DefaultConfig = %+v, want SPEC §1's %+v", got, want)
 	}
@@ -47,7 +50,8 @@ func TestConfigLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(&got)
-	want := Config{Data: "./DeviceUpdateFiles", Certs: "./certs", HTTPS: ":8443", HTTP: "", Domain: "file.example", LogLevel: "debug"}
+	want := Config{Data: "./DeviceUpdateFiles", Certs: "./certs", HTTPS: ":8443", HTTP: "", Domain: "file.example", LogLevel: "debug",
+		MaxPolls: "1024", MaxDownloads: "512", MaxUploads: "256", LogQuota: "2GiB"}
 	if got != want {
 		t.Errorf("config = %+v, want %+v", got, want)
 	}
@@ -68,6 +72,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad domain", func(c *Config) { c.Domain = "contoso..com" }, `--domain "contoso..com" is not a DNS domain`},
 		{"bad level", func(c *Config) { c.LogLevel = "verbose" }, `--log-level "verbose"`},
 		{"no data", func(c *Config) { c.Data = "" }, "--data is empty"},
+		{"zero polls", func(c *Config) { c.MaxPolls = "0" }, `--max-polls "0"`},
+		{"bad download limit", func(c *Config) { c.MaxDownloads = "many" }, `--max-downloads "many"`},
+		{"bad quota", func(c *Config) { c.LogQuota = "lots" }, `--log-quota "lots"`},
+		{"no quota", func(c *Config) { c.LogQuota = "0" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,6 +26,8 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/admin"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/certs"
+	"github.com/deviceupdate/deviceupdate/internal/devlogs"
+	"github.com/deviceupdate/deviceupdate/internal/discovery"
 	"github.com/deviceupdate/deviceupdate/internal/handler"
 	"github.com/deviceupdate/deviceupdate/internal/importer"
 	"github.com/deviceupdate/deviceupdate/internal/inventory"
@@ -124,7 +126,9 @@ type Main struct {
 	db       *store.DB
 	trail    *audit.Trail
 	recorder *inventory.Recorder
+	logs     *devlogs.Store
 	servers  []*listener
+	dns      *discovery.Server // the discovery responder; nil without --dns
 	failed   chan error
 	wg       sync.WaitGroup
 }
@@ -154,6 +158,9 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := m.listen(handler.ListenerHTTP, c.HTTP, "--http"); err != nil {
 			return err
 		}
+	}
+	if err := m.listenDNS(); err != nil {
+		return err
 	}
 
 	// Check the certificates before the store is opened or created, and
@@ -201,7 +208,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.recorder = inventory.New(m.db, reqLog, m.Logger, inventory.DefaultInterval)
-	polls := &poll.Service{DB: m.db, Recorder: m.recorder}
+	polls := &poll.Service{DB: m.db, Recorder: m.recorder, StoreDir: filepath.Join(c.Data, importer.StoreDir)}
 	if err := os.MkdirAll(filepath.Join(c.Data, importer.StoreDir), 0o750); err != nil {
 		return fmt.Errorf("create update store: %w", err)
 	}
@@ -212,8 +219,23 @@ func (m *Main) Run(ctx context.Context) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 	)
+	limits, err := c.Limits()
+	if err != nil {
+		return err
+	}
+	m.logs, err = devlogs.Open(devlogs.Options{
+		Dir: filepath.Join(c.Data, "Logs", "Client"), Settings: polls.LogSettings, Quota: limits.LogQuota,
+		Logger: m.Logger, Registry: reg, Trail: m.trail, Recorder: m.recorder,
+	})
+	if err != nil {
+		return err
+	}
 	h, err := handler.New(handler.Config{
 		Logger:         m.Logger,
+		Logs:           m.logs,
+		PollLimit:      limits.Polls,
+		DownloadLimit:  limits.Downloads,
+		UploadLimit:    limits.Uploads,
 		Registry:       reg,
 		Store:          m.db,
 		AdminToken:     token,
@@ -228,11 +250,13 @@ func (m *Main) Run(ctx context.Context) error {
 		Devices:        polls,
 		Sites:          svc,
 		DeviceConfig:   svc,
+		Users:          svc,
 		StoreDir:       filepath.Join(c.Data, importer.StoreDir),
 		HTTPPort:       m.port(handler.ListenerHTTP),
 		HTTPSPort:      m.port(handler.ListenerHTTPS),
 		Info: deviceupdate.ServerInfo{
 			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
+			Listeners: m.listenerAddrs(),
 		},
 	})
 	if err != nil {
@@ -240,6 +264,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	// External phones may sign in with a certificate the service CA issued
+	// (`deviceupdate certs client`); phones without one still connect. A
+	// client certificate never stands in for the admin token.
+	if pool, err := certs.LoadCAPool(c.Certs); err != nil {
+		m.Logger.Warn("client certificates are not accepted: no usable CA certificate", zap.Error(err))
+	} else {
+		tlsConfig.ClientAuth = tls.VerifyClientCertIfGiven
+		tlsConfig.ClientCAs = pool
+	}
 	for _, l := range m.servers {
 		if l.name == handler.ListenerHTTPS {
 			l.srv = m.newHTTPServer(l.name, h.Secure())
@@ -261,6 +294,9 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 		}(l)
 		m.Logger.Info("listening", zap.String("listener", l.name), zap.String("addr", l.ln.Addr().String()))
+	}
+	if err := m.startDNS(reg); err != nil {
+		return err
 	}
 	m.Logger.Info("started",
 		zap.String("version", deviceupdate.BuildVersion()),
@@ -298,6 +334,9 @@ func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	var errs []error
+	if err := m.stopDNS(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	for _, l := range m.servers {
 		if l.srv == nil {
 			_ = l.ln.Close()
@@ -309,6 +348,12 @@ func (m *Main) Close() error {
 	}
 	m.wg.Wait()
 	m.servers = nil
+	if m.logs != nil {
+		if err := m.logs.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		m.logs = nil
+	}
 	if m.recorder != nil {
 		if err := m.recorder.Close(); err != nil {
 			errs = append(errs, err)

@@ -96,23 +96,5 @@ func newSiteListCommand(stdout io.Writer) *cobra.Command {
 }
 
 func newSiteRemoveCommand(stdout io.Writer) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "remove NAME",
-		Short:   "Remove a site and its settings",
-		Example: "  deviceupdate site remove Redmond",
-		Args:    exactArgs(1, "one NAME"),
-	}
-	connect := addClientFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := connect()
-		if err != nil {
-			return err
-		}
-		if err := c.Do(cmd.Context(), http.MethodDelete, "/sites/"+url.PathEscape(args[0]), nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "removed site %q\n", args[0])
-		return nil
-	}
-	return cmd
+	return newRemoveCommand(stdout, "site", "/sites/", "Remove a site and its settings", "  deviceupdate site remove Redmond")
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 
 	"github.com/spf13/cobra"
 
@@ -93,23 +92,5 @@ func newTestDeviceListCommand(stdout io.Writer) *cobra.Command {
 }
 
 func newTestDeviceRemoveCommand(stdout io.Writer) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "remove NAME",
-		Short:   "Remove a test device",
-		Example: "  deviceupdate testdevice remove \"Lab CX600\"",
-		Args:    exactArgs(1, "one NAME"),
-	}
-	connect := addClientFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := connect()
-		if err != nil {
-			return err
-		}
-		if err := c.Do(cmd.Context(), http.MethodDelete, "/testdevices/"+url.PathEscape(args[0]), nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "removed test device %q\n", args[0])
-		return nil
-	}
-	return cmd
+	return newRemoveCommand(stdout, "test device", "/testdevices/", "Remove a test device", "  deviceupdate testdevice remove \"Lab CX600\"")
 }

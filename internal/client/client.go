@@ -109,7 +109,7 @@ func NewWithPool(o Options, roots *x509.CertPool) *Client {
 
 // Do sends a request to the admin API path (below /admin/api/v1) with in
 // as its JSON body when not nil, and decodes the JSON answer into out when
-// not nil. An error answer comes back as a *deviceupdate.Error with the
+// not nil (an io.Writer out gets the answer's bytes as they are). An error answer comes back as a *deviceupdate.Error with the
 // server's code and message.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
 	if in == nil {
@@ -149,6 +149,12 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if w, ok := out.(io.Writer); ok {
+		if _, err := io.Copy(w, resp.Body); err != nil {
+			return fmt.Errorf("read answer from %s: %w", c.base, err)
+		}
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {

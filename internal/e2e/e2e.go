@@ -135,6 +135,7 @@ type Server struct {
 	Domain    string
 	HTTPSAddr string // host:port of the HTTPS listener
 	HTTPAddr  string // host:port of the internal HTTP listener, "" when off
+	DNSAddr   string // host:port of the discovery responder (UDP and TCP), "" when off
 	stdout    *lockedBuffer
 	stderr    *lockedBuffer
 	done      chan struct{}
@@ -204,10 +205,13 @@ func Start(tb testing.TB, o Options) *Server {
 			}
 			switch line["msg"] {
 			case "listening":
-				if line["listener"] == "https" {
+				switch line["listener"] {
+				case "https":
 					s.HTTPSAddr, _ = line["addr"].(string)
-				} else {
+				case "http":
 					s.HTTPAddr, _ = line["addr"].(string)
+				case "dns":
+					s.DNSAddr, _ = line["addr"].(string)
 				}
 			case "started":
 				if !reported {

@@ -38,6 +38,7 @@ const (
 const (
 	DefaultPollLimit     = 1024
 	DefaultDownloadLimit = 512
+	DefaultUploadLimit   = 256
 )
 
 // AdminPrefix is the path under which the admin API lives.
@@ -66,6 +67,14 @@ type Config struct {
 	Sites       deviceupdate.SiteService
 	// DeviceConfig reads and sets per-device settings.
 	DeviceConfig deviceupdate.DeviceConfigService
+	// Logs stores the logs phones upload and serves them to admins.
+	Logs deviceupdate.LogService
+	// UploadLimit bounds the log uploads received at once (503 with
+	// Retry-After past it); 0 means DefaultUploadLimit.
+	UploadLimit int
+	// Users are the accounts external phones sign in with (HTTP Basic);
+	// without it the external endpoints accept client certificates only.
+	Users deviceupdate.UserService
 	// PollLimit and DownloadLimit bound the polls and the downloads served
 	// at once (503 with Retry-After past them); 0 means the defaults.
 	PollLimit, DownloadLimit int
@@ -100,6 +109,8 @@ type Server struct {
 	devices        deviceupdate.DeviceService
 	sites          deviceupdate.SiteService
 	deviceConfig   deviceupdate.DeviceConfigService
+	logs           deviceupdate.LogService
+	users          deviceupdate.UserService
 	storeDir       string
 	httpPort       string
 	httpsPort      string
@@ -144,6 +155,8 @@ func New(cfg Config) (*Server, error) {
 		devices:        cfg.Devices,
 		sites:          cfg.Sites,
 		deviceConfig:   cfg.DeviceConfig,
+		logs:           cfg.Logs,
+		users:          cfg.Users,
 		storeDir:       cfg.StoreDir,
 		httpPort:       cfg.HTTPPort,
 		httpsPort:      cfg.HTTPSPort,
@@ -165,8 +178,22 @@ func New(cfg Config) (*Server, error) {
 			e.GET("/DeviceUpdateFiles_Int/*", s.handleFile, limit(downloads, "60"))
 			e.HEAD("/DeviceUpdateFiles_Int/*", s.handleFile, limit(downloads, "60"))
 		}
-		s.secure.POST("/RequestHandlerExt/ucdevice.upx", s.handleExternal)
-		s.secure.GET("/DeviceUpdateFiles_Ext/*", s.handleExternal)
+		// External phones: the same handlers and limits, behind
+		// credentials (HTTPS only).
+		s.secure.POST("/RequestHandlerExt/ucdevice.upx", s.handlePoll, limit(polls, "30"), s.requireExternal)
+		s.secure.GET("/DeviceUpdateFiles_Ext/*", s.handleFile, limit(downloads, "60"), s.requireExternal)
+		s.secure.HEAD("/DeviceUpdateFiles_Ext/*", s.handleFile, limit(downloads, "60"), s.requireExternal)
+	}
+
+	if s.logs != nil {
+		if cfg.UploadLimit <= 0 {
+			cfg.UploadLimit = DefaultUploadLimit
+		}
+		uploads := make(chan struct{}, cfg.UploadLimit)
+		for _, e := range []*echo.Echo{s.internal, s.secure} {
+			e.POST("/RequestHandler/Files", s.handleLogUpload, limit(uploads, "60"))
+		}
+		s.secure.POST("/RequestHandlerExt/Files", s.handleLogUpload, limit(uploads, "60"), s.requireExternal)
 	}
 
 	s.secure.GET("/healthz", s.handleHealth)
@@ -204,9 +231,19 @@ func New(cfg Config) (*Server, error) {
 		admin.PUT("/sites/:name", s.handlePutSite)
 		admin.DELETE("/sites/:name", s.handleRemoveSite)
 	}
+	if s.logs != nil {
+		admin.GET("/logs", s.handleLogs)
+		admin.GET("/logs/:type/:device/:name", s.handleLogDownload)
+		admin.POST("/logs/clear", s.handleClearLogs)
+	}
 	if s.deviceConfig != nil {
 		admin.GET("/devices/:id/config", s.handleDeviceConfig)
 		admin.PUT("/devices/:id/config", s.handleSetDeviceConfig)
+	}
+	if s.users != nil {
+		admin.GET("/users", s.handleUsers)
+		admin.POST("/users", s.handleAddUser)
+		admin.DELETE("/users/:name", s.handleRemoveUser)
 	}
 	return s, nil
 }

@@ -11,6 +11,9 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
+	// authFailures counts external requests refused for want of valid
+	// credentials, by reason (see requireExternal).
+	authFailures *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -28,8 +31,12 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Name: "deviceupdate_http_requests_in_flight",
 			Help: "HTTP requests being answered now, by listener.",
 		}, []string{"listener"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deviceupdate_external_auth_failures_total",
+			Help: "External phone requests refused with 401, by reason: no_credentials, unsupported_scheme, bad_credentials, bad_certificate.",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.authFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register http metrics: %w", err)
 		}

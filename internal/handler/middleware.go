@@ -79,6 +79,9 @@ func (s *Server) observe(listener string) echo.MiddlewareFunc {
 				zap.Duration("duration", elapsed),
 				zap.String("remote", c.RealIP()),
 			}
+			if p := Principal(c); p != "" {
+				fields = append(fields, zap.String("principal", p))
+			}
 			if err != nil && deviceupdate.ErrorCode(err) != deviceupdate.EINTERNAL {
 				fields = append(fields, zap.String("error", err.Error()))
 			}

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -20,11 +21,6 @@ import (
 // maxLoggedBody bounds the raw body logged for a poll that cannot be read.
 const maxLoggedBody = 2048
 
-// errAnonymous is the answer to the external endpoints without credentials.
-var errAnonymous = deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "anonymous access is not supported")
-
-func (s *Server) handleExternal(c echo.Context) error { return errAnonymous }
-
 // handlePoll answers POST .../ucdevice.upx.
 func (s *Server) handlePoll(c echo.Context) error {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, upx.MaxRequestSize))
@@ -41,6 +37,9 @@ func (s *Server) handlePoll(c echo.Context) error {
 			zap.ByteString("body", body[:min(len(body), maxLoggedBody)]), zap.Int("body_bytes", len(body)))
 		return err
 	}
+	if req.UserID == "" {
+		req.UserID = Principal(c) // who an external phone signed in as; "" inside
+	}
 	ans, err := s.polls.Poll(c.Request().Context(), req, c.RealIP())
 	if err != nil {
 		return err
@@ -53,17 +52,27 @@ func (s *Server) handlePoll(c echo.Context) error {
 		res.BaseURL = s.internalBase(hostOr(ans.InternalHost, c)) + "/DeviceUpdateFiles_Int/" + rel
 		res.ExternalBaseURL = baseURL("https", hostOr(ans.ExternalHost, c), s.httpsPort) + "/DeviceUpdateFiles_Ext/" + rel
 		res.Files = &upx.Files{}
-		for _, f := range u.Images {
-			res.Files.File = append(res.Files.File, upx.File{Name: f.Name, SignatureFile: u.Catalog.Name, Size: f.Size, SHA256: f.SHA256})
+		for _, f := range append(append(make([]deviceupdate.UpdateFile, 0, len(u.Images)+1), u.Images...), u.Catalog) {
+			uf := upx.File{Name: f.Name, Size: f.Size, SHA256: f.SHA256}
+			if f.Name != u.Catalog.Name {
+				uf.SignatureFile = u.Catalog.Name
+			}
+			if ans.PeerSharing {
+				cl, err := s.polls.Chunks(c.Request().Context(), u, &f)
+				if err != nil {
+					return err
+				}
+				uf.ChunkSize, uf.Chunks, uf.ChunksSHA256 = cl.ChunkSize, f.Name+deviceupdate.ChunkListSuffix, cl.SHA256
+			}
+			res.Files.File = append(res.Files.File, uf)
 		}
-		res.Files.File = append(res.Files.File, upx.File{Name: u.Catalog.Name, Size: u.Catalog.Size, SHA256: u.Catalog.SHA256})
 		res.NumOfFiles = len(res.Files.File)
 	}
-	out, err := res.Marshal()
-	if err != nil {
-		return err
-	}
-	return c.Blob(http.StatusOK, "text/xml; charset=utf-8", out)
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, "text/xml; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, err = res.WriteTo(w)
+	return err
 }
 
 // internalBase is where internal phones download: the plain-HTTP listener
@@ -116,6 +125,9 @@ var mimeTypes = map[string]string{".nbt": "application/octet-stream", ".cat": "a
 // or link leads out of it, with Range, ETag and Content-Length.
 func (s *Server) handleFile(c echo.Context) error {
 	rel := c.Param("*")
+	if base, ok := strings.CutSuffix(rel, deviceupdate.ChunkListSuffix); ok {
+		return s.handleChunkList(c, base)
+	}
 	_, f, err := s.polls.UpdateFile(c.Request().Context(), rel)
 	if err != nil {
 		return err
@@ -144,6 +156,24 @@ func (s *Server) handleFile(c echo.Context) error {
 	w.Header().Set(echo.HeaderContentType, ct)
 	w.Header().Set("ETag", `"`+f.SHA256+`"`)
 	http.ServeContent(sendfileWriter{w}, c.Request(), f.Name, fi.ModTime(), file)
+	return nil
+}
+
+// handleChunkList serves <file>.chunks, the SHA-256 of each chunk of a
+// stored file, for phones that share it (SPEC §9).
+func (s *Server) handleChunkList(c echo.Context, rel string) error {
+	u, f, err := s.polls.UpdateFile(c.Request().Context(), rel)
+	if err != nil {
+		return err
+	}
+	cl, err := s.polls.Chunks(c.Request().Context(), u, f)
+	if err != nil {
+		return err
+	}
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, "text/plain; charset=utf-8")
+	w.Header().Set("ETag", `"`+cl.SHA256+`"`)
+	http.ServeContent(w, c.Request(), f.Name+deviceupdate.ChunkListSuffix, time.Time{}, bytes.NewReader(cl.Text))
 	return nil
 }
 

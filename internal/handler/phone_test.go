@@ -89,3 +89,11 @@ func TestBaseURL(t *testing.T) {
 		})
 	}
 }
+
+func (b *blockingPolls) Chunks(context.Context, *deviceupdate.StoredUpdate, *deviceupdate.UpdateFile) (*deviceupdate.ChunkList, error) {
+	return nil, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no chunks")
+}
+
+func (p *recordingPolls) Chunks(_ context.Context, _ *deviceupdate.StoredUpdate, f *deviceupdate.UpdateFile) (*deviceupdate.ChunkList, error) {
+	return &deviceupdate.ChunkList{Size: f.Size, ChunkSize: deviceupdate.ChunkSize, SHA256: "00"}, nil
+}

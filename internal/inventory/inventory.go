@@ -44,15 +44,21 @@ func (r *Recorder) Record(req deviceupdate.PollRequest, remote string, at time.T
 		v = offered.Version
 	}
 	d := deviceupdate.DeviceFromPoll(req, remote, at, v)
-	r.mu.Lock()
-	if old, ok := r.pending[d.ID]; ok {
-		d.Polls += old.Polls
-	}
-	r.pending[d.ID] = d
-	r.mu.Unlock()
+	r.add(d)
 	if err := r.log.Write(at, remote, req, offered); err != nil {
 		r.logger.Error("write request log", zap.Error(err))
 	}
+}
+
+// RecordUpload counts one device log upload in the device's record.
+func (r *Recorder) RecordUpload(l deviceupdate.DeviceLog, u deviceupdate.LogUpload, at time.Time) {
+	r.add(deviceupdate.DeviceFromUpload(l, u, at))
+}
+
+func (r *Recorder) add(d deviceupdate.Device) {
+	r.mu.Lock()
+	r.pending[d.ID] = r.pending[d.ID].Merge(d)
+	r.mu.Unlock()
 }
 
 func (r *Recorder) run(interval time.Duration) {

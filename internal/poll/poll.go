@@ -4,8 +4,11 @@ package poll
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,8 +23,20 @@ type Service struct {
 	DB       *store.DB
 	Recorder *inventory.Recorder
 	Now      func() time.Time
+	// StoreDir is DeviceUpdateStore, whose files Chunks reads.
+	StoreDir string
 
-	cache atomic.Pointer[snapshot]
+	cache    atomic.Pointer[snapshot]
+	chunksMu sync.Mutex
+	chunks   map[string]*chunkEntry // by the file's SHA-256 and size
+}
+
+// chunkEntry computes one file's chunk list once, however many polls ask
+// for it at the same time.
+type chunkEntry struct {
+	once sync.Once
+	cl   *deviceupdate.ChunkList
+	err  error
 }
 
 // snapshot holds what a decision reads, as of one store generation.
@@ -42,11 +57,14 @@ type scopeSettings struct {
 	global                     map[string]string
 	interval                   int
 	internalHost, externalHost string
+	logs                       deviceupdate.LogSettings
 }
 
 func resolveScope(global, site map[string]string, scope string) scopeSettings {
 	ss := scopeSettings{overrides: site, global: global}
-	for _, v := range deviceupdate.ResolveConfig(global, site, scope) {
+	values := deviceupdate.ResolveConfig(global, site, scope)
+	ss.logs = deviceupdate.LogSettingsFrom(values)
+	for _, v := range values {
 		switch v.Name {
 		case "PollIntervalSeconds":
 			ss.interval, _ = strconv.Atoi(v.Value)
@@ -104,6 +122,19 @@ func (s *Service) current() (*snapshot, error) {
 	}
 	s.cache.Store(snap)
 	return snap, nil
+}
+
+// LogSettings returns the device log settings for a phone at remote:
+// its site's, else the global ones; "" gives the global ones.
+func (s *Service) LogSettings(remote string) (deviceupdate.LogSettings, error) {
+	snap, err := s.current()
+	if err != nil {
+		return deviceupdate.LogSettings{}, err
+	}
+	if ss, ok := snap.scopes[snap.sites.Site(remote)]; ok && remote != "" {
+		return ss.logs, nil
+	}
+	return snap.global.logs, nil
 }
 
 var (
@@ -220,4 +251,49 @@ func (s *Service) UpdateFile(_ context.Context, path string) (*deviceupdate.Stor
 		}
 	}
 	return nil, nil, notFound
+}
+
+// Chunks implements deviceupdate.PollService: the chunk list of a stored
+// file, read from the store once per content and kept. A failure is not
+// kept, so a later poll tries again.
+func (s *Service) Chunks(_ context.Context, u *deviceupdate.StoredUpdate, f *deviceupdate.UpdateFile) (*deviceupdate.ChunkList, error) {
+	key := fmt.Sprintf("%s/%d", f.SHA256, f.Size)
+	s.chunksMu.Lock()
+	if s.chunks == nil {
+		s.chunks = map[string]*chunkEntry{}
+	}
+	e := s.chunks[key]
+	if e == nil {
+		e = &chunkEntry{}
+		s.chunks[key] = e
+	}
+	s.chunksMu.Unlock()
+	e.once.Do(func() { e.cl, e.err = s.readChunks(u, f) })
+	if e.err != nil {
+		s.chunksMu.Lock()
+		if s.chunks[key] == e {
+			delete(s.chunks, key)
+		}
+		s.chunksMu.Unlock()
+	}
+	return e.cl, e.err
+}
+
+func (s *Service) readChunks(u *deviceupdate.StoredUpdate, f *deviceupdate.UpdateFile) (*deviceupdate.ChunkList, error) {
+	root, err := os.OpenRoot(s.StoreDir)
+	if err != nil {
+		return nil, fmt.Errorf("chunk list: %w", err)
+	}
+	defer root.Close()
+	rel := strings.Join([]string{u.DeviceType, u.Brand, u.Model, u.Revision, u.Locale, u.Version.String(), u.UpdateType, f.Name}, "/")
+	file, err := root.Open(rel)
+	if err != nil {
+		return nil, fmt.Errorf("chunk list of %s: %w", rel, err)
+	}
+	defer file.Close()
+	cl, err := deviceupdate.NewChunkList(file, f.Size)
+	if err != nil {
+		return nil, fmt.Errorf("chunk list of %s: %w", rel, err)
+	}
+	return cl, nil
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // PutDevices upserts a batch of inventory records in one transaction,
-// adding each record's poll count to the stored one.
+// merging each into the stored one (deviceupdate.Device.Merge).
 func (db *DB) PutDevices(batch []deviceupdate.Device) error {
 	if len(batch) == 0 {
 		return nil
@@ -19,14 +19,10 @@ func (db *DB) PutDevices(batch []deviceupdate.Device) error {
 		b := tx.Bucket(bucketDevices)
 		for _, d := range batch {
 			var old deviceupdate.Device
-			found, err := getJSON(b, []byte(d.ID), &old)
-			if err != nil {
+			if _, err := getJSON(b, []byte(d.ID), &old); err != nil {
 				return err
 			}
-			if found {
-				d.Polls += old.Polls
-			}
-			if err := putJSON(b, []byte(d.ID), d); err != nil {
+			if err := putJSON(b, []byte(d.ID), old.Merge(d)); err != nil {
 				return err
 			}
 		}

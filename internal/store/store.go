@@ -54,13 +54,14 @@ var (
 )
 
 // buckets are created by Open when missing.
-var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf}
+var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf, bucketUsers}
 
 // DB is the open store. It is safe for concurrent use.
 type DB struct {
 	bolt *bolt.DB
 	path string
 	gen  atomic.Uint64 // counts committed changes that can alter a poll's answer
+	auth authCache     // verified credentials of users (users.go)
 }
 
 // update runs fn in a write transaction and, when it commits, advances

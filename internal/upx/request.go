@@ -6,16 +6,16 @@
 // are ignored, <Vendor> stands for <Brand>, and modules come either as
 // <Module> elements or as Lync's audit form "Filename;Version;Timestamp"
 // joined by '#'. It is also bounded: size, depth and module count.
+//
+// Polls are the service's hot path, so the XML is read by a small scanner
+// of its own (scan.go) rather than encoding/xml, and the response is
+// written without reflection. Tests hold both to encoding/xml's results.
 package upx
 
 import (
-	"encoding/xml"
-	"errors"
-	"io"
 	"strings"
 
 	"github.com/deviceupdate/deviceupdate"
-	"github.com/deviceupdate/deviceupdate/internal/xmlsafe"
 )
 
 // Limits of a request.
@@ -27,76 +27,18 @@ const (
 )
 
 // ParseRequest reads a poll. Every error is an EINVALID *deviceupdate.Error
-// whose message says what is wrong; the raw body is the caller's to log.
+// (ETOOLARGE past MaxRequestSize) whose message says what is wrong; the raw
+// body is the caller's to log. It does not keep data: the strings it
+// returns are its own.
 func ParseRequest(data []byte) (deviceupdate.PollRequest, error) {
-	var req deviceupdate.PollRequest
 	if len(data) > MaxRequestSize {
-		return req, deviceupdate.Errorf(deviceupdate.ETOOLARGE, "request is %d bytes, more than %d", len(data), MaxRequestSize)
+		return deviceupdate.PollRequest{}, deviceupdate.Errorf(deviceupdate.ETOOLARGE, "request is %d bytes, more than %d", len(data), MaxRequestSize)
 	}
-	fields := map[string]*string{
-		"devicetype": &req.DeviceType, "macaddress": &req.MAC, "serialnumber": &req.Serial,
-		"brand": &req.Brand, "vendor": &req.Brand, "model": &req.Model, "revision": &req.Revision,
-		"locale": &req.Locale, "userid": &req.UserID, "trigger": &req.Trigger,
+	p := scanner{s: string(data), share: len(data) <= shareLimit}
+	if err := p.parse(); err != nil {
+		return p.req, err
 	}
-	dec := xmlsafe.NewDecoder(data)
-	var path []string // lower-case element names from the root
-	var text strings.Builder
-	sawRequest := false
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return req, deviceupdate.Errorf(deviceupdate.EINVALID, "request is not well-formed XML: %v", err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			name := strings.ToLower(t.Name.Local)
-			path = append(path, name)
-			text.Reset()
-			switch {
-			case len(path) > maxDepth:
-				return req, deviceupdate.Errorf(deviceupdate.EINVALID, "request nests deeper than %d elements", maxDepth)
-			case len(path) == 1 && name != "request":
-				return req, deviceupdate.Errorf(deviceupdate.EINVALID, "root element is <%s>, want <Request>", t.Name.Local)
-			case len(path) == 1:
-				sawRequest = true
-			case len(path) == 3 && path[1] == "modules" && name == "module":
-				m, err := moduleFromAttrs(t.Attr)
-				if err != nil {
-					return req, err
-				}
-				if err := addModule(&req, m); err != nil {
-					return req, err
-				}
-			}
-		case xml.CharData:
-			if text.Len()+len(t) > MaxRequestSize {
-				return req, deviceupdate.Errorf(deviceupdate.EINVALID, "request text too long")
-			}
-			text.Write(t)
-		case xml.EndElement:
-			if len(path) == 2 {
-				v := strings.TrimSpace(text.String())
-				if dst, ok := fields[path[1]]; ok {
-					*dst = v
-				} else if path[1] == "modules" && v != "" {
-					if err := parseAuditModules(&req, v); err != nil {
-						return req, err
-					}
-				}
-			}
-			path = path[:len(path)-1]
-			text.Reset()
-		case xml.Directive:
-			return req, deviceupdate.Errorf(deviceupdate.EINVALID, "request has a <!...> directive; DTDs are not allowed")
-		}
-	}
-	if !sawRequest {
-		return req, deviceupdate.Errorf(deviceupdate.EINVALID, "request has no <Request> element")
-	}
-	return req, validate(&req)
+	return p.req, validate(&p.req)
 }
 
 // validate checks the identity and normalises the MAC.
@@ -136,34 +78,22 @@ func validate(req *deviceupdate.PollRequest) error {
 	return nil
 }
 
-func moduleFromAttrs(attrs []xml.Attr) (deviceupdate.Module, error) {
-	get := func(name string) string {
-		for _, a := range attrs {
-			if strings.EqualFold(a.Name.Local, name) {
-				return strings.TrimSpace(a.Value)
-			}
-		}
-		return ""
-	}
-	return makeModule(get("UpdateType"), get("Filename"), get("Version"), get("Timestamp"))
-}
-
 // parseAuditModules reads Lync's audit form: Filename;Version;Timestamp
-// joined by '#'.
+// joined by '#'. It cuts rather than splits, so that a body of '#'s costs
+// no allocation.
 func parseAuditModules(req *deviceupdate.PollRequest, s string) error {
-	for _, item := range strings.Split(s, "#") {
+	for more := true; more; {
+		var item string
+		item, s, more = strings.Cut(s, "#")
 		if strings.TrimSpace(item) == "" {
 			continue
 		}
-		p := strings.Split(item, ";")
-		if len(p) < 2 || len(p) > 3 {
+		if n := strings.Count(item, ";"); n < 1 || n > 2 {
 			return deviceupdate.Errorf(deviceupdate.EINVALID, "module %q: want Filename;Version;Timestamp", clip(item))
 		}
-		ts := ""
-		if len(p) == 3 {
-			ts = p[2]
-		}
-		m, err := makeModule("", p[0], p[1], ts)
+		filename, rest, _ := strings.Cut(item, ";")
+		version, ts, _ := strings.Cut(rest, ";")
+		m, err := makeModule("", filename, version, ts)
 		if err != nil {
 			return err
 		}

@@ -1,5 +1,6 @@
-// Package xmlsafe makes the XML decoder every parser of untrusted XML in
-// this service uses: strict, and UTF-8 (or ASCII) only. encoding/xml never
+// Package xmlsafe makes the XML decoder the update description parser
+// uses, and the poll parser's tests use as its reference (internal/upx
+// has its own scanner): strict, and UTF-8 (or ASCII) only. encoding/xml never
 // expands external entities; the parsers refuse <!DOCTYPE> themselves.
 package xmlsafe
 

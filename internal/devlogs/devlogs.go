@@ -1,0 +1,607 @@
+// Package devlogs stores the logs phones upload (SPEC §6) under
+// Logs/Client/<LogType>/<device>/<file>, and keeps them from filling the
+// disk.
+//
+// An upload streams into a staging file under Logs/Client/.staging while
+// it is counted against MaxLogFileSize, so no upload is ever held whole in
+// memory and one that is cut off or too large leaves nothing behind. A
+// complete upload is synced and kept in staging: that is the log cache of
+// Lync's MaxLogCacheLimit and LogFlushInterval. The cache is flushed (its
+// files renamed into place) every LogFlushInterval, as soon as it holds
+// more than MaxLogCacheLimit bytes, before logs are listed, and on stop; a
+// staged upload survives a crash and is flushed at the next start.
+//
+// A cleaner deletes logs older than LogCleanUpInterval days, at
+// LogCleanUpTimeOfDay or hourly; a quota on all stored logs deletes the
+// oldest first when it is exceeded.
+package devlogs
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/fsutil"
+)
+
+// StagingDir is the cache folder inside Logs/Client.
+const StagingDir = ".staging"
+
+// Recorder counts uploads in the device inventory.
+type Recorder interface {
+	RecordUpload(l deviceupdate.DeviceLog, u deviceupdate.LogUpload, at time.Time)
+}
+
+// Options configure a Store.
+type Options struct {
+	Dir string // Logs/Client
+	// Settings returns the live log settings for a phone's address ("" for
+	// the global ones), so a `config set` applies to the next upload.
+	Settings func(remote string) (deviceupdate.LogSettings, error)
+	Quota    int64 // bytes all stored logs may take; 0 for no quota
+	Logger   *zap.Logger
+	Registry prometheus.Registerer
+	Trail    *audit.Trail // where ClearLogs is audited
+	Recorder Recorder     // optional
+	Now      func() time.Time
+}
+
+// Store implements deviceupdate.LogService.
+type Store struct {
+	o       Options
+	staging string
+	m       *metrics
+
+	flushMu sync.Mutex // one flush or clean-up at a time
+	mu      sync.Mutex // guards the fields below
+	staged  []staged
+	cached  int64 // bytes in staging
+	index   map[string]deviceupdate.DeviceLog
+	total   int64 // bytes of the logs in index
+
+	seq  atomic.Uint64
+	stop chan struct{}
+	done chan struct{}
+}
+
+type staged struct {
+	file string
+	log  deviceupdate.DeviceLog
+}
+
+var _ deviceupdate.LogService = (*Store)(nil)
+
+// Open prepares the folder, removes uploads a crash cut short, flushes the
+// complete ones, indexes the stored logs, enforces the quota and starts
+// the flusher and the cleaner. Close stops them.
+func Open(o Options) (*Store, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	s := &Store{o: o, staging: filepath.Join(o.Dir, StagingDir), index: map[string]deviceupdate.DeviceLog{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	var err error
+	if s.m, err = newMetrics(o.Registry); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(s.staging, 0o750); err != nil {
+		return nil, fmt.Errorf("open device logs: %w", err)
+	}
+	if err := s.recoverStaging(); err != nil {
+		return nil, err
+	}
+	if err := s.scan(); err != nil {
+		return nil, err
+	}
+	if err := s.Flush(); err != nil {
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// Close stops the background work and flushes the cache.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+	return s.Flush()
+}
+
+// stagedName encodes where a staged log belongs in its file name, so a
+// restart knows without another file: <time>.<n>-<hex of the path>.log;
+// names sort in upload order, so a replay keeps the last of a path.
+// The counter keeps two uploads in one clock tick apart.
+func (s *Store) stagedName(l deviceupdate.DeviceLog, at time.Time) string {
+	return fmt.Sprintf("%019d.%d-%s.log", at.UnixNano(), s.seq.Add(1), hex.EncodeToString([]byte(l.Path())))
+}
+
+// recoverStaging deletes partial uploads and queues complete ones.
+func (s *Store) recoverStaging() error {
+	entries, err := os.ReadDir(s.staging)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.staging, err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(s.staging, e.Name())
+		l, ok := parseStaged(e.Name())
+		info, ierr := e.Info()
+		if !ok || ierr != nil || !info.Mode().IsRegular() {
+			_ = os.RemoveAll(p)
+			continue
+		}
+		l.Size, l.Modified = info.Size(), info.ModTime().UTC()
+		s.staged = append(s.staged, staged{file: p, log: l})
+		s.cached += l.Size
+	}
+	return nil
+}
+
+func parseStaged(name string) (deviceupdate.DeviceLog, bool) {
+	stem, ok := strings.CutSuffix(name, ".log")
+	if !ok {
+		return deviceupdate.DeviceLog{}, false
+	}
+	_, enc, ok := strings.Cut(stem, "-")
+	if !ok {
+		return deviceupdate.DeviceLog{}, false
+	}
+	raw, err := hex.DecodeString(enc)
+	if err != nil {
+		return deviceupdate.DeviceLog{}, false
+	}
+	return parsePath(string(raw))
+}
+
+// parsePath reads <LogType>/<device>/<file>, accepting only what an
+// upload could have produced.
+func parsePath(p string) (deviceupdate.DeviceLog, bool) {
+	parts := strings.Split(p, "/")
+	if len(parts) != 3 || !deviceupdate.ValidIdentifier(parts[0]) || !deviceupdate.ValidDeviceID(parts[1]) {
+		return deviceupdate.DeviceLog{}, false
+	}
+	name, err := deviceupdate.SafeLogName(parts[2])
+	if err != nil || name != parts[2] {
+		return deviceupdate.DeviceLog{}, false
+	}
+	return deviceupdate.DeviceLog{Type: parts[0], Device: parts[1], Name: parts[2]}, true
+}
+
+// scan indexes the stored logs: regular files at <type>/<device>/<name>.
+func (s *Store) scan() error {
+	err := filepath.WalkDir(s.o.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(s.o.Dir, p)
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir() && (rel == StagingDir || strings.Count(rel, "/") > 1):
+			return filepath.SkipDir
+		case d.IsDir() || !d.Type().IsRegular():
+			return nil
+		}
+		l, ok := parsePath(rel)
+		if !ok {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		l.Size, l.Modified = info.Size(), info.ModTime().UTC()
+		s.index[rel] = l
+		s.total += l.Size
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index device logs: %w", err)
+	}
+	s.m.stored.Set(float64(s.total))
+	return nil
+}
+
+// Upload implements deviceupdate.LogService.
+func (s *Store) Upload(_ context.Context, u deviceupdate.LogUpload, r io.Reader, size int64) (deviceupdate.DeviceLog, error) {
+	l, err := s.upload(u, r, size)
+	s.m.uploads.WithLabelValues(resultOf(err)).Inc()
+	if err != nil {
+		return l, err
+	}
+	s.m.bytes.Add(float64(l.Size))
+	if s.o.Recorder != nil {
+		s.o.Recorder.RecordUpload(l, u, l.Modified)
+	}
+	return l, nil
+}
+
+func resultOf(err error) string {
+	switch deviceupdate.ErrorCode(err) {
+	case "":
+		return "stored"
+	case deviceupdate.ETOOLARGE:
+		return "too_large"
+	case deviceupdate.EUNAVAILABLE:
+		return "disk_full"
+	case deviceupdate.EINVALID:
+		return "invalid"
+	}
+	return "error"
+}
+
+func (s *Store) upload(u deviceupdate.LogUpload, r io.Reader, size int64) (deviceupdate.DeviceLog, error) {
+	ls, err := s.o.Settings(u.Remote)
+	if err != nil {
+		return deviceupdate.DeviceLog{}, err
+	}
+	l, err := ls.CheckUpload(u)
+	if err != nil {
+		return l, err
+	}
+	tooLarge := deviceupdate.Errorf(deviceupdate.ETOOLARGE, "the log is larger than MaxLogFileSize (%d bytes)", ls.MaxFileSize)
+	if size > ls.MaxFileSize {
+		return l, tooLarge
+	}
+	f, err := os.CreateTemp(s.staging, "upload-*.part")
+	if err != nil {
+		return l, storageError("stage device log", err)
+	}
+	part := f.Name()
+	defer func() {
+		if part != "" {
+			_ = f.Close()
+			_ = os.Remove(part)
+		}
+	}()
+	n, err := io.Copy(f, io.LimitReader(r, ls.MaxFileSize+1))
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return l, storageError("write device log", err)
+	case err != nil:
+		return l, deviceupdate.Errorf(deviceupdate.EINVALID, "the upload was cut short after %d bytes; nothing was stored", n)
+	case n > ls.MaxFileSize:
+		return l, tooLarge
+	case size >= 0 && n != size:
+		return l, deviceupdate.Errorf(deviceupdate.EINVALID, "the upload has %d bytes, not the %d it announced; nothing was stored", n, size)
+	}
+	if err := f.Sync(); err != nil {
+		return l, storageError("sync device log", err)
+	}
+	if err := f.Close(); err != nil {
+		return l, storageError("close device log", err)
+	}
+	now := s.o.Now().UTC()
+	final := filepath.Join(s.staging, s.stagedName(l, now))
+	if err := os.Rename(part, final); err != nil {
+		return l, storageError("stage device log", err)
+	}
+	part = ""
+	if err := fsutil.SyncDir(s.staging); err != nil {
+		return l, storageError("stage device log", err)
+	}
+	l.Size, l.Modified = n, now
+	s.mu.Lock()
+	s.staged = append(s.staged, staged{file: final, log: l})
+	s.cached += n
+	full := s.cached > ls.MaxCacheLimit
+	s.mu.Unlock()
+	if full {
+		if err := s.Flush(); err != nil {
+			s.o.Logger.Error("flush device logs", zap.Error(err))
+		}
+	}
+	return l, nil
+}
+
+// storageError is a full disk as EUNAVAILABLE with a safe message, and
+// anything else as an internal error.
+func storageError(op string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return &deviceupdate.Error{Code: deviceupdate.EUNAVAILABLE, Message: "the server's disk is full; the log was not stored, try again later", Err: err}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// Flush moves the cached uploads into place and enforces the quota.
+func (s *Store) Flush() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.mu.Lock()
+	batch := s.staged
+	s.staged, s.cached = nil, 0
+	s.mu.Unlock()
+	dirs := map[string]bool{}
+	var failed []staged
+	var firstErr error
+	for _, st := range batch {
+		dst := filepath.Join(s.o.Dir, filepath.FromSlash(st.log.Path()))
+		dir := filepath.Dir(dst)
+		err := os.MkdirAll(dir, 0o750)
+		if err == nil {
+			err = os.Rename(st.file, dst)
+		}
+		if err != nil {
+			failed = append(failed, st)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("flush device log %s: %w", st.log.Path(), err)
+			}
+			continue
+		}
+		dirs[dir], dirs[filepath.Dir(dir)] = true, true
+		s.mu.Lock()
+		s.total += st.log.Size - s.index[st.log.Path()].Size
+		s.index[st.log.Path()] = st.log
+		s.mu.Unlock()
+	}
+	for d := range dirs {
+		if err := fsutil.SyncDir(d); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if len(failed) > 0 {
+		s.mu.Lock()
+		s.staged = append(failed, s.staged...)
+		for _, st := range failed {
+			s.cached += st.log.Size
+		}
+		s.mu.Unlock()
+	}
+	s.enforceQuota()
+	return firstErr
+}
+
+// enforceQuota deletes the oldest logs until the rest fit the quota.
+// Callers hold flushMu.
+func (s *Store) enforceQuota() {
+	s.mu.Lock()
+	defer func() { s.m.stored.Set(float64(s.total)); s.mu.Unlock() }()
+	if s.o.Quota <= 0 || s.total <= s.o.Quota {
+		return
+	}
+	all := make([]deviceupdate.DeviceLog, 0, len(s.index))
+	for _, l := range s.index {
+		all = append(all, l)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Modified.Before(all[j].Modified) })
+	var n int
+	var freed int64
+	for _, l := range all {
+		if s.total <= s.o.Quota {
+			break
+		}
+		if err := os.Remove(filepath.Join(s.o.Dir, filepath.FromSlash(l.Path()))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.o.Logger.Error("delete device log for the quota", zap.String("log", l.Path()), zap.Error(err))
+			continue
+		}
+		delete(s.index, l.Path())
+		s.total -= l.Size
+		n, freed = n+1, freed+l.Size
+	}
+	s.m.evicted.Add(float64(n))
+	s.o.Logger.Warn("device log quota reached; deleted the oldest logs", zap.Int64("quota_bytes", s.o.Quota),
+		zap.Int("deleted", n), zap.Int64("freed_bytes", freed), zap.Int64("stored_bytes", s.total))
+}
+
+// Logs implements deviceupdate.LogService.
+func (s *Store) Logs(_ context.Context, f deviceupdate.LogFilter) ([]deviceupdate.DeviceLog, error) {
+	if err := s.Flush(); err != nil {
+		return nil, err
+	}
+	var dev string
+	if f.Device != "" {
+		var err error
+		if dev, err = deviceupdate.DeviceID(f.Device); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	out := []deviceupdate.DeviceLog{}
+	for _, l := range s.index {
+		if (dev == "" || l.Device == dev) && (f.Type == "" || strings.EqualFold(f.Type, l.Type)) {
+			out = append(out, l)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Modified.Equal(out[j].Modified) {
+			return out[i].Modified.After(out[j].Modified)
+		}
+		return out[i].Path() < out[j].Path()
+	})
+	return out, nil
+}
+
+// OpenLog implements deviceupdate.LogService: only indexed logs open.
+func (s *Store) OpenLog(_ context.Context, logType, device, name string) (io.ReadSeekCloser, deviceupdate.DeviceLog, error) {
+	if err := s.Flush(); err != nil {
+		return nil, deviceupdate.DeviceLog{}, err
+	}
+	notFound := deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such device log; `deviceupdate logs list` shows them")
+	id, err := deviceupdate.DeviceID(device)
+	if err != nil {
+		return nil, deviceupdate.DeviceLog{}, notFound
+	}
+	s.mu.Lock()
+	l, ok := s.index[logType+"/"+id+"/"+name]
+	s.mu.Unlock()
+	if !ok {
+		return nil, l, notFound
+	}
+	f, err := os.Open(filepath.Join(s.o.Dir, filepath.FromSlash(l.Path())))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, l, notFound
+	}
+	if err != nil {
+		return nil, l, fmt.Errorf("open device log: %w", err)
+	}
+	return f, l, nil
+}
+
+// ClearLogs implements deviceupdate.LogService.
+func (s *Store) ClearLogs(_ context.Context, daysBack int, actor string) (deviceupdate.ClearLogsResult, error) {
+	e := audit.Entry{Actor: actor, Action: "logs.clear", Target: fmt.Sprintf("days-back=%d", daysBack), Result: audit.ResultOK}
+	var res deviceupdate.ClearLogsResult
+	var err error
+	if daysBack < deviceupdate.MinClearDays || daysBack > deviceupdate.MaxClearDays {
+		err = deviceupdate.Errorf(deviceupdate.EINVALID, "--days-back %d: want %d to %d", daysBack, deviceupdate.MinClearDays, deviceupdate.MaxClearDays)
+	} else {
+		res, err = s.deleteOlder(s.o.Now().Add(-time.Duration(daysBack) * 24 * time.Hour))
+	}
+	if err != nil {
+		e.Result = deviceupdate.ErrorMessage(err)
+	} else {
+		e.After = []byte(fmt.Sprintf(`{"deleted":%d,"bytes":%d}`, res.Deleted, res.Bytes))
+	}
+	if s.o.Trail != nil {
+		if _, aerr := s.o.Trail.Append(e); aerr != nil && err == nil {
+			err = fmt.Errorf("audit logs clear: %w", aerr)
+		}
+	}
+	return res, err
+}
+
+// CleanUp deletes the logs older than the LogCleanUpInterval setting.
+func (s *Store) CleanUp() (deviceupdate.ClearLogsResult, error) {
+	ls, err := s.o.Settings("")
+	if err != nil {
+		return deviceupdate.ClearLogsResult{}, err
+	}
+	return s.deleteOlder(s.o.Now().Add(-time.Duration(ls.CleanUpDays) * 24 * time.Hour))
+}
+
+// deleteOlder deletes the stored logs last written before cutoff, after a
+// flush, so a log cached before the cutoff goes too.
+func (s *Store) deleteOlder(cutoff time.Time) (deviceupdate.ClearLogsResult, error) {
+	if err := s.Flush(); err != nil {
+		return deviceupdate.ClearLogsResult{}, err
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	var res deviceupdate.ClearLogsResult
+	s.mu.Lock()
+	defer func() { s.m.stored.Set(float64(s.total)); s.mu.Unlock() }()
+	for p, l := range s.index {
+		if !l.Modified.Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.o.Dir, filepath.FromSlash(p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, fmt.Errorf("delete device log %s: %w", p, err)
+		}
+		delete(s.index, p)
+		s.total -= l.Size
+		res.Deleted++
+		res.Bytes += l.Size
+	}
+	s.m.cleaned.Add(float64(res.Deleted))
+	return res, nil
+}
+
+// run flushes every LogFlushInterval and cleans up at
+// LogCleanUpTimeOfDay (or hourly), re-reading the settings every second.
+func (s *Store) run() {
+	defer close(s.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lastFlush := s.o.Now()
+	var nextClean time.Time
+	var cleanAt string
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		ls, err := s.o.Settings("")
+		if err != nil {
+			s.o.Logger.Error("read log settings", zap.Error(err))
+			continue
+		}
+		now := s.o.Now()
+		if now.Sub(lastFlush) >= ls.FlushInterval {
+			if err := s.Flush(); err != nil {
+				s.o.Logger.Error("flush device logs", zap.Error(err))
+			}
+			lastFlush = now
+		}
+		if nextClean.IsZero() || ls.CleanUpAt != cleanAt {
+			cleanAt, nextClean = ls.CleanUpAt, NextCleanUp(now, ls.CleanUpAt)
+		}
+		if !now.Before(nextClean) {
+			res, err := s.CleanUp()
+			if err != nil {
+				s.o.Logger.Error("clean up device logs", zap.Error(err))
+			} else if res.Deleted > 0 {
+				s.o.Logger.Info("cleaned up device logs", zap.Int("deleted", res.Deleted), zap.Int64("bytes", res.Bytes), zap.Int("older_than_days", ls.CleanUpDays))
+			}
+			nextClean = NextCleanUp(now, cleanAt)
+		}
+	}
+}
+
+// NextCleanUp is when the cleaner runs after now: at the next hh:mm in
+// now's location, or an hour on when at is "".
+func NextCleanUp(now time.Time, at string) time.Time {
+	t, err := time.Parse("15:04", at)
+	if err != nil {
+		return now.Add(time.Hour)
+	}
+	next := time.Date(now.Year(), now.Month(), now.Day(), t.Hour(), t.Minute(), 0, 0, now.Location())
+	if !next.After(now) {
+		next = next.AddDate(0, 0, 1)
+	}
+	return next
+}
+
+type metrics struct {
+	uploads *prometheus.CounterVec
+	bytes   prometheus.Counter
+	stored  prometheus.Gauge
+	evicted prometheus.Counter
+	cleaned prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deviceupdate_device_log_uploads_total",
+			Help: "Device log uploads, by result: stored, invalid, too_large, disk_full, error."}, []string{"result"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "deviceupdate_device_log_uploaded_bytes_total",
+			Help: "Bytes of device logs stored."}),
+		stored: prometheus.NewGauge(prometheus.GaugeOpts{Name: "deviceupdate_device_log_stored_bytes",
+			Help: "Bytes of device logs on disk under Logs/Client."}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "deviceupdate_device_log_quota_deleted_total",
+			Help: "Device logs deleted, oldest first, because the log quota was reached."}),
+		cleaned: prometheus.NewCounter(prometheus.CounterOpts{Name: "deviceupdate_device_log_cleaned_total",
+			Help: "Device logs deleted for their age, by the cleaner or logs clear."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.uploads, m.bytes, m.stored, m.evicted, m.cleaned} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register device log metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,45 @@
+package devlogs
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deviceupdate/deviceupdate"
+)
+
+// FuzzUploadNames: whatever a phone sends as LogType, identity and
+// FileName, an accepted upload maps to a path that stays three plain
+// components under Logs/Client, which parsePath (the restart path) reads
+// back the same, through its staged name too; a refused one never panics.
+func FuzzUploadNames(f *testing.F) {
+	f.Add("CELog", "00:04:f2:aa:bb:cc", "", "celog.clg")
+	f.Add("Watson", "", "SN-1", "crash.dmp")
+	f.Add("celog", "", "x", "../../etc/passwd.txt")
+	f.Add("Config", "", "x", "a\x00.xml")
+	f.Add("Diaglog", "", "x", "..")
+	f.Add("CELog", "", "x", "naïve résumé.txt")
+	ls := deviceupdate.LogSettingsFrom(nil)
+	s := &Store{}
+	f.Fuzz(func(t *testing.T, logType, mac, serial, name string) {
+		l, err := ls.CheckUpload(deviceupdate.LogUpload{DeviceType: "UCPhone", MAC: mac, Serial: serial, LogType: logType, FileName: name})
+		if err != nil {
+			if deviceupdate.ErrorCode(err) != deviceupdate.EINVALID {
+				t.Fatalf("refusal with code %q: %v", deviceupdate.ErrorCode(err), err)
+			}
+			return
+		}
+		p := l.Path()
+		if strings.Count(p, "/") != 2 || strings.Contains(p, "..") || strings.ContainsAny(p, "\\\x00") {
+			t.Fatalf("accepted upload maps to %q", p)
+		}
+		back, ok := parsePath(p)
+		if !ok || back.Path() != p {
+			t.Fatalf("parsePath(%q) = %+v, %v", p, back, ok)
+		}
+		staged, ok := parseStaged(s.stagedName(l, time.Unix(0, 1)))
+		if !ok || staged.Path() != p {
+			t.Fatalf("staged name of %q reads back as %+v, %v", p, staged, ok)
+		}
+	})
+}

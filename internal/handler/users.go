@@ -1,0 +1,152 @@
+package handler
+
+import (
+	"crypto/x509"
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/deviceupdate/deviceupdate"
+)
+
+// errAnonymous is the answer to the external endpoints without valid
+// credentials (SPEC §5).
+var errAnonymous = deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "anonymous access is not supported")
+
+// basicChallenge asks for HTTP Basic credentials on a 401 of the external
+// endpoints.
+const basicChallenge = `Basic realm="deviceupdate"`
+
+// principalKey holds, in the echo context, who an external request
+// authenticated as.
+const principalKey = "deviceupdate.principal"
+
+// Reasons of the external authentication failures metric.
+const (
+	authNoCredentials     = "no_credentials"     // neither a client certificate nor an Authorization header
+	authUnsupportedScheme = "unsupported_scheme" // an Authorization header that is not HTTP Basic
+	authBadCredentials    = "bad_credentials"    // Basic credentials that do not authenticate
+	authBadCertificate    = "bad_certificate"    // a client certificate not valid for client authentication
+)
+
+// maxCertName bounds the common name carried into a principal.
+const maxCertName = 128
+
+// Principal returns who the request authenticated as on an external
+// endpoint: "cert:<CommonName>" for a client certificate, the user name
+// for HTTP Basic; "" elsewhere.
+func Principal(c echo.Context) string {
+	p, _ := c.Get(principalKey).(string)
+	return p
+}
+
+// requireExternal admits requests that carry either a client certificate
+// verified against the service CA and issued for client authentication,
+// or HTTP Basic credentials of a user. Others get 401 with the SPEC's text
+// and a Basic challenge, and are counted by reason. The principal is kept
+// for the request's log lines and the poll's record.
+func (s *Server) requireExternal(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		principal, reason, err := s.externalPrincipal(c)
+		if err != nil {
+			return err
+		}
+		if principal == "" {
+			s.metrics.authFailures.WithLabelValues(reason).Inc()
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, basicChallenge)
+			return &deviceupdate.Error{Code: errAnonymous.Code, Message: errAnonymous.Message, Err: errors.New(reason)}
+		}
+		c.Set(principalKey, principal)
+		c.Set(loggerKey, Logger(c).With(zap.String("principal", principal)))
+		return next(c)
+	}
+}
+
+// externalPrincipal names who the request authenticates as, or says why
+// it does not (reason). A client certificate is looked at first: the TLS
+// handshake has verified it (tls.VerifyClientCertIfGiven with the CA as
+// ClientCAs), which costs nothing more here. err is a failure of the
+// service, not of the credentials.
+func (s *Server) externalPrincipal(c echo.Context) (principal, reason string, err error) {
+	reason = authNoCredentials
+	if st := c.Request().TLS; st != nil && len(st.PeerCertificates) > 0 {
+		if len(st.VerifiedChains) > 0 && allowsClientAuth(st.VerifiedChains[0][0]) {
+			return certPrincipal(st.VerifiedChains[0][0]), "", nil
+		}
+		reason = authBadCertificate
+	}
+	if c.Request().Header.Get(echo.HeaderAuthorization) == "" {
+		return "", reason, nil
+	}
+	name, password, ok := c.Request().BasicAuth()
+	if !ok || s.users == nil {
+		return "", authUnsupportedScheme, nil
+	}
+	u, err := s.users.Authenticate(c.Request().Context(), name, password)
+	switch code := deviceupdate.ErrorCode(err); code {
+	case "":
+		return u.Name, "", nil
+	case deviceupdate.EUNAUTHORIZED:
+		return "", authBadCredentials, nil
+	default:
+		return "", "", err
+	}
+}
+
+// allowsClientAuth reports whether a certificate names client
+// authentication (or any usage) among its extended key usages; one that
+// names none is not taken as a client certificate.
+func allowsClientAuth(cert *x509.Certificate) bool {
+	for _, u := range cert.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
+func certPrincipal(cert *x509.Certificate) string {
+	name := cert.Subject.CommonName
+	if name == "" {
+		return "cert:serial:" + cert.SerialNumber.Text(16)
+	}
+	return "cert:" + truncate(name, maxCertName)
+}
+
+// addUserRequest is the body of POST /users.
+type addUserRequest struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+func (s *Server) handleUsers(c echo.Context) error {
+	users, err := s.users.Users(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if users == nil {
+		users = []deviceupdate.User{}
+	}
+	return c.JSON(http.StatusOK, users)
+}
+
+func (s *Server) handleAddUser(c echo.Context) error {
+	var req addUserRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	u, err := s.users.AddUser(c.Request().Context(), req.Name, req.Password, actor(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, u)
+}
+
+func (s *Server) handleRemoveUser(c echo.Context) error {
+	if err := s.users.RemoveUser(c.Request().Context(), c.Param("name"), actor(c)); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
