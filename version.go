@@ -1,7 +1,6 @@
 package deviceupdate
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -44,7 +43,18 @@ func MustParseVersion(s string) Version {
 
 // String returns the canonical form, such as 4.0.7577.4366.
 func (v Version) String() string {
-	return fmt.Sprintf("%d.%d.%d.%d", v[0], v[1], v[2], v[3])
+	return string(v.Append(make([]byte, 0, 24)))
+}
+
+// Append appends the dotted form of v to b.
+func (v Version) Append(b []byte) []byte {
+	for i, n := range v {
+		if i > 0 {
+			b = append(b, '.')
+		}
+		b = strconv.AppendUint(b, uint64(n), 10)
+	}
+	return b
 }
 
 // IsZero reports whether v is 0.0.0.0, which stands for "no version".

@@ -24,6 +24,7 @@ type RequestLog struct {
 	day         string
 	f           *os.File
 	w           *bufio.Writer
+	line        []byte // the line being formatted, reused under mu
 }
 
 // OpenRequestLog prepares the log; files are opened as lines arrive.
@@ -45,27 +46,59 @@ func (l *RequestLog) Path(day time.Time) string {
 // Filename;Version;Timestamp joined by '#', the answer's files as
 // Filename;Version joined by '#', and the user.
 func (l *RequestLog) Write(at time.Time, remote string, req deviceupdate.PollRequest, offered *deviceupdate.StoredUpdate) error {
-	var mods, resp []string
-	for _, m := range req.Modules {
-		mods = append(mods, clean(m.Filename)+";"+m.Version.String()+";"+clean(m.Timestamp))
-	}
-	if offered != nil {
-		for _, f := range append(append([]deviceupdate.UpdateFile{}, offered.Images...), offered.Catalog) {
-			resp = append(resp, clean(f.Name)+";"+offered.Version.String())
-		}
-	}
-	line := strings.Join([]string{at.UTC().Format(time.RFC3339), clean(remote), req.DeviceType, req.MAC, req.Serial, req.Brand,
-		req.Model, req.Revision, req.Locale, strings.Join(mods, "#"), strings.Join(resp, "#"), clean(req.UserID)}, ";")
+	at = at.UTC()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if day := at.UTC().Format("20060102"); day != l.day || l.f == nil {
+	b := at.AppendFormat(l.line[:0], time.RFC3339)
+	for _, f := range [...]string{remote, req.DeviceType, req.MAC, req.Serial, req.Brand, req.Model, req.Revision, req.Locale} {
+		b = appendClean(append(b, ';'), f)
+	}
+	b = append(b, ';')
+	for i, m := range req.Modules {
+		if i > 0 {
+			b = append(b, '#')
+		}
+		b = appendClean(b, m.Filename)
+		b = m.Version.Append(append(b, ';'))
+		b = appendClean(append(b, ';'), m.Timestamp)
+	}
+	b = append(b, ';')
+	if offered != nil {
+		for i, f := range offered.Images {
+			if i > 0 {
+				b = append(b, '#')
+			}
+			b = offered.Version.Append(append(appendClean(b, f.Name), ';'))
+		}
+		if len(offered.Images) > 0 {
+			b = append(b, '#')
+		}
+		b = offered.Version.Append(append(appendClean(b, offered.Catalog.Name), ';'))
+	}
+	b = append(appendClean(append(b, ';'), req.UserID), '\n')
+	l.line = b
+	if day := at.Format("20060102"); day != l.day || l.f == nil {
 		if err := l.rotate(at); err != nil {
 			return err
 		}
 		l.day = day
 	}
-	_, err := l.w.WriteString(line + "\n")
+	_, err := l.w.Write(b)
 	return err
+}
+
+// appendClean appends s with the separators of a line (';', '#') and
+// line breaks replaced by '_', so a phone cannot forge fields or lines.
+func appendClean(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case ';', '#', '\n', '\r':
+			b = append(b, '_')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
 }
 
 func (l *RequestLog) rotate(at time.Time) error {

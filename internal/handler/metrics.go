@@ -2,6 +2,8 @@ package handler
 
 import (
 	"fmt"
+	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -14,6 +16,41 @@ type httpMetrics struct {
 	// authFailures counts external requests refused for want of valid
 	// credentials, by reason (see requireExternal).
 	authFailures *prometheus.CounterVec
+
+	// series caches the children of requests and duration by their
+	// labels: a label lookup hashes every value, a map of a small struct
+	// does not allocate.
+	series sync.Map // seriesKey → *seriesPair
+}
+
+type seriesKey struct {
+	listener, method, route string
+	code                    int
+}
+
+type seriesPair struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observe counts one answered request and its time.
+func (m *httpMetrics) observe(listener, method, route string, code int, seconds float64) {
+	switch method {
+	case "GET", "HEAD", "POST", "PUT", "DELETE":
+	default:
+		method = "other" // a client's made-up methods must not grow the series without end
+	}
+	k := seriesKey{listener, method, route, code}
+	p, ok := m.series.Load(k)
+	if !ok {
+		p, _ = m.series.LoadOrStore(k, &seriesPair{
+			requests: m.requests.WithLabelValues(listener, method, route, strconv.Itoa(code)),
+			duration: m.duration.WithLabelValues(listener, route),
+		})
+	}
+	sp := p.(*seriesPair)
+	sp.requests.Inc()
+	sp.duration.Observe(seconds)
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {

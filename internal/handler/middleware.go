@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -21,10 +22,25 @@ const (
 	maxRequestIDLen = 64
 )
 
+// reqLogger builds a request's logger the first time a handler asks for
+// it: most polls never log anything but their access line, which does
+// without it.
+type reqLogger struct {
+	base *zap.Logger
+	id   string
+	l    *zap.Logger
+}
+
 // Logger returns the request's logger, which carries its request ID.
 func Logger(c echo.Context) *zap.Logger {
-	if l, ok := c.Get(loggerKey).(*zap.Logger); ok {
+	switch l := c.Get(loggerKey).(type) {
+	case *zap.Logger:
 		return l
+	case *reqLogger:
+		if l.l == nil {
+			l.l = l.base.With(zap.String("request_id", l.id))
+		}
+		return l.l
 	}
 	return zap.NewNop()
 }
@@ -44,8 +60,7 @@ func (s *Server) observe(listener string) echo.MiddlewareFunc {
 				id = newRequestID()
 			}
 			c.Response().Header().Set(headerRequestID, id)
-			log := s.logger.With(zap.String("request_id", id))
-			c.Set(loggerKey, log)
+			c.Set(loggerKey, &reqLogger{base: s.logger, id: id})
 			inflight.Inc()
 			defer inflight.Dec()
 
@@ -53,7 +68,7 @@ func (s *Server) observe(listener string) echo.MiddlewareFunc {
 				defer func() {
 					if r := recover(); r != nil {
 						err = fmt.Errorf("panic serving %s %s: %v", req.Method, req.URL.Path, r)
-						log.Error("panic", zap.Any("panic", r), zap.Stack("stack"))
+						Logger(c).Error("panic", zap.Any("panic", r), zap.Stack("stack"))
 					}
 				}()
 				err = next(c)
@@ -68,9 +83,9 @@ func (s *Server) observe(listener string) echo.MiddlewareFunc {
 				route = "unmatched"
 			}
 			elapsed := s.now().Sub(start)
-			s.metrics.requests.WithLabelValues(listener, req.Method, route, strconv.Itoa(res.Status)).Inc()
-			s.metrics.duration.WithLabelValues(listener, route).Observe(elapsed.Seconds())
+			s.metrics.observe(listener, req.Method, route, res.Status, elapsed.Seconds())
 			fields := []zap.Field{
+				zap.String("request_id", id),
 				zap.String("listener", listener),
 				zap.String("method", req.Method),
 				zap.String("path", truncate(req.URL.Path, 256)),
@@ -85,7 +100,7 @@ func (s *Server) observe(listener string) echo.MiddlewareFunc {
 			if err != nil && deviceupdate.ErrorCode(err) != deviceupdate.EINTERNAL {
 				fields = append(fields, zap.String("error", err.Error()))
 			}
-			log.Info("request", fields...)
+			s.logger.Info("request", fields...)
 			return nil
 		}
 	}
@@ -118,11 +133,18 @@ func validRequestID(id string) bool {
 	return true
 }
 
+// newRequestID returns this process's random prefix and a counter: unique
+// across restarts without a random read per request.
 func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:]) // never fails; see crypto/rand.Read
-	return hex.EncodeToString(b[:])
+	b := make([]byte, 0, 24)
+	b = append(b, requestIDPrefix...)
+	return string(strconv.AppendUint(b, requestIDCounter.Add(1), 36))
 }
+
+var (
+	requestIDPrefix  = func() string { var b [6]byte; _, _ = rand.Read(b[:]); return hex.EncodeToString(b[:]) + "-" }()
+	requestIDCounter atomic.Uint64
+)
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

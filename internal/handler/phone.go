@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,9 +22,35 @@ import (
 // maxLoggedBody bounds the raw body logged for a poll that cannot be read.
 const maxLoggedBody = 2048
 
+// bodyPool holds poll body buffers: a poll is read whole before it is
+// parsed, and the parsed values do not keep the buffer (upx copies them).
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// readBody appends the request body to buf, at most upx.MaxRequestSize
+// bytes (a *http.MaxBytesError past it).
+func readBody(c echo.Context, buf []byte) ([]byte, error) {
+	r := http.MaxBytesReader(c.Response(), c.Request().Body, upx.MaxRequestSize)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
 // handlePoll answers POST .../ucdevice.upx.
 func (s *Server) handlePoll(c echo.Context) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, upx.MaxRequestSize))
+	bp := bodyPool.Get().(*[]byte)
+	defer bodyPool.Put(bp)
+	body, err := readBody(c, (*bp)[:0])
+	*bp = body[:0]
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
