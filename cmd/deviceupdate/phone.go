@@ -18,7 +18,7 @@ import (
 )
 
 func newPhoneCommand(stdout io.Writer) *cobra.Command {
-	return newGroupCommand("phone", "Act as phones against a server", newPhoneLoadCommand(stdout), newPhoneDownloadCommand(stdout))
+	return newGroupCommand("phone", "Act as phones against a server", newPhoneLoadCommand(stdout), newPhoneDownloadCommand(stdout), newPhoneRunCommand(stdout), newPhoneSimCommand(stdout))
 }
 
 // trustFor returns the TLS settings that trust <certs>/ca.crt, for an
