@@ -21,6 +21,9 @@ const ScopeGlobal = "global"
 // '-'. It accepts six to eight pairs, written together or separated
 // throughout by '-' or ':'.
 func NormalizeMAC(s string) (string, error) {
+	if isNormalMAC(s) {
+		return s, nil // the common case, as phones and the inventory write it: no allocation
+	}
 	bad := func(why string) (string, error) {
 		return "", Errorf(EINVALID, "MAC address %q: %s; write six hex pairs such as 00-04-F2-AA-BB-CC or 00:04:f2:aa:bb:cc", truncateForMessage(s), why)
 	}
@@ -50,6 +53,25 @@ func NormalizeMAC(s string) (string, error) {
 		pairs[i] = strings.ToUpper(p)
 	}
 	return strings.Join(pairs, "-"), nil
+}
+
+// isNormalMAC reports whether s is already six upper-case hex pairs
+// joined by '-'.
+func isNormalMAC(s string) bool {
+	if len(s) != 17 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if i%3 == 2 {
+			if c != '-' {
+				return false
+			}
+		} else if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 func isHex(c byte) bool {

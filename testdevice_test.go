@@ -21,6 +21,10 @@ func TestNormalizeMAC(t *testing.T) {
 		{"0004f2aabbc", "", "odd number"},
 		{"00-04-F2-AA-BB-C", "", `"C" is not two hex digits`},
 		{"", "", "six to eight pairs"},
+		{"00-04-f2-AA-BB-CC", "00-04-F2-AA-BB-CC", ""},          // normal length, lower case
+		{"00-04-F2-AA-BB-GG", "", `"GG" is not two hex digits`}, // normal length, not hex
+		{"00_04-F2-AA-BB-CC", "", "six to eight pairs"},         // normal length, wrong separator
+		{"00-04-F2-AA-BB-CC\n", "", "is not two hex digits"},    // a trailing newline
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -15,11 +15,13 @@ type Version [4]uint32
 // spaces or leading zeros.
 func ParseVersion(s string) (Version, error) {
 	var v Version
-	parts := strings.Split(s, ".")
-	if len(parts) != 4 {
+	if strings.Count(s, ".") != 3 {
 		return v, Errorf(EINVALID, "version %q: want four dot-separated integers, such as 4.0.7577.4366", truncateForMessage(s))
 	}
-	for i, p := range parts {
+	rest := s
+	for i := range v {
+		p, after, _ := strings.Cut(rest, ".")
+		rest = after
 		if p == "" || len(p) > 10 || len(p) > 1 && p[0] == '0' || strings.TrimLeft(p, "0123456789") != "" {
 			return v, Errorf(EINVALID, "version %q: part %d (%q) is not a plain integer", truncateForMessage(s), i+1, truncateForMessage(p))
 		}
