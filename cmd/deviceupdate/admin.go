@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,6 +50,40 @@ func newRemoveCommand(stdout io.Writer, noun, path, short, example string) *cobr
 			return err
 		}
 		fmt.Fprintf(stdout, "removed %s %q\n", noun, args[0])
+		return nil
+	}
+	return cmd
+}
+
+// newListCommand is `<group> list [--json]`: GET path on the admin API,
+// printed as one JSON array (an empty one for none) or as the table that
+// table writes.
+func newListCommand[T any](stdout io.Writer, short, example, path string, table func(w io.Writer, items []T)) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   short,
+		Example: example,
+		Args:    exactArgs(0, "no arguments"),
+	}
+	connect := addClientFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON array")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		var items []T
+		if err := c.Do(cmd.Context(), http.MethodGet, path, nil, &items); err != nil {
+			return err
+		}
+		if asJSON {
+			if items == nil {
+				items = []T{}
+			}
+			return json.NewEncoder(stdout).Encode(items)
+		}
+		table(stdout, items)
 		return nil
 	}
 	return cmd

@@ -28,34 +28,13 @@ func newRuleCommand(stdout io.Writer) *cobra.Command {
 }
 
 func newRuleListCommand(stdout io.Writer) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "List the device update rules",
-		Example: "  deviceupdate rule list\n  deviceupdate rule list --json",
-		Args:    exactArgs(0, "no arguments"),
-	}
-	connect := addClientFlags(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON array")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := connect()
-		if err != nil {
-			return err
-		}
-		var rules []deviceupdate.Rule
-		if err := c.Do(cmd.Context(), http.MethodGet, "/rules", nil, &rules); err != nil {
-			return err
-		}
-		if asJSON {
-			return json.NewEncoder(stdout).Encode(rules)
-		}
-		fmt.Fprintf(stdout, "%-12s  %-40s  %-16s  %-16s  %s\n", "ID", "KEY", "APPROVED", "PENDING", "RESTORE")
-		for _, r := range rules {
-			fmt.Fprintf(stdout, "%-12s  %-40s  %-16s  %-16s  %s\n", r.ID, r.RuleKey, dash(r.ApprovedVersion), dash(r.PendingVersion), dash(r.RestoreVersion))
-		}
-		return nil
-	}
-	return cmd
+	return newListCommand(stdout, "List the device update rules", "  deviceupdate rule list\n  deviceupdate rule list --json", "/rules",
+		func(w io.Writer, rules []deviceupdate.Rule) {
+			fmt.Fprintf(w, "%-12s  %-40s  %-16s  %-16s  %s\n", "ID", "KEY", "APPROVED", "PENDING", "RESTORE")
+			for _, r := range rules {
+				fmt.Fprintf(w, "%-12s  %-40s  %-16s  %-16s  %s\n", r.ID, r.RuleKey, dash(r.ApprovedVersion), dash(r.PendingVersion), dash(r.RestoreVersion))
+			}
+		})
 }
 
 func newRuleActionCommand(stdout io.Writer, action deviceupdate.RuleAction, short, long string) *cobra.Command {

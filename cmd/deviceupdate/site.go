@@ -65,34 +65,13 @@ func joinPrefixes(s deviceupdate.Site) string {
 }
 
 func newSiteListCommand(stdout io.Writer) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "List the sites and their subnets",
-		Example: "  deviceupdate site list --json",
-		Args:    exactArgs(0, "no arguments"),
-	}
-	connect := addClientFlags(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON array")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := connect()
-		if err != nil {
-			return err
-		}
-		var sites []deviceupdate.Site
-		if err := c.Do(cmd.Context(), http.MethodGet, "/sites", nil, &sites); err != nil {
-			return err
-		}
-		if asJSON {
-			return json.NewEncoder(stdout).Encode(sites)
-		}
-		fmt.Fprintf(stdout, "%-24s  %s\n", "NAME", "SUBNETS")
-		for _, s := range sites {
-			fmt.Fprintf(stdout, "%-24s  %s\n", s.Name, joinPrefixes(s))
-		}
-		return nil
-	}
-	return cmd
+	return newListCommand(stdout, "List the sites and their subnets", "  deviceupdate site list --json", "/sites",
+		func(w io.Writer, sites []deviceupdate.Site) {
+			fmt.Fprintf(w, "%-24s  %s\n", "NAME", "SUBNETS")
+			for _, s := range sites {
+				fmt.Fprintf(w, "%-24s  %s\n", s.Name, joinPrefixes(s))
+			}
+		})
 }
 
 func newSiteRemoveCommand(stdout io.Writer) *cobra.Command {

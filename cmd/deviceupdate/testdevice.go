@@ -61,34 +61,13 @@ version before it is approved. Without --site it is a test device everywhere.`,
 }
 
 func newTestDeviceListCommand(stdout io.Writer) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "List the test devices",
-		Example: "  deviceupdate testdevice list --json",
-		Args:    exactArgs(0, "no arguments"),
-	}
-	connect := addClientFlags(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON array")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := connect()
-		if err != nil {
-			return err
-		}
-		var devices []deviceupdate.TestDevice
-		if err := c.Do(cmd.Context(), http.MethodGet, "/testdevices", nil, &devices); err != nil {
-			return err
-		}
-		if asJSON {
-			return json.NewEncoder(stdout).Encode(devices)
-		}
-		fmt.Fprintf(stdout, "%-24s  %-24s  %s\n", "NAME", "IDENTIFIER", "SCOPE")
-		for _, d := range devices {
-			fmt.Fprintf(stdout, "%-24s  %-24s  %s\n", d.Name, d.Identifier(), d.Scope)
-		}
-		return nil
-	}
-	return cmd
+	return newListCommand(stdout, "List the test devices", "  deviceupdate testdevice list --json", "/testdevices",
+		func(w io.Writer, devices []deviceupdate.TestDevice) {
+			fmt.Fprintf(w, "%-24s  %-24s  %s\n", "NAME", "IDENTIFIER", "SCOPE")
+			for _, d := range devices {
+				fmt.Fprintf(w, "%-24s  %-24s  %s\n", d.Name, d.Identifier(), d.Scope)
+			}
+		})
 }
 
 func newTestDeviceRemoveCommand(stdout io.Writer) *cobra.Command {

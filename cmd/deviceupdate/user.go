@@ -127,37 +127,13 @@ func readNewPassword(in io.Reader, prompt io.Writer, fromStdin bool) (string, er
 }
 
 func newUserListCommand(stdout io.Writer) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "List the users external phones sign in with",
-		Example: "  deviceupdate user list --json",
-		Args:    exactArgs(0, "no arguments"),
-	}
-	connect := addClientFlags(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON array")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := connect()
-		if err != nil {
-			return err
-		}
-		var users []deviceupdate.User
-		if err := c.Do(cmd.Context(), http.MethodGet, "/users", nil, &users); err != nil {
-			return err
-		}
-		if asJSON {
-			if users == nil {
-				users = []deviceupdate.User{}
+	return newListCommand(stdout, "List the users external phones sign in with", "  deviceupdate user list --json", "/users",
+		func(w io.Writer, users []deviceupdate.User) {
+			fmt.Fprintf(w, "%-32s  %-20s  %s\n", "NAME", "CREATED", "CREATED BY")
+			for _, u := range users {
+				fmt.Fprintf(w, "%-32s  %-20s  %s\n", u.Name, u.CreatedAt.UTC().Format(time.RFC3339), u.CreatedBy)
 			}
-			return json.NewEncoder(stdout).Encode(users)
-		}
-		fmt.Fprintf(stdout, "%-32s  %-20s  %s\n", "NAME", "CREATED", "CREATED BY")
-		for _, u := range users {
-			fmt.Fprintf(stdout, "%-32s  %-20s  %s\n", u.Name, u.CreatedAt.UTC().Format(time.RFC3339), u.CreatedBy)
-		}
-		return nil
-	}
-	return cmd
+		})
 }
 
 func newUserRemoveCommand(stdout io.Writer) *cobra.Command {

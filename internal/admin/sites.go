@@ -58,13 +58,9 @@ func (s *Service) DeviceConfig(_ context.Context, id string) (deviceupdate.Devic
 	if err != nil {
 		return deviceupdate.DeviceConfig{}, err
 	}
-	all, err := s.DB.DeviceConfigs()
+	m, err := s.DB.DeviceConfig(id)
 	if err != nil {
 		return deviceupdate.DeviceConfig{}, err
-	}
-	m := all[id]
-	if m == nil {
-		m = map[string]string{}
 	}
 	return deviceupdate.DeviceConfig{ID: id, Settings: m}, nil
 }

@@ -28,7 +28,13 @@ type Service struct {
 
 	cache    atomic.Pointer[snapshot]
 	chunksMu sync.Mutex
-	chunks   map[string]*chunkEntry // by the file's SHA-256 and size
+	chunks   map[chunkKey]*chunkEntry
+}
+
+// chunkKey names a file's content: its SHA-256 and size.
+type chunkKey struct {
+	sha256 string
+	size   int64
 }
 
 // chunkEntry computes one file's chunk list once, however many polls ask
@@ -257,10 +263,10 @@ func (s *Service) UpdateFile(_ context.Context, path string) (*deviceupdate.Stor
 // file, read from the store once per content and kept. A failure is not
 // kept, so a later poll tries again.
 func (s *Service) Chunks(_ context.Context, u *deviceupdate.StoredUpdate, f *deviceupdate.UpdateFile) (*deviceupdate.ChunkList, error) {
-	key := fmt.Sprintf("%s/%d", f.SHA256, f.Size)
+	key := chunkKey{f.SHA256, f.Size}
 	s.chunksMu.Lock()
 	if s.chunks == nil {
-		s.chunks = map[string]*chunkEntry{}
+		s.chunks = map[chunkKey]*chunkEntry{}
 	}
 	e := s.chunks[key]
 	if e == nil {

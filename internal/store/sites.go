@@ -134,6 +134,19 @@ func (db *DB) DeviceConfigs() (map[string]map[string]string, error) {
 	return out, nil
 }
 
+// DeviceConfig returns one device's setting overrides (empty when none).
+func (db *DB) DeviceConfig(id string) (map[string]string, error) {
+	m := map[string]string{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		_, err := getJSON(tx.Bucket(bucketDevConf), []byte(id), &m)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read device settings: %w", err)
+	}
+	return m, nil
+}
+
 // SetDeviceConfig applies checked overrides to one device in one
 // transaction (an empty value removes one) and returns them before and
 // after.
