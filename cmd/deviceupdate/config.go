@@ -108,8 +108,13 @@ func (c *Config) LoadFile(path string) error {
 	return nil
 }
 
-var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+var (
+	unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	wrongKind    = regexp.MustCompile("cannot unmarshal !!(\\w+) (?:`[^`]*` )?into (\\S+)")
+)
 
+// decodeConfig reads YAML settings into c. Its error is one line per
+// problem, each starting "line N:", joined by "; ".
 func decodeConfig(data []byte, c *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -122,9 +127,26 @@ func decodeConfig(data []byte, c *Config) error {
 		known = append(known, k)
 	}
 	slices.Sort(known)
-	msg := unknownField.ReplaceAllString(err.Error(), fmt.Sprintf(`unknown setting "$1" (settings: %s)`, strings.Join(known, ", ")))
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	return errors.New(msg)
+	problems := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		problems = te.Errors
+	}
+	for i, p := range problems {
+		p = unknownField.ReplaceAllString(p, fmt.Sprintf(`unknown setting "$1" (settings: %s)`, strings.Join(known, ", ")))
+		problems[i] = wrongKind.ReplaceAllStringFunc(p, func(m string) string {
+			sub := wrongKind.FindStringSubmatch(m)
+			if !strings.HasPrefix(sub[2], "string") {
+				return "want settings as KEY: VALUE lines"
+			}
+			kind, ok := map[string]string{"seq": "list", "map": "mapping"}[sub[1]]
+			if !ok {
+				kind = "!!" + sub[1]
+			}
+			return "want one value, not a " + kind
+		})
+	}
+	return errors.New(strings.Join(problems, "; "))
 }
 
 // Validate checks every setting and says how to fix the first bad one.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,17 +37,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	msg := oneLine(err.Error())
 	code := exitError
-	var ue usageError
-	switch {
-	case errors.As(err, &ue):
-		code = exitUsage
-	case strings.HasPrefix(msg, "unknown command"):
-		msg += " (see 'deviceupdate --help')"
+	if errors.As(err, new(usageError)) {
 		code = exitUsage
 	}
-	fmt.Fprintf(stderr, "deviceupdate: %s\n", msg)
+	fmt.Fprintf(stderr, "deviceupdate: %s\n", oneLine(err.Error()))
 	return code
 }
 
@@ -60,6 +55,8 @@ them per device model; phones poll, download and upload their logs.`,
 		Version:       deviceupdate.BuildVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          noSubcommand,
+		RunE:          func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -94,16 +91,98 @@ func newGroupCommand(use, short string, subs ...*cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args: func(c *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageError{fmt.Errorf("unknown command %q for %q (see '%s --help')", args[0], c.CommandPath(), c.CommandPath())}
-			}
-			return nil
-		},
-		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
+		Args:  noSubcommand,
+		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	cmd.AddCommand(subs...)
 	return cmd
+}
+
+// noSubcommand refuses an argument to a command that only groups
+// subcommands: it names none of them. The error suggests the closest
+// names, as in `unknown command "rules" for "deviceupdate"; did you mean
+// "rule"?`.
+func noSubcommand(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if names := suggest(c, args[0]); len(names) > 0 {
+		msg += "; did you mean " + quoteOr(names) + "?"
+	}
+	return usageError{fmt.Errorf("%s (see '%s --help')", msg, c.CommandPath())}
+}
+
+const (
+	maxSuggestions  = 3 // names an unknown command is answered with
+	maxSuggestEdits = 2 // how far a suggested name may be from the typed one
+)
+
+// suggest returns the subcommands of c closest to typed: those it begins
+// (a prefix), else those the fewest edits away, at most two.
+func suggest(c *cobra.Command, typed string) []string {
+	typed = strings.ToLower(typed)
+	if typed == "" {
+		return nil
+	}
+	best, names := maxSuggestEdits, []string(nil)
+	for _, sub := range c.Commands() {
+		if !sub.IsAvailableCommand() {
+			continue
+		}
+		d := maxSuggestEdits + 1
+		for _, name := range append([]string{sub.Name()}, sub.Aliases...) {
+			if strings.HasPrefix(name, typed) {
+				d = 0
+			} else {
+				d = min(d, editDistance(typed, name))
+			}
+		}
+		switch {
+		case d < best:
+			best, names = d, []string{sub.Name()}
+		case d == best:
+			names = append(names, sub.Name())
+		}
+	}
+	if len(names) > maxSuggestions {
+		names = names[:maxSuggestions]
+	}
+	return names
+}
+
+// editDistance is the Levenshtein distance between a and b: the fewest
+// insertions, deletions and substitutions of runes that turn a into b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev, cur := make([]int, len(rb)+1), make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// quoteOr writes names as `"a"`, `"a" or "b"`, `"a", "b" or "c"`.
+func quoteOr(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
 // usageError marks a wrong command line, which exits with exitUsage.
@@ -121,7 +200,14 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 	}
 }
 
-// oneLine folds a multi-line message into one line.
+// oneLine folds a multi-line message into one line: its non-blank lines,
+// each with its runs of spaces and tabs made one space, joined by "; ".
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	var parts []string
+	for _, line := range strings.Split(s, "\n") {
+		if line = strings.Join(strings.Fields(line), " "); line != "" {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

@@ -134,16 +134,12 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(tt.args, &stdout, &stderr)
-			if code != tt.wantCode {
-				t.Errorf("exit code = %d, want %d", code, tt.wantCode)
-			}
-			if got := stderr.String(); got != "deviceupdate: "+tt.wantErr+"\n" && !strings.Contains(got, tt.wantErr) {
+			got := runExpecting(t, tt.args, tt.wantCode)
+			if got != "deviceupdate: "+tt.wantErr+"\n" && !strings.Contains(got, tt.wantErr) {
 				t.Errorf("stderr = %q, want %q", got, tt.wantErr)
 			}
-			if strings.Count(stderr.String(), "\n") != 1 {
-				t.Errorf("stderr is not one line: %q", stderr.String())
+			if strings.Count(got, "\n") != 1 {
+				t.Errorf("stderr is not one line: %q", got)
 			}
 		})
 	}
