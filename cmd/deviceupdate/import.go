@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"net/url"
@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/client"
 )
 
 func newImportCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -49,21 +50,19 @@ refused. On a terminal, a progress bar shows the upload.`,
 		if err != nil {
 			return err
 		}
-		var body io.Reader = f
+		var bar io.Writer
 		if tty, ok := stderr.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
-			p := newProgress(stderr, filepath.Base(path), fi.Size())
-			defer p.stop()
-			body = p.reader(f)
+			bar = stderr
 		}
-		var res deviceupdate.ImportResult
-		err = c.Upload(cmd.Context(), "/packages?name="+url.QueryEscape(filepath.Base(path)), body, fi.Size(), "application/vnd.ms-cab-compressed", &res)
+		name := filepath.Base(path)
+		res, err := uploadPackage(cmd.Context(), c, f, fi.Size(), name, bar)
 		if err != nil {
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(res)
+			return writeJSON(stdout, res)
 		}
-		fmt.Fprintf(stdout, "imported %s (sha256 %s)\n", filepath.Base(path), res.PackageSHA256)
+		fmt.Fprintf(stdout, "imported %s (sha256 %s)\n", name, res.PackageSHA256)
 		for _, u := range res.Updates {
 			what := "now the pending version of rule " + u.RuleID
 			if u.Status == deviceupdate.ImportUnchanged {
@@ -76,7 +75,23 @@ refused. On a terminal, a progress bar shows the upload.`,
 	return cmd
 }
 
-// progress draws an upload progress bar on a terminal.
+// uploadPackage sends size bytes of a package to the admin API, drawing a
+// progress bar on bar when it is not nil. The bar's line is cleared before
+// uploadPackage returns, so that the result or the error printed next
+// starts on a line of its own.
+func uploadPackage(ctx context.Context, c *client.Client, body io.Reader, size int64, name string, bar io.Writer) (deviceupdate.ImportResult, error) {
+	if bar != nil {
+		p := newProgress(bar, name, size)
+		defer p.end()
+		body = p.reader(body)
+	}
+	var res deviceupdate.ImportResult
+	err := c.Upload(ctx, "/packages?name="+url.QueryEscape(name), body, size, "application/vnd.ms-cab-compressed", &res)
+	return res, err
+}
+
+// progress draws an upload progress bar on a terminal: at once, then
+// every 100 ms until end.
 type progress struct {
 	w     io.Writer
 	name  string
@@ -88,6 +103,7 @@ type progress struct {
 
 func newProgress(w io.Writer, name string, total int64) *progress {
 	p := &progress{w: w, name: name, total: total, quit: make(chan struct{}), ended: make(chan struct{})}
+	p.draw()
 	go p.run()
 	return p
 }
@@ -125,7 +141,9 @@ func (p *progress) draw() {
 		string(repeat('#', bar)), 100*frac, float64(done)/1e6, float64(p.total)/1e6)
 }
 
-func (p *progress) stop() {
+// end stops drawing and clears the bar's line; nothing is written to the
+// terminal by p after it returns.
+func (p *progress) end() {
 	close(p.quit)
 	<-p.ended
 }
