@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,15 +20,20 @@ func newFilesClearCommand(stdout io.Writer) *cobra.Command {
 		Use:   "clear",
 		Short: "Delete stored versions that no rule references",
 		Long: `Delete every stored version that no rule names as its approved, pending or
-restore version (Lync's Clear-CsDeviceUpdateFile), and say what was freed.`,
-		Example: "  deviceupdate files clear",
+restore version (Lync's Clear-CsDeviceUpdateFile), and say what was freed.
+It is asked first on a terminal; scripts pass --yes.`,
+		Example: "  deviceupdate files clear\n  deviceupdate files clear --yes --json",
 		Args:    exactArgs(0, "no arguments"),
 	}
 	connect := addClientFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON document")
+	yes := addYesFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := connect()
 		if err != nil {
+			return err
+		}
+		if err := confirm(cmd, *yes, "files clear: delete stored versions no rule references"); err != nil {
 			return err
 		}
 		var res deviceupdate.ClearResult
@@ -37,12 +41,12 @@ restore version (Lync's Clear-CsDeviceUpdateFile), and say what was freed.`,
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(res)
+			return writeJSON(stdout, res)
 		}
 		for _, u := range res.Removed {
-			fmt.Fprintf(stdout, "removed %s %s (%d bytes)\n", u.Key, u.Version, u.Bytes)
+			fmt.Fprintf(stdout, "removed %s %s (%s)\n", u.Key, u.Version, plural(u.Bytes, "byte"))
 		}
-		fmt.Fprintf(stdout, "freed %d bytes in %d versions\n", res.Bytes, len(res.Removed))
+		fmt.Fprintf(stdout, "freed %s in %s\n", plural(res.Bytes, "byte"), plural(int64(len(res.Removed)), "version"))
 		return nil
 	}
 	return cmd

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,9 +20,9 @@ func newRuleCommand(stdout io.Writer) *cobra.Command {
 		newRuleActionCommand(stdout, deviceupdate.RuleReset, "Drop a rule's pending version",
 			"Test devices go back to the approved version."),
 		newRuleActionCommand(stdout, deviceupdate.RuleRestore, "Roll a rule back to its restore version",
-			"The approved version becomes the restore version; with none, the rule has no approved\nversion and devices are offered nothing."),
+			"The approved version becomes the restore version; with none, the rule has no approved\nversion and devices are offered nothing: that is asked first on a terminal (--yes in scripts)."),
 		newRuleActionCommand(stdout, deviceupdate.RuleRemove, "Remove a rule",
-			"The rule is deleted; its stored files stay until `deviceupdate files clear`."),
+			"The rule is deleted; its stored files stay until `deviceupdate files clear`. It is asked\nfirst on a terminal (--yes in scripts)."),
 	)
 }
 
@@ -53,6 +52,11 @@ the rule since it was read here, nothing happens and the command says so.`,
 	}
 	connect := addClientFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the rule before and after as one JSON document")
+	yes := new(bool)
+	if action == deviceupdate.RuleRemove || action == deviceupdate.RuleRestore {
+		yes = addYesFlag(cmd)
+		cmd.Example += fmt.Sprintf("\n  deviceupdate rule %s --yes 3f1a9c0b2d4e", name)
+	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		id := args[0]
 		if strings.Contains(id, "/") {
@@ -79,6 +83,11 @@ the rule since it was read here, nothing happens and the command says so.`,
 		if seen == nil {
 			return fmt.Errorf("no rule %q; `deviceupdate rule list` shows the rules", args[0])
 		}
+		if what := ruleLoss(*seen, action); what != "" {
+			if err := confirm(cmd, *yes, what); err != nil {
+				return err
+			}
+		}
 		var res struct {
 			Before deviceupdate.Rule  `json:"before"`
 			After  *deviceupdate.Rule `json:"after"`
@@ -87,7 +96,7 @@ the rule since it was read here, nothing happens and the command says so.`,
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(res)
+			return writeJSON(stdout, res)
 		}
 		if res.After == nil {
 			fmt.Fprintf(stdout, "removed rule %s (%s)\n", id, res.Before.RuleKey)
@@ -98,6 +107,28 @@ the rule since it was read here, nothing happens and the command says so.`,
 		return nil
 	}
 	return cmd
+}
+
+// ruleLoss says what action on r would take from the phones, for the
+// question asked before it: a removal, or a restore that leaves no
+// approved version. It is "" for an action that needs no confirmation.
+func ruleLoss(r deviceupdate.Rule, action deviceupdate.RuleAction) string {
+	state := "nothing approved"
+	if !r.ApprovedVersion.IsZero() {
+		state = "approved " + r.ApprovedVersion.String()
+	}
+	switch action {
+	case deviceupdate.RuleRemove:
+		if r.ApprovedVersion.IsZero() {
+			return fmt.Sprintf("remove rule %s (%s, %s)", r.ID, r.RuleKey, state)
+		}
+		return fmt.Sprintf("remove rule %s (%s, %s): phones of that model will be offered nothing", r.ID, r.RuleKey, state)
+	case deviceupdate.RuleRestore:
+		if after, err := r.Restore(); err == nil && after.ApprovedVersion.IsZero() {
+			return fmt.Sprintf("restore rule %s (%s, %s) with no restore version: phones of that model will be offered nothing", r.ID, r.RuleKey, state)
+		}
+	}
+	return ""
 }
 
 var pastTense = map[deviceupdate.RuleAction]string{

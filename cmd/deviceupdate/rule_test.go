@@ -59,7 +59,7 @@ func TestRuleLifecycleThroughCLI(t *testing.T) {
 		return func() {
 			t.Helper()
 			var res deviceupdate.ClearResult
-			if err := json.Unmarshal([]byte(run("files", "clear", "--json").Stdout), &res); err != nil {
+			if err := json.Unmarshal([]byte(run("files", "clear", "--yes", "--json").Stdout), &res); err != nil {
 				t.Fatal(err)
 			}
 			var got []string
@@ -92,7 +92,7 @@ func TestRuleLifecycleThroughCLI(t *testing.T) {
 				t.Errorf("files clear removed the approved version: %v", err)
 			}
 		}},
-		{[]string{"rule", "remove", key}, "no rule", clear("4.0.7577.4100")},
+		{[]string{"rule", "remove", key, "--yes"}, "no rule", clear("4.0.7577.4100")},
 	}
 	for _, s := range steps {
 		run(s.args...)
