@@ -26,15 +26,15 @@ until [ -s "$work/nop.addr" ]; do sleep 0.05; done
 nop=$(head -1 "$work/nop.addr")
 
 load() { "$du" phone load --server "https://$1" --certs "$work/certs" --phones "$phones" --concurrency "$conc" --duration "${secs}s" --json; }
-field() { sed 's/.*"'"$1"'":\([0-9.e+]*\).*/\1/'; }
+field() { sed 's/.*"'"$1"'":\([0-9.e+-]*\).*/\1/'; }
 : >"$work/ours"; : >"$work/ref"; : >"$work/p99"
 for i in $(seq "$runs"); do
-  r=$(load "$addr"); echo "$r" | field perSecond >>"$work/ours"; echo "$r" | field p99Ns >>"$work/p99"
+  r=$(load "$addr"); echo "$r" | field perSecond >>"$work/ours"; echo "$r" | field p99Seconds >>"$work/p99"
   load "$nop" | field perSecond >>"$work/ref"
 done
 ours=$(median <"$work/ours"); ref=$(median <"$work/ref")
 echo "polls over HTTPS keep-alive, ${phones} phones, ${conc} in flight, ${secs}s x ${runs}, medians:"
-printf "deviceupdate: %.0f polls/s (p99 %.1f ms)\n" "$ours" "$(echo "$(median <"$work/p99") / 1000000" | bc -l)"
+printf "deviceupdate: %.0f polls/s (p99 %.1f ms)\n" "$ours" "$(echo "$(median <"$work/p99") * 1000" | bc -l)"
 printf "do-nothing echo handler: %.0f polls/s\n" "$ref"
 printf "ratio: %.2f\n" "$(echo "$ours / $ref" | bc -l)"
 "$du" device list --json | python3 -c 'import json,sys; print("inventory records:", len(json.load(sys.stdin)))'

@@ -28,7 +28,7 @@ for url in "http://$http" "https://$addr"; do
 import json, sys
 r, peak, after, scheme = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 print(f"  {scheme}: {r['completed']}/{r['clients']} downloads complete, {r['busy']} busy (503), {r['failed']} failed, "
-      f"{r['mibPerSecond']:.0f} MiB/s in {r['elapsedNs']/1e9:.1f}s; RSS peak {peak/1024:.0f} MiB, after {after/1024:.0f} MiB")
+      f"{r['mibPerSecond']:.0f} MiB/s in {r['seconds']:.1f}s; RSS peak {peak/1024:.0f} MiB, after {after/1024:.0f} MiB")
 if r.get('error'):
     print("    first failure:", r['error'])
 PY

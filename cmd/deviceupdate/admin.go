@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,7 +80,7 @@ func newListCommand[T any](stdout io.Writer, short, example, path string, table 
 			if items == nil {
 				items = []T{}
 			}
-			return json.NewEncoder(stdout).Encode(items)
+			return writeJSON(stdout, items)
 		}
 		table(stdout, items)
 		return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -72,9 +71,7 @@ place and the reason.`,
 				entries = append(entries, cabEntry{m.Name, m.Size, m.Modified, m.FolderIndex, comp})
 			}
 			if asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(entries)
+				return writeJSON(stdout, entries)
 			}
 			fmt.Fprintf(stdout, "%12s  %-19s  %6s  %-11s  %s\n", "SIZE", "DATE", "FOLDER", "COMPRESSION", "NAME")
 			for _, e := range entries {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,7 +26,7 @@ func configPath(site string) string {
 
 func printConfig(stdout io.Writer, values []deviceupdate.ConfigValue, asJSON bool) error {
 	if asJSON {
-		return json.NewEncoder(stdout).Encode(values)
+		return writeJSON(stdout, values)
 	}
 	fmt.Fprintf(stdout, "%-24s  %-40s  %s\n", "SETTING", "VALUE", "FROM")
 	for _, v := range values {

@@ -58,7 +58,7 @@ func newDeviceConfigCommand(stdout io.Writer) *cobra.Command {
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(dc)
+			return writeJSON(stdout, dc)
 		}
 		if len(dc.Settings) == 0 {
 			fmt.Fprintf(stdout, "%s has no settings of its own\n", dc.ID)

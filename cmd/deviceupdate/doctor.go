@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,7 +79,7 @@ are from a device no rule matches; it appears in the inventory as model
 		}
 		failed := doctor.Failed(results)
 		if asJSON {
-			if err := json.NewEncoder(stdout).Encode(struct {
+			if err := writeJSON(stdout, struct {
 				OK     bool            `json:"ok"`
 				Checks []doctor.Result `json:"checks"`
 			}{failed == 0, results}); err != nil {

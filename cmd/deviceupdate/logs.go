@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,7 +51,7 @@ func newLogsListCommand(stdout io.Writer) *cobra.Command {
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(logs)
+			return writeJSON(stdout, logs)
 		}
 		fmt.Fprintf(stdout, "%-20s  %10s  %s\n", "MODIFIED", "BYTES", "LOG")
 		for _, l := range logs {
@@ -142,7 +141,7 @@ LogCleanUpInterval days by itself, at LogCleanUpTimeOfDay or every hour.`,
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(res)
+			return writeJSON(stdout, res)
 		}
 		fmt.Fprintf(stdout, "deleted %d device logs (%d bytes) older than %d days\n", res.Deleted, res.Bytes, days)
 		return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -74,10 +73,10 @@ the downloads completed, the 503s and MiB/s.`,
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(res)
+			return writeJSON(stdout, res)
 		}
 		fmt.Fprintf(stdout, "%d of %d clients downloaded %d MiB in %.1fs (%.0f MiB/s); %d busy (503) answers, %d failed\n",
-			res.Completed, res.Clients, res.Bytes>>20, res.Elapsed.Seconds(), res.MiBPerSec, res.Busy, res.Failed)
+			res.Completed, res.Clients, res.Bytes>>20, res.Seconds, res.MiBPerSec, res.Busy, res.Failed)
 		if res.Failed > 0 {
 			return fmt.Errorf("%d downloads failed; the first: %s", res.Failed, res.Error)
 		}
@@ -128,11 +127,11 @@ HTTPS servers are trusted through <certs>/ca.crt.`,
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(res)
+			return writeJSON(stdout, res)
 		}
 		fmt.Fprintf(stdout, "%d polls in %.1fs: %d answered, %d busy (503), %d failed, %d dropped; %.0f polls/s; p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-			res.Requests, res.Elapsed.Seconds(), res.OK, res.Busy, res.Failed, res.Dropped, res.PerSecond,
-			float64(res.P50)/1e6, float64(res.P99)/1e6, float64(res.Max)/1e6)
+			res.Requests, res.Seconds, res.OK, res.Busy, res.Failed, res.Dropped, res.PerSecond,
+			res.P50Seconds*1e3, res.P99Seconds*1e3, res.MaxSeconds*1e3)
 		if res.Failed+res.Dropped > 0 {
 			return fmt.Errorf("%d polls failed (neither answered nor 503 with Retry-After), %d not started (--concurrency in flight)", res.Failed, res.Dropped)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -231,7 +230,7 @@ SIGINT or SIGTERM.`,
 		}
 		res, err := agent.Poll(ctx, "boot")
 		if asJSON {
-			if jerr := json.NewEncoder(stdout).Encode(res); jerr != nil {
+			if jerr := writeJSON(stdout, res); jerr != nil {
 				return jerr
 			}
 		} else {
@@ -430,7 +429,7 @@ updated.`,
 			return err
 		}
 		if asJSON {
-			if jerr := json.NewEncoder(stdout).Encode(res); jerr != nil {
+			if jerr := writeJSON(stdout, res); jerr != nil {
 				return jerr
 			}
 		} else {

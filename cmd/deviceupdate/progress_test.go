@@ -19,9 +19,7 @@ import (
 // shows at once, and its line is cleared before the upload returns, so the
 // result or the error printed next does not run into "100% 1.0/1.0 MB".
 func TestUploadEndsTheProgressBar(t *testing.T) {
-	srv := e2e.Start(t, e2e.Options{})
-	trusted := testpki.NewCA(t, "Polycom Root")
-	testpki.WriteCert(t, filepath.Join(srv.Certs, "trusted", "publisher.pem"), trusted.Cert)
+	srv, trusted := startTrusting(t)
 	c, err := client.New(client.Options{Server: srv.URL(), Certs: srv.Certs, Token: srv.Token()})
 	if err != nil {
 		t.Fatal(err)
@@ -60,4 +58,14 @@ func TestUploadEndsTheProgressBar(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startTrusting starts a server that trusts a new publisher CA, and
+// returns both.
+func startTrusting(t *testing.T) (*e2e.Server, *testpki.Authority) {
+	t.Helper()
+	srv := e2e.Start(t, e2e.Options{})
+	ca := testpki.NewCA(t, "Polycom Root")
+	testpki.WriteCert(t, filepath.Join(srv.Certs, "trusted", "publisher.pem"), ca.Cert)
+	return srv, ca
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -48,7 +47,7 @@ device may be limited to a site ('testdevice add --site NAME').`,
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(site)
+			return writeJSON(stdout, site)
 		}
 		fmt.Fprintf(stdout, "site %s: %s\n", site.Name, joinPrefixes(site))
 		return nil

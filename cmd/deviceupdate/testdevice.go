@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,7 +51,7 @@ version before it is approved. Without --site it is a test device everywhere.`,
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(added)
+			return writeJSON(stdout, added)
 		}
 		fmt.Fprintf(stdout, "added test device %q (%s, %s)\n", added.Name, added.Identifier(), added.Scope)
 		return nil

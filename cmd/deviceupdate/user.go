@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +68,7 @@ stores only a bcrypt hash of it.`,
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(added)
+			return writeJSON(stdout, added)
 		}
 		fmt.Fprintf(stdout, "added user %q\n", added.Name)
 		return nil

@@ -26,14 +26,14 @@ type DownloadOptions struct {
 
 // DownloadResult is what a download run measured.
 type DownloadResult struct {
-	Clients   int           `json:"clients"`
-	Completed int64         `json:"completed"` // downloads of the whole file
-	Busy      int64         `json:"busy"`      // 503 answers, retried
-	Failed    int64         `json:"failed"`
-	Error     string        `json:"error,omitempty"` // the first failure's
-	Bytes     int64         `json:"bytes"`
-	Elapsed   time.Duration `json:"elapsedNs"`
-	MiBPerSec float64       `json:"mibPerSecond"`
+	Clients   int     `json:"clients"`
+	Completed int64   `json:"completed"` // downloads of the whole file
+	Busy      int64   `json:"busy"`      // 503 answers, retried
+	Failed    int64   `json:"failed"`
+	Error     string  `json:"error,omitempty"` // the first failure's
+	Bytes     int64   `json:"bytes"`
+	Seconds   float64 `json:"seconds"` // how long the run took
+	MiBPerSec float64 `json:"mibPerSecond"`
 }
 
 // Download runs the clients until each has the file or failed.
@@ -99,8 +99,8 @@ func Download(ctx context.Context, o DownloadOptions) (DownloadResult, error) {
 	}
 	wg.Wait()
 	r := DownloadResult{Clients: o.Clients, Completed: completed.Load(), Busy: busy.Load(), Failed: failed.Load(),
-		Bytes: total.Load(), Elapsed: time.Since(start)}
-	r.MiBPerSec = float64(r.Bytes) / (1 << 20) / r.Elapsed.Seconds()
+		Bytes: total.Load(), Seconds: time.Since(start).Seconds()}
+	r.MiBPerSec = float64(r.Bytes) / (1 << 20) / r.Seconds
 	if p := firstErr.Load(); p != nil {
 		r.Error = *p
 	}

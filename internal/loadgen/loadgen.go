@@ -37,18 +37,18 @@ type Options struct {
 	TLS            *tls.Config
 }
 
-// Result is what a run measured.
+// Result is what a run measured. Times are in seconds.
 type Result struct {
-	Requests  int64         `json:"requests"`
-	OK        int64         `json:"ok"`
-	Busy      int64         `json:"busy"`    // 503 answers with Retry-After
-	Failed    int64         `json:"failed"`  // other statuses, 503 without Retry-After, transport errors
-	Dropped   int64         `json:"dropped"` // with Rate: not started, Concurrency in flight
-	Elapsed   time.Duration `json:"elapsedNs"`
-	PerSecond float64       `json:"perSecond"`
-	P50       time.Duration `json:"p50Ns"`
-	P99       time.Duration `json:"p99Ns"`
-	Max       time.Duration `json:"maxNs"`
+	Requests   int64   `json:"requests"`
+	OK         int64   `json:"ok"`
+	Busy       int64   `json:"busy"`    // 503 answers with Retry-After
+	Failed     int64   `json:"failed"`  // other statuses, 503 without Retry-After, transport errors
+	Dropped    int64   `json:"dropped"` // with Rate: not started, Concurrency in flight
+	Seconds    float64 `json:"seconds"` // how long the run took
+	PerSecond  float64 `json:"perSecond"`
+	P50Seconds float64 `json:"p50Seconds"` // latencies: the median,
+	P99Seconds float64 `json:"p99Seconds"` // the 99th percentile
+	MaxSeconds float64 `json:"maxSeconds"` // and the slowest
 }
 
 // Body returns the poll of phone i.
@@ -82,11 +82,11 @@ func (c *counters) record(status int, retryAfter bool, took time.Duration) {
 
 func (c *counters) result(elapsed time.Duration) Result {
 	sort.Slice(c.lat, func(i, j int) bool { return c.lat[i] < c.lat[j] })
-	r := Result{OK: c.ok.Load(), Busy: c.busy.Load(), Failed: c.failed.Load(), Dropped: c.dropped.Load(), Elapsed: elapsed}
+	r := Result{OK: c.ok.Load(), Busy: c.busy.Load(), Failed: c.failed.Load(), Dropped: c.dropped.Load(), Seconds: elapsed.Seconds()}
 	r.Requests = r.OK + r.Busy + r.Failed + r.Dropped
 	r.PerSecond = float64(r.OK+r.Busy) / elapsed.Seconds()
 	if n := len(c.lat); n > 0 {
-		r.P50, r.P99, r.Max = c.lat[n/2], c.lat[n*99/100], c.lat[n-1]
+		r.P50Seconds, r.P99Seconds, r.MaxSeconds = c.lat[n/2].Seconds(), c.lat[n*99/100].Seconds(), c.lat[n-1].Seconds()
 	}
 	return r
 }

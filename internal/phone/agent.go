@@ -164,18 +164,18 @@ type Config struct {
 
 // Result is the outcome of one poll.
 type Result struct {
-	Trigger     string        `json:"trigger"`
-	Offered     string        `json:"offered,omitempty"` // the version offered, "" when none
-	Previous    string        `json:"previous"`          // the version running before the poll
-	Running     string        `json:"running"`           // the version running after it
-	Updated     bool          `json:"updated"`           // switched to Offered, every file verified
-	Files       int           `json:"files"`             // files offered
-	FileBytes   int64         `json:"fileBytes"`         // their total size
-	ServerBytes int64         `json:"serverBytes"`       // file bytes read from the server (resumed parts and chunk lists too)
-	PeerBytes   int64         `json:"peerBytes"`         // verified bytes received from peers
-	PeerSharing bool          `json:"peerSharing"`       // whether files were fetched through peers
-	Interval    time.Duration `json:"intervalNs"`        // until the next periodic poll
-	Error       string        `json:"error,omitempty"`
+	Trigger     string `json:"trigger"`
+	Offered     string `json:"offered,omitempty"` // the version offered, "" when none
+	Previous    string `json:"previous"`          // the version running before the poll
+	Running     string `json:"running"`           // the version running after it
+	Updated     bool   `json:"updated"`           // switched to Offered, every file verified
+	Files       int    `json:"files"`             // files offered
+	FileBytes   int64  `json:"fileBytes"`         // their total size
+	ServerBytes int64  `json:"serverBytes"`       // file bytes read from the server (resumed parts and chunk lists too)
+	PeerBytes   int64  `json:"peerBytes"`         // verified bytes received from peers
+	PeerSharing bool   `json:"peerSharing"`       // whether files were fetched through peers
+	Interval    int    `json:"intervalSeconds"`   // seconds until the next periodic poll
+	Error       string `json:"error,omitempty"`
 }
 
 // Agent is one phone. Its methods are safe for concurrent use; polls run
@@ -328,7 +328,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		wait := res.Interval
+		wait := time.Duration(res.Interval) * time.Second
 		if wait <= 0 {
 			wait = DefaultInterval
 		}
@@ -399,10 +399,10 @@ func (a *Agent) poll(ctx context.Context, trigger string, d *diag) (Result, erro
 	if err != nil {
 		return res, err
 	}
-	res.Interval = time.Duration(ans.PollIntervalSeconds) * time.Second
+	res.Interval = ans.PollIntervalSeconds
 	share := a.cfg.Peer != nil && (a.cfg.Sharing == SharingOn || a.cfg.Sharing == SharingAuto && ans.PeerSharing != nil && ans.PeerSharing.Enabled)
 	if ans.NumOfFiles == 0 {
-		d.printf("nothing offered; next poll in %s", res.Interval)
+		d.printf("nothing offered; next poll in %s", time.Duration(res.Interval)*time.Second)
 		a.log.Debug("polled", zap.String("trigger", trigger), zap.String("running", running))
 		return res, nil
 	}
