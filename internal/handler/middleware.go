@@ -109,11 +109,24 @@ func (s *Server) observe(listener string) echo.MiddlewareFunc {
 // requireAdmin admits requests carrying the admin bearer token. The
 // comparison is constant-time over hashes, so neither the token's content
 // nor its length leaks through timing.
+//
+// A refusal is logged at warn level with the source address and the
+// reason (never the token sent): repeated ones are someone guessing, or a
+// script with a stale token.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		tok, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+		header := c.Request().Header.Get(echo.HeaderAuthorization)
+		tok, ok := strings.CutPrefix(header, "Bearer ")
 		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
+			reason := "wrong admin token"
+			switch {
+			case header == "":
+				reason = "no Authorization header"
+			case !ok:
+				reason = "not a bearer token"
+			}
+			Logger(c).Warn("admin credentials refused", zap.String("remote", c.RealIP()), zap.String("reason", reason))
 			return deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "missing or invalid admin token")
 		}
 		return next(c)

@@ -8,28 +8,39 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 
 	"github.com/deviceupdate/deviceupdate"
 )
 
 // handleImport takes an update package as the request body (streamed, not
 // buffered) and imports it. ?name= gives the file name for messages and
-// the audit trail.
+// the audit trail. A refused package is logged at warn level with the
+// source address and the reason; an internal failure is the error
+// handler's to log.
 func (s *Server) handleImport(c echo.Context) error {
-	req := c.Request()
 	name := path.Base(strings.ReplaceAll(c.QueryParam("name"), `\`, "/"))
 	if name == "." || name == "/" || name == "" {
 		name = "package.cab"
 	}
-	if s.maxPackageSize > 0 && req.ContentLength > s.maxPackageSize {
-		return deviceupdate.Errorf(deviceupdate.ETOOLARGE, "%s: %d bytes is more than the %d a package may have", name, req.ContentLength, s.maxPackageSize)
-	}
-	body := limitedBody{http.MaxBytesReader(c.Response(), req.Body, s.maxPackageSize), name}
-	res, err := s.packages.Import(req.Context(), body, req.ContentLength, name, actor(c))
+	res, err := s.importPackage(c, name)
 	if err != nil {
+		if code := deviceupdate.ErrorCode(err); code != deviceupdate.EINTERNAL {
+			Logger(c).Warn("import refused", zap.String("remote", c.RealIP()), zap.String("package", name),
+				zap.String("code", code), zap.String("reason", deviceupdate.ErrorMessage(err)))
+		}
 		return err
 	}
 	return c.JSON(http.StatusOK, res)
+}
+
+func (s *Server) importPackage(c echo.Context, name string) (*deviceupdate.ImportResult, error) {
+	req := c.Request()
+	if s.maxPackageSize > 0 && req.ContentLength > s.maxPackageSize {
+		return nil, deviceupdate.Errorf(deviceupdate.ETOOLARGE, "%s: %d bytes is more than the %d a package may have", name, req.ContentLength, s.maxPackageSize)
+	}
+	body := limitedBody{http.MaxBytesReader(c.Response(), req.Body, s.maxPackageSize), name}
+	return s.packages.Import(req.Context(), body, req.ContentLength, name, actor(c))
 }
 
 // actor names who made an admin request: the admin token's holder, from
