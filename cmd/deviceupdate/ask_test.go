@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,16 +105,24 @@ func cabOf(t *testing.T, v string, sign testpkg.Signer) string {
 }
 
 // runOnTerminal runs the binary with a pseudo-terminal as its standard
-// input, on which answer has been typed; stdout and stderr are captured.
+// input, on which answer has been typed.
 func runOnTerminal(t *testing.T, env []string, answer string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	master, slave := openPTY(t)
 	if _, err := master.WriteString(answer); err != nil {
 		t.Fatal(err)
 	}
+	return runWithInput(t, env, slave, args...)
+}
+
+// runWithInput runs the binary with the admin environment env and in as
+// its standard input; stdout and stderr are captured.
+func runWithInput(t *testing.T, env []string, in io.Reader, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(e2e.Binary(t), args...)
 	cmd.Env = e2e.Env(env...)
-	cmd.Stdin = slave
+	cmd.Dir = t.TempDir()
+	cmd.Stdin = in
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

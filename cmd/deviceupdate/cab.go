@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,11 +74,11 @@ place and the reason.`,
 			if asJSON {
 				return writeJSON(stdout, entries)
 			}
-			fmt.Fprintf(stdout, "%12s  %-19s  %6s  %-11s  %s\n", "SIZE", "DATE", "FOLDER", "COMPRESSION", "NAME")
+			tb := newTable(stdout, "SIZE", "DATE", "FOLDER", "COMPRESSION", "NAME")
 			for _, e := range entries {
-				fmt.Fprintf(stdout, "%12d  %-19s  %6d  %-11s  %s\n", e.Size, e.Modified.Format("2006-01-02 15:04:05"), e.Folder, e.Compression, e.Name)
+				tb.row(strconv.FormatInt(e.Size, 10), e.Modified.Format("2006-01-02 15:04:05"), strconv.Itoa(e.Folder), e.Compression, e.Name)
 			}
-			return nil
+			return tb.flush()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON array")
@@ -121,7 +122,7 @@ place, so a failure leaves no partial member.`,
 			for _, m := range r.Files {
 				total += m.Size
 			}
-			fmt.Fprintf(stdout, "extracted %d files (%d bytes) to %s\n", len(written), total, dir)
+			fmt.Fprintf(stdout, "extracted %s (%s) to %s\n", plural(int64(len(written)), "file"), plural(total, "byte"), dir)
 			return nil
 		},
 	}

@@ -28,11 +28,11 @@ func printConfig(stdout io.Writer, values []deviceupdate.ConfigValue, asJSON boo
 	if asJSON {
 		return writeJSON(stdout, values)
 	}
-	fmt.Fprintf(stdout, "%-24s  %-40s  %s\n", "SETTING", "VALUE", "FROM")
+	tb := newTable(stdout, "SETTING", "VALUE", "FROM")
 	for _, v := range values {
-		fmt.Fprintf(stdout, "%-24s  %-40s  %s\n", v.Name, v.Value, v.Source)
+		tb.row(v.Name, v.Value, v.Source)
 	}
-	return nil
+	return tb.flush()
 }
 
 func newConfigGetCommand(stdout io.Writer) *cobra.Command {

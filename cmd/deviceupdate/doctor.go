@@ -91,7 +91,7 @@ are from a device no rule matches; it appears in the inventory as model
 			}
 		}
 		if failed > 0 {
-			return fmt.Errorf("%d of %d checks failed", failed, len(results))
+			return fmt.Errorf("%d of %s failed", failed, plural(int64(len(results)), "check"))
 		}
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,11 +54,11 @@ func newLogsListCommand(stdout io.Writer) *cobra.Command {
 		if asJSON {
 			return writeJSON(stdout, logs)
 		}
-		fmt.Fprintf(stdout, "%-20s  %10s  %s\n", "MODIFIED", "BYTES", "LOG")
+		tb := newTable(stdout, "MODIFIED", "BYTES", "LOG")
 		for _, l := range logs {
-			fmt.Fprintf(stdout, "%-20s  %10d  %s\n", l.Modified.Format(time.RFC3339), l.Size, l.Path())
+			tb.row(l.Modified.Format(time.RFC3339), strconv.FormatInt(l.Size, 10), l.Path())
 		}
-		return nil
+		return tb.flush()
 	}
 	return cmd
 }
@@ -143,7 +144,7 @@ LogCleanUpInterval days by itself, at LogCleanUpTimeOfDay or every hour.`,
 		if asJSON {
 			return writeJSON(stdout, res)
 		}
-		fmt.Fprintf(stdout, "deleted %d device logs (%d bytes) older than %d days\n", res.Deleted, res.Bytes, days)
+		fmt.Fprintf(stdout, "deleted %s (%s) older than %s\n", plural(int64(res.Deleted), "device log"), plural(res.Bytes, "byte"), plural(int64(days), "day"))
 		return nil
 	}
 	return cmd

@@ -194,7 +194,7 @@ func (e usageError) Unwrap() error { return e.error }
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Errorf("%s takes %s, got %d argument(s) (see '%s --help')", c.CommandPath(), names, len(args), c.CommandPath())}
+			return usageError{fmt.Errorf("%s takes %s, got %s (see '%s --help')", c.CommandPath(), names, plural(int64(len(args)), "argument"), c.CommandPath())}
 		}
 		return nil
 	}

@@ -129,7 +129,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"serve", "--nope"}, exitUsage, "unknown flag: --nope (see 'deviceupdate serve --help')"},
 		{"stray argument", []string{"serve", "extra"}, exitUsage, "deviceupdate serve takes no arguments, got 1"},
 		// --domain after the argument is still parsed as a flag: 1 argument, not 3.
-		{"flag after an argument", []string{"certs", "init", "x", "--domain", "contoso.com"}, exitUsage, "takes no arguments, got 1 argument(s)"},
+		{"flag after an argument", []string{"certs", "init", "x", "--domain", "contoso.com"}, exitUsage, "takes no arguments, got 1 argument (see"},
 		{"bad domain", []string{"certs", "init", "--domain", "-bad-", "--certs", "unused"}, exitError, `--domain "-bad-" is not a DNS domain`},
 	}
 	for _, tt := range tests {

@@ -174,7 +174,7 @@ func runPack(ctx context.Context, stdout io.Writer, o packOptions, images []stri
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d bytes, sha256 %s)\n  %s %s: %s\n", o.output, size, hex.EncodeToString(sum[:]), u.RuleKey, v, strings.Join(u.Files, ", "))
+	fmt.Fprintf(stdout, "wrote %s (%s, sha256 %s)\n  %s %s: %s\n", o.output, plural(size, "byte"), hex.EncodeToString(sum[:]), u.RuleKey, v, strings.Join(u.Files, ", "))
 	switch {
 	case signer == nil:
 		fmt.Fprintf(stdout, "  catalog %s%s.cat is unsigned: sign it before the package is imported\n", dir, u.UpdateType)

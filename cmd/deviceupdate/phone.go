@@ -75,10 +75,10 @@ the downloads completed, the 503s and MiB/s.`,
 		if asJSON {
 			return writeJSON(stdout, res)
 		}
-		fmt.Fprintf(stdout, "%d of %d clients downloaded %d MiB in %.1fs (%.0f MiB/s); %d busy (503) answers, %d failed\n",
-			res.Completed, res.Clients, res.Bytes>>20, res.Seconds, res.MiBPerSec, res.Busy, res.Failed)
+		fmt.Fprintf(stdout, "%d of %s downloaded %d MiB in %.1fs (%.0f MiB/s); %s, %d failed\n",
+			res.Completed, plural(int64(res.Clients), "client"), res.Bytes>>20, res.Seconds, res.MiBPerSec, plural(res.Busy, "busy (503) answer"), res.Failed)
 		if res.Failed > 0 {
-			return fmt.Errorf("%d downloads failed; the first: %s", res.Failed, res.Error)
+			return fmt.Errorf("%s failed; the first: %s", plural(res.Failed, "download"), res.Error)
 		}
 		return nil
 	}
@@ -129,11 +129,11 @@ HTTPS servers are trusted through <certs>/ca.crt.`,
 		if asJSON {
 			return writeJSON(stdout, res)
 		}
-		fmt.Fprintf(stdout, "%d polls in %.1fs: %d answered, %d busy (503), %d failed, %d dropped; %.0f polls/s; p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-			res.Requests, res.Seconds, res.OK, res.Busy, res.Failed, res.Dropped, res.PerSecond,
+		fmt.Fprintf(stdout, "%s in %.1fs: %d answered, %d busy (503), %d failed, %d dropped; %.0f polls/s; p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+			plural(res.Requests, "poll"), res.Seconds, res.OK, res.Busy, res.Failed, res.Dropped, res.PerSecond,
 			res.P50Seconds*1e3, res.P99Seconds*1e3, res.MaxSeconds*1e3)
 		if res.Failed+res.Dropped > 0 {
-			return fmt.Errorf("%d polls failed (neither answered nor 503 with Retry-After), %d not started (--concurrency in flight)", res.Failed, res.Dropped)
+			return fmt.Errorf("%s failed (neither answered nor 503 with Retry-After), %d not started (--concurrency in flight)", plural(res.Failed, "poll"), res.Dropped)
 		}
 		return nil
 	}

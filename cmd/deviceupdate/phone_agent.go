@@ -259,8 +259,8 @@ func summarizePhonePoll(res phone.Result) string {
 	case res.Offered == "":
 		return fmt.Sprintf("running %s; nothing offered", res.Running)
 	case res.Updated:
-		return fmt.Sprintf("updated from %s to %s: %d files, %d bytes; %d bytes from the server, %d from peers",
-			res.Previous, res.Running, res.Files, res.FileBytes, res.ServerBytes, res.PeerBytes)
+		return fmt.Sprintf("updated from %s to %s: %s, %s; %s from the server, %d from peers",
+			res.Previous, res.Running, plural(int64(res.Files), "file"), plural(res.FileBytes, "byte"), plural(res.ServerBytes, "byte"), res.PeerBytes)
 	case res.Running == res.Offered:
 		return fmt.Sprintf("running %s, the version offered", res.Running)
 	}
@@ -433,15 +433,15 @@ updated.`,
 				return jerr
 			}
 		} else {
-			fmt.Fprintf(stdout, "%d of %d phones updated to %s in %.1fs; %d bytes from the server (%.2f × the update's %d), %d from peers\n",
-				res.Updated, res.Phones, phoneOr(res.Offered, "(nothing offered)"), res.Seconds, res.ServerBytes,
+			fmt.Fprintf(stdout, "%d of %s updated to %s in %.1fs; %s from the server (%.2f × the update's %d), %d from peers\n",
+				res.Updated, plural(int64(res.Phones), "phone"), phoneOr(res.Offered, "(nothing offered)"), res.Seconds, plural(res.ServerBytes, "byte"),
 				float64(res.ServerBytes)/float64(max(res.FileBytes, 1)), res.FileBytes, res.PeerBytes)
 		}
 		switch {
 		case err != nil:
 			return err
 		case res.Updated < res.Phones:
-			return fmt.Errorf("%d of %d phones did not update: %s", res.Phones-res.Updated, res.Phones, strings.Join(res.Errors, "; "))
+			return fmt.Errorf("%d of %s did not update: %s", res.Phones-res.Updated, plural(int64(res.Phones), "phone"), strings.Join(res.Errors, "; "))
 		}
 		return nil
 	}

@@ -29,10 +29,11 @@ func newRuleCommand(stdout io.Writer) *cobra.Command {
 func newRuleListCommand(stdout io.Writer) *cobra.Command {
 	return newListCommand(stdout, "List the device update rules", "  deviceupdate rule list\n  deviceupdate rule list --json", "/rules",
 		func(w io.Writer, rules []deviceupdate.Rule) {
-			fmt.Fprintf(w, "%-12s  %-40s  %-16s  %-16s  %s\n", "ID", "KEY", "APPROVED", "PENDING", "RESTORE")
+			tb := newTable(w, "ID", "KEY", "APPROVED", "PENDING", "RESTORE")
 			for _, r := range rules {
-				fmt.Fprintf(w, "%-12s  %-40s  %-16s  %-16s  %s\n", r.ID, r.RuleKey, dash(r.ApprovedVersion), dash(r.PendingVersion), dash(r.RestoreVersion))
+				tb.row(r.ID, r.RuleKey.String(), dash(r.ApprovedVersion), dash(r.PendingVersion), dash(r.RestoreVersion))
 			}
+			tb.flush()
 		})
 }
 

@@ -66,10 +66,11 @@ func joinPrefixes(s deviceupdate.Site) string {
 func newSiteListCommand(stdout io.Writer) *cobra.Command {
 	return newListCommand(stdout, "List the sites and their subnets", "  deviceupdate site list --json", "/sites",
 		func(w io.Writer, sites []deviceupdate.Site) {
-			fmt.Fprintf(w, "%-24s  %s\n", "NAME", "SUBNETS")
+			tb := newTable(w, "NAME", "SUBNETS")
 			for _, s := range sites {
-				fmt.Fprintf(w, "%-24s  %s\n", s.Name, joinPrefixes(s))
+				tb.row(s.Name, joinPrefixes(s))
 			}
+			tb.flush()
 		})
 }
 

@@ -62,10 +62,11 @@ version before it is approved. Without --site it is a test device everywhere.`,
 func newTestDeviceListCommand(stdout io.Writer) *cobra.Command {
 	return newListCommand(stdout, "List the test devices", "  deviceupdate testdevice list --json", "/testdevices",
 		func(w io.Writer, devices []deviceupdate.TestDevice) {
-			fmt.Fprintf(w, "%-24s  %-24s  %s\n", "NAME", "IDENTIFIER", "SCOPE")
+			tb := newTable(w, "NAME", "IDENTIFIER", "SCOPE")
 			for _, d := range devices {
-				fmt.Fprintf(w, "%-24s  %-24s  %s\n", d.Name, d.Identifier(), d.Scope)
+				tb.row(d.Name, d.Identifier(), d.Scope)
 			}
+			tb.flush()
 		})
 }
 

@@ -128,10 +128,11 @@ func readNewPassword(in io.Reader, prompt io.Writer, fromStdin bool) (string, er
 func newUserListCommand(stdout io.Writer) *cobra.Command {
 	return newListCommand(stdout, "List the users external phones sign in with", "  deviceupdate user list --json", "/users",
 		func(w io.Writer, users []deviceupdate.User) {
-			fmt.Fprintf(w, "%-32s  %-20s  %s\n", "NAME", "CREATED", "CREATED BY")
+			tb := newTable(w, "NAME", "CREATED", "CREATED BY")
 			for _, u := range users {
-				fmt.Fprintf(w, "%-32s  %-20s  %s\n", u.Name, u.CreatedAt.UTC().Format(time.RFC3339), u.CreatedBy)
+				tb.row(u.Name, u.CreatedAt.UTC().Format(time.RFC3339), u.CreatedBy)
 			}
+			tb.flush()
 		})
 }
 
