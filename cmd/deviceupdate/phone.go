@@ -98,7 +98,12 @@ internal poll endpoint of --server, and report polls per second, how many were
 answered 503 (busy), and the latency. With --rate, polls start at that rate
 whatever the answers' speed (a boot storm), latency counts from each poll's
 scheduled start, and --new-connections gives each its own connection.
-HTTPS servers are trusted through <certs>/ca.crt.`,
+HTTPS servers are trusted through <certs>/ca.crt.
+
+The server records every phone that polls in its inventory, these too: after
+a test, 'deviceupdate device list' shows them (model --model, MAC addresses
+02-00-...), and 'deviceupdate device prune --not-seen AGE' forgets the devices
+not seen for AGE, such as a finished test's phones.`,
 		Example: "  deviceupdate phone load --server http://127.0.0.1:8080 --phones 10000 --concurrency 64 --duration 30s\n" +
 			"  deviceupdate phone load --server http://127.0.0.1:8080 --phones 100000 --requests 100000 --rate 1667 --new-connections --concurrency 4096",
 		Args: exactArgs(0, "no arguments"),
