@@ -8,19 +8,8 @@
 package deviceupdate
 
 import (
-	"runtime/debug"
 	"time"
 )
-
-// BuildVersion returns the module version the binary was built from, or
-// "devel" for a build from a work tree.
-func BuildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok || bi.Main.Version == "" || bi.Main.Version == "(devel)" {
-		return "devel"
-	}
-	return bi.Main.Version
-}
 
 // ServerInfo describes a running service. The admin API reports it so that
 // a client can tell which server, and which build, it is talking to.

@@ -51,7 +51,8 @@ func Main(m *testing.M) {
 }
 
 // Binary returns the path of the deviceupdate binary, building it on first
-// use (with -race when the tests run with it).
+// use (with -race when the tests run with it, and the VCS information the
+// go command stamps in a clone).
 func Binary(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
@@ -60,7 +61,9 @@ func Binary(tb testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "deviceupdate")
-		args := []string{"build", "-o", binPath}
+		// -buildvcs=auto over a GOFLAGS=-buildvcs=false: in a git clone
+		// the binary names its commit, as a release build does.
+		args := []string{"build", "-buildvcs=auto", "-o", binPath}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
