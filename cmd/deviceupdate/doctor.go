@@ -42,7 +42,8 @@ func newDoctorCommand(stdout io.Writer) *cobra.Command {
   poll-external  an anonymous poll to /RequestHandlerExt/ucdevice.upx gets 401
   server         the admin API names the same --domain (needs the admin token)
   http           the internal HTTP listener answers /healthz and polls
-  disk           the data folder has 1 GiB free (run on the server, or --data)
+  disk           the data folder has 1 GiB free (run on the server, or --data;
+                 a ./DeviceUpdateFiles without deviceupdate.db is skipped)
 
 A check that cannot run is "skip". Exits 1 when any check fails. The polls
 are from a device no rule matches; it appears in the inventory as model
@@ -101,7 +102,8 @@ are from a device no rule matches; it appears in the inventory as model
 // resolveDoctorOptions fills the server, certs folder, token and data
 // folder the way admin commands find them: a flag, else the environment,
 // else the default. A missing token is no error: the checks that need it
-// are skipped. The default data folder is checked only where it exists.
+// are skipped. The default data folder is checked only where it exists,
+// and skipped, not failed, when it holds no store.
 func resolveDoctorOptions(o *doctor.Options, dataSet bool, getenv func(string) string) {
 	if o.Server == "" {
 		o.Server = getenv(client.EnvServer)
@@ -123,7 +125,7 @@ func resolveDoctorOptions(o *doctor.Options, dataSet bool, getenv func(string) s
 	}
 	if !dataSet {
 		if fi, err := os.Stat(defaultDataDir); err == nil && fi.IsDir() {
-			o.DataDir = defaultDataDir
+			o.DataDir, o.DataDirFound = defaultDataDir, true
 		}
 	}
 	if o.Timeout <= 0 {

@@ -50,6 +50,12 @@ type Options struct {
 	Timeout   time.Duration
 	Now       func() time.Time
 
+	// DataDirFound says DataDir is the default folder found where doctor
+	// runs, not one the admin named: without a store there (a clone of
+	// the repository holds one with only a README) the disk check is
+	// skipped with a note rather than failed.
+	DataDirFound bool
+
 	// Resolve and FreeSpace stand in for the network and the file system
 	// in tests; nil means the real ones.
 	Resolve   func(ctx context.Context, name string) ([]netip.Addr, error)
@@ -355,6 +361,9 @@ func (r *runner) checkDisk() Result {
 		return skip(CheckDisk, "not checked: no data folder here; run doctor on the server with --data DIR (serve's --data)")
 	}
 	if _, err := os.Stat(filepath.Join(r.DataDir, "deviceupdate.db")); err != nil {
+		if r.DataDirFound {
+			return skip(CheckDisk, "%s holds no deviceupdate.db: not a server's data folder; pass --data", r.DataDir)
+		}
 		return fail(CheckDisk, "point --data at the server's data folder (serve's --data)", "%s holds no deviceupdate.db", r.DataDir)
 	}
 	free, total, err := r.FreeSpace(r.DataDir)

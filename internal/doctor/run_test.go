@@ -211,6 +211,12 @@ func TestRun(t *testing.T) {
 			phrase: map[string]string{CheckDisk: "holds no deviceupdate.db"},
 		},
 		{
+			name:   "the default data folder here is not the server's",
+			change: func(o *Options) { o.DataDir, o.DataDirFound = t.TempDir(), true },
+			want:   map[string]Status{CheckDisk: Skip},
+			phrase: map[string]string{CheckDisk: "holds no deviceupdate.db: not a server's data folder; pass --data"},
+		},
+		{
 			name:   "no ca.crt",
 			change: func(o *Options) { o.Certs = t.TempDir() },
 			want:   map[string]Status{CheckChain: Fail},
