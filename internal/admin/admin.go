@@ -103,7 +103,7 @@ func (s *Service) TestDevices(context.Context) ([]deviceupdate.TestDevice, error
 func (s *Service) AddTestDevice(_ context.Context, d deviceupdate.TestDevice, actor string) (deviceupdate.TestDevice, error) {
 	norm, err := d.Normalize()
 	if err == nil {
-		err = s.DB.AddTestDevice(norm)
+		norm, err = s.DB.AddTestDevice(norm)
 	}
 	e := audit.Entry{Actor: actor, Action: "testdevice.add", Target: d.Name, Result: audit.ResultOK}
 	if err != nil {
@@ -137,11 +137,11 @@ func (s *Service) audited(e audit.Entry, err error) error {
 
 // Config returns the effective settings for a scope.
 func (s *Service) Config(_ context.Context, scope string) ([]deviceupdate.ConfigValue, error) {
-	global, site, err := s.DB.ConfigOverrides(scope)
+	sc, err := s.DB.ScopeConfig(scope)
 	if err != nil {
 		return nil, err
 	}
-	return deviceupdate.ResolveConfig(global, site, scope), nil
+	return deviceupdate.ResolveConfig(sc.Global, sc.Site, sc.Scope), nil
 }
 
 // SetConfig checks every setting first, applies them in one transaction,
@@ -149,18 +149,20 @@ func (s *Service) Config(_ context.Context, scope string) ([]deviceupdate.Config
 func (s *Service) SetConfig(_ context.Context, scope string, settings map[string]string, actor string) ([]deviceupdate.ConfigValue, error) {
 	e := audit.Entry{Actor: actor, Action: "config.set", Target: scope, Result: audit.ResultOK}
 	checked, err := deviceupdate.CheckSettings(settings)
-	var before, global, site map[string]string
+	var before map[string]string
+	var after store.ScopeConfig
 	if err == nil {
-		before, global, site, err = s.DB.SetConfig(scope, checked)
+		before, after, err = s.DB.SetConfig(scope, checked)
 	}
 	if err != nil {
 		e.Result = deviceupdate.ErrorMessage(err)
 		return nil, s.audited(e, err)
 	}
+	e.Target = after.Scope
 	e.Before, _ = json.Marshal(before)
-	e.After, _ = json.Marshal(site)
+	e.After, _ = json.Marshal(after.Site)
 	if err := s.audited(e, nil); err != nil {
 		return nil, err
 	}
-	return deviceupdate.ResolveConfig(global, site, scope), nil
+	return deviceupdate.ResolveConfig(after.Global, after.Site, after.Scope), nil
 }
