@@ -45,7 +45,7 @@ action (import, rule.approve) or a family ending in a dot (rule.).`,
 			}
 			t, err := parseTimeOrAge(p.v)
 			if err != nil {
-				return usageError{fmt.Errorf("--%s %q: want a time such as 2026-11-21T08:00:00Z or an age such as 24h", p.name, p.v)}
+				return usageError{fmt.Errorf("--%s %q: want a time such as 2026-11-21T08:00:00Z or an age such as 24h or 7d", p.name, p.v)}
 			}
 			q.Set(p.name, t.UTC().Format(time.RFC3339))
 		}
@@ -75,8 +75,9 @@ action (import, rule.approve) or a family ending in a dot (rule.).`,
 	return cmd
 }
 
+// parseTimeOrAge reads a time (RFC 3339) or an age before now (24h, 7d).
 func parseTimeOrAge(s string) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, err := deviceupdate.ParseAge(s); err == nil {
 		return time.Now().Add(-d), nil
 	}
 	return time.Parse(time.RFC3339, s)

@@ -201,13 +201,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if _, err := im.Reconcile(); err != nil {
 		return err
 	}
-	svc := &admin.Service{DB: m.db, Trail: m.trail}
 	host, _ := os.Hostname()
 	reqLog, err := audit.OpenRequestLog(c.Data, host)
 	if err != nil {
 		return err
 	}
 	m.recorder = inventory.New(m.db, reqLog, m.Logger, inventory.DefaultInterval)
+	svc := &admin.Service{DB: m.db, Trail: m.trail, Inventory: m.recorder}
 	polls := &poll.Service{DB: m.db, Recorder: m.recorder, StoreDir: filepath.Join(c.Data, importer.StoreDir)}
 	if err := os.MkdirAll(filepath.Join(c.Data, importer.StoreDir), 0o750); err != nil {
 		return fmt.Errorf("create update store: %w", err)
@@ -247,7 +247,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Config:         svc,
 		Files:          im,
 		Polls:          polls,
-		Devices:        polls,
+		Devices:        svc,
 		Sites:          svc,
 		DeviceConfig:   svc,
 		Users:          svc,

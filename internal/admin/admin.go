@@ -9,16 +9,29 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
-// Service serves rules and the audit trail.
+// Service serves rules, test devices, configuration, sites, users, the
+// inventory and the audit trail.
 type Service struct {
 	DB    *store.DB
 	Trail *audit.Trail
+	// Inventory batches the polls' records; nil when nothing is batched.
+	Inventory Inventory
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // Compile-time checks.

@@ -15,7 +15,9 @@ import (
 
 var key = deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"}
 
-func newService(t *testing.T) *admin.Service {
+// openService opens a store and an audit trail in a temporary folder,
+// checked and closed when the test ends, and returns the folder.
+func openService(t *testing.T) (*admin.Service, string) {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(dir, store.Options{})
@@ -26,13 +28,25 @@ func newService(t *testing.T) *admin.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close(); trail.Close() })
-	_, err = db.CommitImport([]*deviceupdate.StoredUpdate{{RuleKey: key, Version: deviceupdate.MustParseVersion("4.0.7577.4366"),
+	t.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			t.Error(err)
+		}
+		db.Close()
+		trail.Close()
+	})
+	return &admin.Service{DB: db, Trail: trail}, dir
+}
+
+func newService(t *testing.T) *admin.Service {
+	t.Helper()
+	s, _ := openService(t)
+	_, err := s.DB.CommitImport([]*deviceupdate.StoredUpdate{{RuleKey: key, Version: deviceupdate.MustParseVersion("4.0.7577.4366"),
 		Images: []deviceupdate.UpdateFile{{Name: "CPE.nbt", Size: 1, SHA256: "aa"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &admin.Service{DB: db, Trail: trail}
+	return s
 }
 
 func TestChangesAreAudited(t *testing.T) {
