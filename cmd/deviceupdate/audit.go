@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,14 +28,18 @@ func newAuditListCommand(stdout io.Writer) *cobra.Command {
 		Use:   "list",
 		Short: "List admin actions: who did what, when, to what, and the outcome",
 		Long: `List the entries of the admin audit trail, oldest first. --since and --until
-take a time (2026-11-21T08:00:00Z) or an age (24h, 90m). --action takes an
-action (import, rule.approve) or a family ending in a dot (rule.).`,
+take a time (2026-11-21T08:00:00Z) or an age (24h, 90m, 7d). --action takes an
+action (import, rule.approve) or a family ending in a dot (rule.).
+
+When the trail was altered, the entries before the first altered one are
+listed, then a line marking where the hash chain breaks, then the entries
+after it that can still be read, marked unverified ('audit verify' fails).`,
 		Example: "  deviceupdate audit list --since 24h\n  deviceupdate audit list --action rule. --json",
 		Args:    exactArgs(0, "no arguments"),
 	}
 	connect := addClientFlags(cmd)
 	f := cmd.Flags()
-	f.BoolVar(&asJSON, "json", false, "print one JSON array")
+	f.BoolVar(&asJSON, "json", false, `print one JSON document: {"entries": [...], "broken": {"line", "seq", "reason"}}`)
 	f.StringVar(&since, "since", "", "only entries at or after this time or age")
 	f.StringVar(&until, "until", "", "only entries at or before this time or age")
 	f.StringVar(&action, "action", "", "only this action, or family ending in '.'")
@@ -59,20 +66,50 @@ action (import, rule.approve) or a family ending in a dot (rule.).`,
 		if err != nil {
 			return err
 		}
-		var entries []deviceupdate.AuditEntry
-		if err := c.Do(cmd.Context(), http.MethodGet, "/audit?"+q.Encode(), nil, &entries); err != nil {
+		var list deviceupdate.AuditList
+		if err := c.Do(cmd.Context(), http.MethodGet, "/audit?"+q.Encode(), nil, &list); err != nil {
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(entries)
+			return writeJSON(stdout, list)
 		}
-		fmt.Fprintf(stdout, "%5s  %-20s  %-24s  %-14s  %-14s  %s\n", "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "RESULT")
-		for _, e := range entries {
-			fmt.Fprintf(stdout, "%5d  %-20s  %-24s  %-14s  %-14s  %s\n", e.Seq, e.Time.Format(time.RFC3339), e.Actor, e.Action, e.Target, e.Result)
-		}
-		return nil
+		return printAuditList(stdout, list)
 	}
 	return cmd
+}
+
+// printAuditList prints the entries as a table; on a broken trail, a line
+// marks the break and the entries after it are marked unverified. The
+// columns line up across the marker: it takes the place of an empty row.
+func printAuditList(w io.Writer, list deviceupdate.AuditList) error {
+	headers := []string{"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "RESULT"}
+	var buf bytes.Buffer
+	tbl := newTable(&buf, headers...)
+	markAt := -1 // the row the marker takes
+	for i, e := range list.Entries {
+		result := e.Result
+		if e.Unverified {
+			if markAt < 0 {
+				markAt = i
+				tbl.row(make([]string, len(headers))...)
+			}
+			result += " (unverified)"
+		}
+		tbl.row(strconv.FormatUint(e.Seq, 10), e.Time.UTC().Format(time.RFC3339), e.Actor, e.Action, e.Target, result)
+	}
+	if list.Broken != nil && markAt < 0 {
+		markAt = len(list.Entries)
+		tbl.row(make([]string, len(headers))...)
+	}
+	if err := tbl.flush(); err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(buf.String(), "\n")
+	if list.Broken != nil {
+		lines[1+markAt] = fmt.Sprintf("---- chain broken at line %d: %s; entries below are not verified ----\n", list.Broken.Line, list.Broken.Reason)
+	}
+	_, err := io.WriteString(w, strings.Join(lines, ""))
+	return err
 }
 
 // parseTimeOrAge reads a time (RFC 3339) or an age before now (24h, 7d).

@@ -48,9 +48,9 @@ func TestTestDevicesThroughCLI(t *testing.T) {
 	if len(devices) != 1 || devices[0] != (deviceupdate.TestDevice{Name: "Lab CX600", MAC: "00-04-F2-AA-BB-CC", Scope: "global"}) {
 		t.Errorf("test devices = %+v", devices)
 	}
-	var entries []deviceupdate.AuditEntry
-	json.Unmarshal([]byte(e2e.Run(t, "", env, "audit", "list", "--action", "testdevice.", "--json").Stdout), &entries)
-	if len(entries) != 10 { // 8 adds and 2 removes reached the server, refused or not (the one without --name did not)
+	var list deviceupdate.AuditList
+	json.Unmarshal([]byte(e2e.Run(t, "", env, "audit", "list", "--action", "testdevice.", "--json").Stdout), &list)
+	if entries := list.Entries; len(entries) != 10 { // 8 adds and 2 removes reached the server, refused or not (the one without --name did not)
 		t.Errorf("%d audit entries for test devices, want 10", len(entries))
 	}
 }

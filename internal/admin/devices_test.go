@@ -85,10 +85,11 @@ func TestRemoveDeviceStaysRemoved(t *testing.T) {
 		t.Errorf("a poll after the removal: %v, want it recorded anew", got)
 	}
 
-	entries, err := s.AuditEntries(ctx, deviceupdate.AuditFilter{Action: "device.remove"})
+	list, err := s.AuditEntries(ctx, deviceupdate.AuditFilter{Action: "device.remove"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	entries := list.Entries
 	if len(entries) != 3 || entries[0].Target != mac || entries[0].Result != audit.ResultOK || !bytes.Contains(entries[0].Before, []byte(`"PeerFirmwareSharing":"true"`)) ||
 		entries[1].Result == audit.ResultOK || entries[2].Result == audit.ResultOK {
 		t.Errorf("audit entries = %+v", entries)
@@ -131,10 +132,11 @@ func TestPruneDevices(t *testing.T) {
 			t.Errorf("prune --not-seen %q = %v, want EINVALID", bad, err)
 		}
 	}
-	entries, err := s.AuditEntries(ctx, deviceupdate.AuditFilter{Action: "device.prune"})
+	list, err := s.AuditEntries(ctx, deviceupdate.AuditFilter{Action: "device.prune"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	entries := list.Entries
 	if len(entries) != 5 || entries[0].Target != "not seen since 2026-10-22T08:00:00Z" || !bytes.Contains(entries[0].After, []byte(`"count":2`)) {
 		t.Errorf("audit entries = %+v", entries)
 	}
