@@ -112,6 +112,14 @@ func printAuditList(w io.Writer, list deviceupdate.AuditList) error {
 	return err
 }
 
+// entryCount is "1 entry", "2 entries".
+func entryCount(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
+}
+
 // parseTimeOrAge reads a time (RFC 3339) or an age before now (24h, 7d).
 func parseTimeOrAge(s string) (time.Time, error) {
 	if d, err := deviceupdate.ParseAge(s); err == nil {
@@ -147,11 +155,18 @@ when the trail was altered.`,
 				return err
 			}
 		} else if v.Intact {
-			fmt.Fprintf(stdout, "audit trail intact: %d entries\n", v.Entries)
+			fmt.Fprintf(stdout, "audit trail intact: %s\n", entryCount(v.Entries))
 		}
 		if !v.Intact {
-			return fmt.Errorf("audit trail is broken at line %d (entry %d): %s; the %d entries before it are intact; restore the file from a backup",
-				v.Line, v.Seq, v.Reason, v.Entries)
+			intact := "the " + entryCount(v.Entries) + " before it are intact"
+			switch v.Entries {
+			case 0:
+				intact = "no entry before it"
+			case 1:
+				intact = "the entry before it is intact"
+			}
+			return fmt.Errorf("audit trail is broken at line %d (entry %d): %s; %s; stop serve, restore the file from a backup and start serve again",
+				v.Line, v.Seq, v.Reason, intact)
 		}
 		return nil
 	}

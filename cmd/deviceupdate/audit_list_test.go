@@ -73,3 +73,11 @@ func TestPrintAuditList(t *testing.T) {
 		})
 	}
 }
+
+func TestEntryCount(t *testing.T) {
+	for n, want := range map[int]string{0: "0 entries", 1: "1 entry", 2: "2 entries"} {
+		if got := entryCount(n); got != want {
+			t.Errorf("entryCount(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
