@@ -42,6 +42,29 @@ func (f AuditFilter) Match(e AuditEntry) bool {
 	return true
 }
 
+// AuditRecord is an entry as read back from the trail.
+type AuditRecord struct {
+	AuditEntry
+	// Unverified marks an entry after the chain's break: it reads as an
+	// entry, but the chain no longer vouches for it.
+	Unverified bool `json:"unverified,omitempty"`
+}
+
+// AuditBreak is where the audit trail's hash chain breaks.
+type AuditBreak struct {
+	Line   int    `json:"line"`          // the first bad line
+	Seq    uint64 `json:"seq,omitempty"` // its entry's sequence number, or the one expected there
+	Reason string `json:"reason"`        // what is wrong with it
+}
+
+// AuditList is what the trail holds that matches a filter, oldest first.
+type AuditList struct {
+	Entries []AuditRecord `json:"entries"`
+	// Broken is where the chain breaks, nil while it is intact. The
+	// entries before it are verified; those after it are Unverified.
+	Broken *AuditBreak `json:"broken,omitempty"`
+}
+
 // AuditVerification is the outcome of checking the audit trail's chain.
 type AuditVerification struct {
 	Intact  bool   `json:"intact"`
@@ -53,9 +76,10 @@ type AuditVerification struct {
 
 // AuditService reads the admin audit trail.
 type AuditService interface {
-	// AuditEntries returns the entries that match f, oldest first.
-	// ECONFLICT when the trail is broken.
-	AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	// AuditEntries returns the entries that match f, oldest first. A
+	// broken trail is listed too: the entries before the break, where it
+	// breaks, and the entries after it that can still be read, unverified.
+	AuditEntries(ctx context.Context, f AuditFilter) (*AuditList, error)
 	// VerifyAudit checks every entry's hash and its link to the one before.
 	VerifyAudit(ctx context.Context) (*AuditVerification, error)
 }

@@ -283,9 +283,11 @@ func CheckSettings(in map[string]string) (map[string]string, error) {
 
 // ConfigService reads and changes the configuration; changes are audited.
 type ConfigService interface {
-	// Config returns the effective settings for a scope.
+	// Config returns the effective settings for a scope. Errors:
+	// ENOTFOUND (the scope's site does not exist).
 	Config(ctx context.Context, scope string) ([]ConfigValue, error)
 	// SetConfig validates and applies settings at a scope in one step
-	// (EINVALID: nothing changes) and returns the effective settings.
+	// (EINVALID, or ENOTFOUND for a site that does not exist: nothing
+	// changes) and returns the effective settings.
 	SetConfig(ctx context.Context, scope string, settings map[string]string, actor string) ([]ConfigValue, error)
 }

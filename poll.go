@@ -200,7 +200,18 @@ func (f DeviceFilter) Match(d Device) bool {
 	return true
 }
 
-// DeviceService lists the inventory.
+// DeviceService lists the inventory and forgets devices; every removal
+// is audited.
 type DeviceService interface {
+	// Devices returns the devices that match f, ordered by ID.
 	Devices(ctx context.Context, f DeviceFilter) ([]Device, error)
+	// RemoveDevice forgets one device (named by its MAC address, in any
+	// form, or its serial number): its inventory record and its own
+	// settings. A poll from it afterwards records it anew. Errors:
+	// EINVALID, ENOTFOUND (neither a record nor settings).
+	RemoveDevice(ctx context.Context, id, actor string) (RemovedDevice, error)
+	// PruneDevices forgets every device not heard from (LastActive) for
+	// notSeen, an age ParseAge reads, and their own settings; with dryRun
+	// it only reports what it would forget. Errors: EINVALID.
+	PruneDevices(ctx context.Context, notSeen string, dryRun bool, actor string) (*PruneResult, error)
 }

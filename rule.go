@@ -50,8 +50,15 @@ type StoredUpdate struct {
 	ImportedAt    time.Time    `json:"importedAt"`
 }
 
+// Files returns every file of the update: its images, its catalog and its
+// description.
+func (u *StoredUpdate) Files() []UpdateFile {
+	return append(append(make([]UpdateFile, 0, len(u.Images)+2), u.Images...), u.Catalog, u.Description)
+}
+
 // SameContent reports whether u and o hold the same files with the same
-// bytes, which makes importing o again a no-op.
+// bytes: o may be imported again (see ImportStatus), while another o
+// claiming the same version is refused.
 func (u *StoredUpdate) SameContent(o *StoredUpdate) bool {
 	if len(u.Images) != len(o.Images) || u.Catalog != o.Catalog || u.Description != o.Description {
 		return false
@@ -66,8 +73,14 @@ func (u *StoredUpdate) SameContent(o *StoredUpdate) bool {
 
 // Import outcomes of one update.
 const (
-	ImportAdded     = "imported"  // new; it is now the rule's pending version
-	ImportUnchanged = "unchanged" // the same update was imported before; nothing changed
+	// ImportAdded: new; it is now the rule's pending version.
+	ImportAdded = "imported"
+	// ImportRestaged: imported before with the same content, then reset,
+	// restored away or its rule removed; it is the pending version again.
+	ImportRestaged = "re-staged"
+	// ImportUnchanged: it is already the rule's pending or approved
+	// version; nothing changed.
+	ImportUnchanged = "unchanged"
 )
 
 // ImportedUpdate reports what an import did with one update.
@@ -76,6 +89,22 @@ type ImportedUpdate struct {
 	Key     RuleKey `json:"key"`
 	Version Version `json:"version"`
 	Status  string  `json:"status"`
+	// RuleBefore is the rule as it was, when the import changed a rule
+	// that existed; RuleAfter is the rule after the import.
+	RuleBefore *Rule `json:"ruleBefore,omitempty"`
+	RuleAfter  *Rule `json:"ruleAfter,omitempty"`
+}
+
+// ImportStatus says what importing an update whose content is already
+// stored does to its rule r (nil when the rule was removed): nothing when
+// it is the pending or the approved version; otherwise (it was reset,
+// restored away, or is only the restore version) it becomes the pending
+// version again, re-staged, as a new import would make it.
+func ImportStatus(r *Rule, v Version) string {
+	if r != nil && (r.PendingVersion == v || r.ApprovedVersion == v) {
+		return ImportUnchanged
+	}
+	return ImportRestaged
 }
 
 // ImportResult reports an accepted package.
@@ -88,10 +117,12 @@ type ImportResult struct {
 type PackageService interface {
 	// Import reads a package of size bytes (-1 when unknown) from src,
 	// verifies it, and makes each of its updates the pending version of
-	// its rule. name is the package's file name, actor who imports it.
-	// Errors: EINVALID (not a valid package), EFORBIDDEN (a signature that
-	// does not verify or an untrusted publisher), ECONFLICT (a version
-	// already imported with other content), ETOOLARGE.
+	// its rule, re-staging a version imported before that is neither
+	// pending nor approved (ImportStatus). name is the package's file
+	// name, actor who imports it. Errors: EINVALID (not a valid package),
+	// EFORBIDDEN (a signature that does not verify or an untrusted
+	// publisher), ECONFLICT (a version already imported with other
+	// content), ETOOLARGE.
 	Import(ctx context.Context, src io.Reader, size int64, name, actor string) (*ImportResult, error)
 }
 

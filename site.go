@@ -142,7 +142,8 @@ type SiteService interface {
 	// Errors: EINVALID, ECONFLICT (a subnet belongs to another site).
 	PutSite(ctx context.Context, s Site, actor string) (Site, error)
 	// RemoveSite deletes a site and its setting overrides. Errors:
-	// ENOTFOUND, ECONFLICT (a test device is limited to it).
+	// ENOTFOUND, ECONFLICT (test devices are limited to it; the message
+	// names them).
 	RemoveSite(ctx context.Context, name, actor string) error
 }
 

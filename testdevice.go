@@ -150,7 +150,8 @@ func ValidSerial(s string) bool {
 type TestDeviceService interface {
 	TestDevices(ctx context.Context) ([]TestDevice, error)
 	// AddTestDevice validates and stores d. Errors: EINVALID, ECONFLICT
-	// (the name or the identifier is taken).
+	// (the name or the identifier is taken), ENOTFOUND (its site does not
+	// exist).
 	AddTestDevice(ctx context.Context, d TestDevice, actor string) (TestDevice, error)
 	// RemoveTestDevice deletes the named device. Errors: ENOTFOUND.
 	RemoveTestDevice(ctx context.Context, name, actor string) error

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,14 +28,18 @@ func newAuditListCommand(stdout io.Writer) *cobra.Command {
 		Use:   "list",
 		Short: "List admin actions: who did what, when, to what, and the outcome",
 		Long: `List the entries of the admin audit trail, oldest first. --since and --until
-take a time (2026-11-21T08:00:00Z) or an age (24h, 90m). --action takes an
-action (import, rule.approve) or a family ending in a dot (rule.).`,
+take a time (2026-11-21T08:00:00Z) or an age (24h, 90m, 7d). --action takes an
+action (import, rule.approve) or a family ending in a dot (rule.).
+
+When the trail was altered, the entries before the first altered one are
+listed, then a line marking where the hash chain breaks, then the entries
+after it that can still be read, marked unverified ('audit verify' fails).`,
 		Example: "  deviceupdate audit list --since 24h\n  deviceupdate audit list --action rule. --json",
 		Args:    exactArgs(0, "no arguments"),
 	}
 	connect := addClientFlags(cmd)
 	f := cmd.Flags()
-	f.BoolVar(&asJSON, "json", false, "print one JSON array")
+	f.BoolVar(&asJSON, "json", false, `print one JSON document: {"entries": [...], "broken": {"line", "seq", "reason"}}`)
 	f.StringVar(&since, "since", "", "only entries at or after this time or age")
 	f.StringVar(&until, "until", "", "only entries at or before this time or age")
 	f.StringVar(&action, "action", "", "only this action, or family ending in '.'")
@@ -45,7 +52,7 @@ action (import, rule.approve) or a family ending in a dot (rule.).`,
 			}
 			t, err := parseTimeOrAge(p.v)
 			if err != nil {
-				return usageError{fmt.Errorf("--%s %q: want a time such as 2026-11-21T08:00:00Z or an age such as 24h", p.name, p.v)}
+				return usageError{fmt.Errorf("--%s %q: want a time such as 2026-11-21T08:00:00Z or an age such as 24h or 7d", p.name, p.v)}
 			}
 			q.Set(p.name, t.UTC().Format(time.RFC3339))
 		}
@@ -59,24 +66,63 @@ action (import, rule.approve) or a family ending in a dot (rule.).`,
 		if err != nil {
 			return err
 		}
-		var entries []deviceupdate.AuditEntry
-		if err := c.Do(cmd.Context(), http.MethodGet, "/audit?"+q.Encode(), nil, &entries); err != nil {
+		var list deviceupdate.AuditList
+		if err := c.Do(cmd.Context(), http.MethodGet, "/audit?"+q.Encode(), nil, &list); err != nil {
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(entries)
+			return writeJSON(stdout, list)
 		}
-		fmt.Fprintf(stdout, "%5s  %-20s  %-24s  %-14s  %-14s  %s\n", "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "RESULT")
-		for _, e := range entries {
-			fmt.Fprintf(stdout, "%5d  %-20s  %-24s  %-14s  %-14s  %s\n", e.Seq, e.Time.Format(time.RFC3339), e.Actor, e.Action, e.Target, e.Result)
-		}
-		return nil
+		return printAuditList(stdout, list)
 	}
 	return cmd
 }
 
+// printAuditList prints the entries as a table; on a broken trail, a line
+// marks the break and the entries after it are marked unverified. The
+// columns line up across the marker: it takes the place of an empty row.
+func printAuditList(w io.Writer, list deviceupdate.AuditList) error {
+	headers := []string{"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "RESULT"}
+	var buf bytes.Buffer
+	tbl := newTable(&buf, headers...)
+	markAt := -1 // the row the marker takes
+	for i, e := range list.Entries {
+		result := e.Result
+		if e.Unverified {
+			if markAt < 0 {
+				markAt = i
+				tbl.row(make([]string, len(headers))...)
+			}
+			result += " (unverified)"
+		}
+		tbl.row(strconv.FormatUint(e.Seq, 10), e.Time.UTC().Format(time.RFC3339), e.Actor, e.Action, e.Target, result)
+	}
+	if list.Broken != nil && markAt < 0 {
+		markAt = len(list.Entries)
+		tbl.row(make([]string, len(headers))...)
+	}
+	if err := tbl.flush(); err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(buf.String(), "\n")
+	if list.Broken != nil {
+		lines[1+markAt] = fmt.Sprintf("---- chain broken at line %d: %s; entries below are not verified ----\n", list.Broken.Line, list.Broken.Reason)
+	}
+	_, err := io.WriteString(w, strings.Join(lines, ""))
+	return err
+}
+
+// entryCount is "1 entry", "2 entries".
+func entryCount(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
+}
+
+// parseTimeOrAge reads a time (RFC 3339) or an age before now (24h, 7d).
 func parseTimeOrAge(s string) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, err := deviceupdate.ParseAge(s); err == nil {
 		return time.Now().Add(-d), nil
 	}
 	return time.Parse(time.RFC3339, s)
@@ -109,11 +155,18 @@ when the trail was altered.`,
 				return err
 			}
 		} else if v.Intact {
-			fmt.Fprintf(stdout, "audit trail intact: %d entries\n", v.Entries)
+			fmt.Fprintf(stdout, "audit trail intact: %s\n", entryCount(v.Entries))
 		}
 		if !v.Intact {
-			return fmt.Errorf("audit trail is broken at line %d (entry %d): %s; the %d entries before it are intact; restore the file from a backup",
-				v.Line, v.Seq, v.Reason, v.Entries)
+			intact := "the " + entryCount(v.Entries) + " before it are intact"
+			switch v.Entries {
+			case 0:
+				intact = "no entry before it"
+			case 1:
+				intact = "the entry before it is intact"
+			}
+			return fmt.Errorf("audit trail is broken at line %d (entry %d): %s; %s; stop serve, restore the file from a backup and start serve again",
+				v.Line, v.Seq, v.Reason, intact)
 		}
 		return nil
 	}

@@ -38,7 +38,10 @@ func TestConfigThroughCLI(t *testing.T) {
 		wantText string
 	}{
 		{[]string{"config", "set", "MaxLogFileSize=2048000", "logflushinterval=10m"}, 0, "00:10:00"},
-		{[]string{"config", "set", "--site", "Redmond", "PeerFirmwareSharing=true"}, 0, "site:Redmond"},
+		{[]string{"config", "set", "--site", "Redmond", "PeerFirmwareSharing=true"}, 1, `no site named "Redmond"; ` + "`deviceupdate site list`"},
+		{[]string{"config", "get", "--site", "Redmond"}, 1, `no site named "Redmond"`},
+		{[]string{"site", "set", "Redmond", "--subnet", "10.1.0.0/16"}, 0, "site Redmond"},
+		{[]string{"config", "set", "--site", "redmond", "PeerFirmwareSharing=true"}, 0, "site:Redmond"},
 		{[]string{"config", "set", "MaxLogFileSize=4096000", "LogCleanUpInterval=400"}, 1, "LogCleanUpInterval=400: out of range"},
 		{[]string{"config", "set", "MaxLogSize=1"}, 1, `unknown setting "MaxLogSize"`},
 		{[]string{"config", "set", "MaxLogFileSize"}, 2, "is not KEY=VALUE"},
@@ -48,6 +51,9 @@ func TestConfigThroughCLI(t *testing.T) {
 		res := e2e.Run(t, "", env, s.args...)
 		if res.Code != s.wantCode || !strings.Contains(res.Stdout+res.Stderr, s.wantText) {
 			t.Fatalf("%v: exit %d %s%s; want %d and %q", s.args, res.Code, res.Stdout, res.Stderr, s.wantCode, s.wantText)
+		}
+		if res.Code != 0 && strings.Count(res.Stderr, "\n") != 1 {
+			t.Errorf("%v: stderr is not one line: %q", s.args, res.Stderr)
 		}
 	}
 	global := get()

@@ -15,8 +15,8 @@ import (
 )
 
 func newDeviceCommand(stdout io.Writer) *cobra.Command {
-	return newGroupCommand("device", "Show the inventory of devices that polled, and set a device's own settings",
-		newDeviceListCommand(stdout), newDeviceConfigCommand(stdout))
+	return newGroupCommand("device", "Show the inventory of devices that polled, set a device's own settings, forget devices",
+		newDeviceListCommand(stdout), newDeviceConfigCommand(stdout), newDeviceRemoveCommand(stdout), newDevicePruneCommand(stdout))
 }
 
 func newDeviceConfigCommand(stdout io.Writer) *cobra.Command {
@@ -99,7 +99,7 @@ func newDeviceListCommand(stdout io.Writer) *cobra.Command {
 		if since != "" {
 			t, err := parseTimeOrAge(since)
 			if err != nil {
-				return usageError{fmt.Errorf("--since %q: want a time such as 2026-11-21T08:00:00Z or an age such as 24h", since)}
+				return usageError{fmt.Errorf("--since %q: want a time such as 2026-11-21T08:00:00Z or an age such as 24h or 7d", since)}
 			}
 			q.Set("since", t.UTC().Format(time.RFC3339))
 		}
@@ -114,15 +114,140 @@ func newDeviceListCommand(stdout io.Writer) *cobra.Command {
 		if asJSON {
 			return json.NewEncoder(stdout).Encode(devices)
 		}
-		fmt.Fprintf(stdout, "%-18s  %-8s  %-16s  %-16s  %-20s  %s\n", "ID", "MODEL", "RUNNING", "OFFERED", "LAST SEEN", "FROM")
+		tbl := newTable(stdout, "ID", "MODEL", "RUNNING", "OFFERED", "LAST SEEN", "FROM")
 		for _, d := range devices {
 			running := "-"
 			if len(d.Modules) > 0 {
 				running = d.Modules[0].Version.String()
 			}
-			fmt.Fprintf(stdout, "%-18s  %-8s  %-16s  %-16s  %-20s  %s\n", d.ID, d.Model, running, dash(d.Offered), d.LastSeen.Format(time.RFC3339), d.Remote)
+			tbl.row(d.ID, d.Model, running, dash(d.Offered), lastSeen(d.LastSeen), d.Remote)
 		}
+		return tbl.flush()
+	}
+	return cmd
+}
+
+// lastSeen shows a time, or "-" for never (a device that only uploaded logs).
+func lastSeen(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func newDeviceRemoveCommand(stdout io.Writer) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Forget one device: its inventory record and its own settings",
+		Long: `Forget a device, named by its MAC address or serial number as 'device list'
+shows it: a retired phone, a test rig. Its inventory record and its own
+settings ('device config') go; its uploaded logs and a test device of the same
+MAC stay. A poll from it later records it anew.`,
+		Example: "  deviceupdate device remove 00-04-F2-AA-BB-CC",
+		Args:    exactArgs(1, "one device ID"),
+	}
+	connect := addClientFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was removed as JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		var removed deviceupdate.RemovedDevice
+		if err := c.Do(cmd.Context(), http.MethodDelete, "/devices/"+url.PathEscape(args[0]), nil, &removed); err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, removed)
+		}
+		var settings []string
+		for _, name := range deviceupdate.DeviceSettings {
+			if v, ok := removed.Settings[name]; ok {
+				settings = append(settings, name+"="+v)
+			}
+		}
+		if removed.Device == nil {
+			fmt.Fprintf(stdout, "device %s was not in the inventory; removed its own settings: %s\n", args[0], strings.Join(settings, " "))
+			return nil
+		}
+		line := fmt.Sprintf("removed device %s from the inventory (last seen %s)", removed.Device.ID, lastSeen(removed.Device.LastActive()))
+		if len(settings) > 0 {
+			line += "; its own settings went with it: " + strings.Join(settings, " ")
+		}
+		fmt.Fprintln(stdout, line)
 		return nil
 	}
 	return cmd
+}
+
+func newDevicePruneCommand(stdout io.Writer) *cobra.Command {
+	var asJSON bool
+	var notSeen string
+	cmd := &cobra.Command{
+		Use:   "prune --not-seen AGE",
+		Short: "Forget every device not seen for an age (720h, 30d)",
+		Long: `Forget every device that has neither polled nor uploaded a log for AGE (a
+duration such as 720h, or days such as 30d): retired phones, a load test's fake
+ones. Their inventory records and their own settings go. On a terminal it says
+how many would go and asks first; scripts pass --yes.`,
+		Example: "  deviceupdate device prune --not-seen 30d\n  deviceupdate device prune --not-seen 1h --yes --json",
+		Args:    exactArgs(0, "no arguments, only --not-seen"),
+	}
+	connect := addClientFlags(cmd)
+	yes := addYesFlag(cmd)
+	cmd.Flags().StringVar(&notSeen, "not-seen", "", "forget devices not seen for this age: 720h, 30d (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON document")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if notSeen == "" {
+			return usageError{fmt.Errorf("device prune needs --not-seen AGE, such as 30d (see 'deviceupdate device prune --help')")}
+		}
+		if _, err := deviceupdate.ParseAge(notSeen); err != nil {
+			return usageError{fmt.Errorf("--not-seen: %s", deviceupdate.ErrorMessage(err))}
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		prune := func(dryRun bool) (*deviceupdate.PruneResult, error) {
+			var res deviceupdate.PruneResult
+			err := c.Do(cmd.Context(), http.MethodPost, "/devices/prune", map[string]any{"notSeen": notSeen, "dryRun": dryRun}, &res)
+			return &res, err
+		}
+		if !*yes {
+			planned, err := prune(true)
+			if err != nil {
+				return err
+			}
+			if planned.Count == 0 {
+				return printPrune(stdout, planned, asJSON)
+			}
+			if err := confirm(cmd, false, fmt.Sprintf("forget %s not seen since %s", plural(int64(planned.Count), "device"),
+				planned.NotSeenSince.Format(time.RFC3339))); err != nil {
+				return err
+			}
+		}
+		res, err := prune(false)
+		if err != nil {
+			return err
+		}
+		return printPrune(stdout, res, asJSON)
+	}
+	return cmd
+}
+
+func printPrune(stdout io.Writer, res *deviceupdate.PruneResult, asJSON bool) error {
+	if asJSON {
+		return writeJSON(stdout, res)
+	}
+	since := res.NotSeenSince.Format(time.RFC3339)
+	switch {
+	case res.Count == 0:
+		fmt.Fprintf(stdout, "no device unseen since %s; nothing to forget\n", since)
+	case res.Settings > 0:
+		fmt.Fprintf(stdout, "forgot %s not seen since %s, with the own settings of %d\n", plural(int64(res.Count), "device"), since, res.Settings)
+	default:
+		fmt.Fprintf(stdout, "forgot %s not seen since %s\n", plural(int64(res.Count), "device"), since)
+	}
+	return nil
 }

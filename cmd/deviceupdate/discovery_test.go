@@ -75,7 +75,7 @@ func TestDiscoveryDNS(t *testing.T) {
 			t.Fatalf("doctor: exit %d, stderr %q\n%s", res.Code, res.Stderr, res.Stdout)
 		}
 		lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
-		if len(lines) != 13 {
+		if len(lines) != 14 {
 			t.Errorf("%d lines, want one per check:\n%s", len(lines), res.Stdout)
 		}
 		for _, l := range lines {
@@ -137,7 +137,7 @@ func TestDoctorMissingSAN(t *testing.T) {
 	if strings.Count(res.Stdout, "FAIL") != 1 {
 		t.Errorf("more than the SAN check failed:\n%s", res.Stdout)
 	}
-	if res.Stderr != "deviceupdate: 1 of 13 checks failed\n" {
+	if res.Stderr != "deviceupdate: 1 of 14 checks failed\n" {
 		t.Errorf("stderr %q", res.Stderr)
 	}
 }

@@ -41,6 +41,7 @@ func newDoctorCommand(stdout io.Writer) *cobra.Command {
   poll           a poll to /RequestHandler/ucdevice.upx answers 200
   poll-external  an anonymous poll to /RequestHandlerExt/ucdevice.upx gets 401
   server         the admin API names the same --domain (needs the admin token)
+  audit          the admin audit trail's hash chain is intact (needs the token)
   http           the internal HTTP listener answers /healthz and polls
   disk           the data folder has 1 GiB free (run on the server, or --data;
                  a ./DeviceUpdateFiles without deviceupdate.db is skipped)
@@ -57,7 +58,7 @@ are from a device no rule matches; it appears in the inventory as model
 	f.StringVar(&o.Server, "server", "", "server URL (or $"+client.EnvServer+"; default "+client.DefaultServer+")")
 	f.StringVar(&o.DNSServer, "dns-server", "", "DNS server to ask, host[:port] (default: this host's resolver)")
 	f.StringVar(&o.Certs, "certs", "", "folder with ca.crt and admin.token (or $"+client.EnvCerts+"; default "+client.DefaultCerts+")")
-	f.StringVar(&o.Token, "token", "", "admin token (or $"+client.EnvToken+"; default: <certs>/admin.token; without one the server and http checks are skipped)")
+	f.StringVar(&o.Token, "token", "", "admin token (or $"+client.EnvToken+"; default: <certs>/admin.token; without one the server, audit and http checks are skipped)")
 	f.StringVar(&o.DataDir, "data", "", "the server's data folder, for the disk check (default "+defaultDataDir+" when it exists here)")
 	f.DurationVar(&o.Timeout, "timeout", doctor.DefaultTimeout, "time allowed for each network exchange")
 	f.BoolVar(&asJSON, "json", false, "print the results as one JSON document")

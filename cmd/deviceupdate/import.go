@@ -26,9 +26,10 @@ func newImportCommand(stdout, stderr io.Writer) *cobra.Command {
 only when every catalog is signed by a publisher in <certs>/trusted/, every
 file's hash is in its catalog, and every description is valid. Each update
 becomes the pending version of its rule; test devices get it at once, other
-devices once it is approved. Importing the same package again changes
-nothing; a package that claims an imported version with other content is
-refused. On a terminal, a progress bar shows the upload.`,
+devices once it is approved. Importing a version again changes nothing while
+it is its rule's pending or approved version; after a reset or a restore it
+makes it pending again (re-staged). A package that claims an imported version
+with other content is refused. On a terminal, a progress bar shows the upload.`,
 		Example: `  deviceupdate import UCUpdates.cab
   deviceupdate import --server https://fe01.contoso.com UCUpdates.cab --json`,
 		Args: exactArgs(1, "one FILE.cab"),
@@ -64,15 +65,26 @@ refused. On a terminal, a progress bar shows the upload.`,
 		}
 		fmt.Fprintf(stdout, "imported %s (sha256 %s)\n", name, res.PackageSHA256)
 		for _, u := range res.Updates {
-			what := "now the pending version of rule " + u.RuleID
-			if u.Status == deviceupdate.ImportUnchanged {
-				what = "already imported; nothing changed (rule " + u.RuleID + ")"
-			}
-			fmt.Fprintf(stdout, "  %-40s %-16s %s\n", u.Key, u.Version, what)
+			fmt.Fprintf(stdout, "  %-40s %-16s %s\n", u.Key, u.Version, importOutcome(u))
 		}
 		return nil
 	}
 	return cmd
+}
+
+// importOutcome says what an import did with one update.
+func importOutcome(u deviceupdate.ImportedUpdate) string {
+	switch {
+	case u.Status == deviceupdate.ImportRestaged:
+		return "re-staged: imported before, now the pending version of rule " + u.RuleID + " again"
+	case u.Status != deviceupdate.ImportUnchanged:
+		return "now the pending version of rule " + u.RuleID
+	case u.RuleAfter != nil && u.RuleAfter.ApprovedVersion == u.Version:
+		return "already the approved version of rule " + u.RuleID + "; nothing changed"
+	case u.RuleAfter != nil && u.RuleAfter.PendingVersion == u.Version:
+		return "already the pending version of rule " + u.RuleID + "; nothing changed"
+	}
+	return "already imported; nothing changed (rule " + u.RuleID + ")"
 }
 
 // uploadPackage sends size bytes of a package to the admin API, drawing a

@@ -96,3 +96,70 @@ func TestImportThroughCLI(t *testing.T) {
 		t.Errorf("audit entries = %+v", entries)
 	}
 }
+
+// TestRestageThroughCLI: import, approve v2, import v3, reset, import v3
+// again: v3 is pending again, the CLI says it was re-staged, and the audit
+// trail records the import with the rule before and after. Importing it
+// once more changes nothing and says so.
+func TestRestageThroughCLI(t *testing.T) {
+	srv := e2e.Start(t, e2e.Options{})
+	ca := testpki.NewCA(t, "Polycom Root")
+	trustPublisher(t, srv, ca)
+	sign := testpkg.NewSigner(t, ca, testpki.Options{})
+	env := []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + srv.Certs}
+	const key, v2, v3 = "UCPhone/Polycom/CX600/A/ENU/CPE", "4.0.7577.4200", "4.0.7577.4300"
+	pkg := func(version string, seed byte) string {
+		files := testpkg.Files{}
+		testpkg.AddUpdate(t, files, "", version, testpkg.Image(64<<10, seed), sign)
+		return testpkg.MakeCab(t, files)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		res := e2e.Run(t, "", env, args...)
+		if res.Code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, res.Code, res.Stderr)
+		}
+		return res.Stdout
+	}
+	pending := func() string {
+		t.Helper()
+		var rules []deviceupdate.Rule
+		if err := json.Unmarshal([]byte(run("rule", "list", "--json")), &rules); err != nil || len(rules) != 1 {
+			t.Fatalf("rule list: %v %+v", err, rules)
+		}
+		return rules[0].PendingVersion.String()
+	}
+	pkgV3 := pkg(v3, 3)
+	run("import", pkg(v2, 2))
+	run("rule", "approve", key)
+	run("import", pkgV3)
+	run("rule", "reset", key)
+	if got := pending(); got != "0.0.0.0" {
+		t.Fatalf("pending after reset = %s", got)
+	}
+	out := run("import", pkgV3)
+	if !strings.Contains(out, "re-staged") || !strings.Contains(out, v3) {
+		t.Errorf("re-import output does not say it re-staged %s:\n%s", v3, out)
+	}
+	if got := pending(); got != v3 {
+		t.Errorf("pending after the re-import = %s, want %s", got, v3)
+	}
+	if out := run("import", pkgV3); !strings.Contains(out, "already the pending version") || !strings.Contains(out, "nothing changed") {
+		t.Errorf("importing the pending version again:\n%s", out)
+	}
+	run("rule", "approve", key)
+	if out := run("import", pkgV3); !strings.Contains(out, "already the approved version") {
+		t.Errorf("importing the approved version again:\n%s", out)
+	}
+
+	list := run("audit", "list", "--action", "import")
+	if n := strings.Count(list, " import "); n != 5 {
+		t.Errorf("audit list shows %d imports, want 5:\n%s", n, list)
+	}
+	js := run("audit", "list", "--action", "import", "--json")
+	for _, want := range []string{`"status":"re-staged"`, `"ruleBefore":{`, `"pendingVersion":"` + v3 + `"`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("audit list --json lacks %s:\n%s", want, js)
+		}
+	}
+}

@@ -101,7 +101,7 @@ func TestPackagesFromIndependentTools(t *testing.T) {
 	}{
 		{"pack, cabinet signed", packed, 0, "now the pending version"},
 		{"gcab, catalog signed by osslsigncode", gcabPkg, 0, "now the pending version"},
-		{"gcab cabinet signed by osslsigncode", signedGcab, 0, "already imported"},
+		{"gcab cabinet signed by osslsigncode", signedGcab, 0, "already the pending version"},
 		{"cabinet signed by an untrusted publisher", strangerGcab, 1, "not a trusted publisher"},
 		{"signed cabinet changed after signing", tampered, 1, "Authenticode signature does not verify"},
 	}

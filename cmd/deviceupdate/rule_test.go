@@ -121,8 +121,11 @@ func TestRuleLifecycleThroughCLI(t *testing.T) {
 	}
 
 	// The audit trail holds every action and verifies.
-	var entries []deviceupdate.AuditEntry
-	json.Unmarshal([]byte(run("audit", "list", "--action", "rule.", "--json").Stdout), &entries)
+	var list deviceupdate.AuditList
+	if err := json.Unmarshal([]byte(run("audit", "list", "--action", "rule.", "--json").Stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	entries := list.Entries
 	var actions []string
 	for _, e := range entries {
 		actions = append(actions, e.Action)

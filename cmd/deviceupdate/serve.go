@@ -201,13 +201,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if _, err := im.Reconcile(); err != nil {
 		return err
 	}
-	svc := &admin.Service{DB: m.db, Trail: m.trail}
 	host, _ := os.Hostname()
 	reqLog, err := audit.OpenRequestLog(c.Data, host)
 	if err != nil {
 		return err
 	}
 	m.recorder = inventory.New(m.db, reqLog, m.Logger, inventory.DefaultInterval)
+	svc := &admin.Service{DB: m.db, Trail: m.trail, Inventory: m.recorder, Logger: m.Logger}
+	svc.LogTrailState()
 	polls := &poll.Service{DB: m.db, Recorder: m.recorder, StoreDir: filepath.Join(c.Data, importer.StoreDir)}
 	if err := os.MkdirAll(filepath.Join(c.Data, importer.StoreDir), 0o750); err != nil {
 		return fmt.Errorf("create update store: %w", err)
@@ -218,6 +219,15 @@ func (m *Main) Run(ctx context.Context) error {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "deviceupdate_audit_trail_broken",
+			Help: "1 when the admin audit trail's hash chain was found broken (an entry altered, removed or moved) at start or at the last read of the trail, else 0.",
+		}, func() float64 {
+			if m.trail.Broken() != nil {
+				return 1
+			}
+			return 0
+		}),
 	)
 	limits, err := c.Limits()
 	if err != nil {
@@ -247,7 +257,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Config:         svc,
 		Files:          im,
 		Polls:          polls,
-		Devices:        polls,
+		Devices:        svc,
 		Sites:          svc,
 		DeviceConfig:   svc,
 		Users:          svc,

@@ -54,13 +54,16 @@ func TestSitesAndDeviceSettings(t *testing.T) {
 	}
 	const phone, other = "00-04-F2-00-00-0A", "00-04-F2-00-00-0B"
 
-	// No site yet: the limited test device is an ordinary phone.
+	// No site yet: a test device cannot be limited to it.
 	res := e2e.Run(t, "", env, "testdevice", "add", "--name", "lab", "--mac", phone, "--site", "Lab")
-	if res.Code != 0 {
-		t.Fatal(res.Stderr)
+	if res.Code != 1 || !strings.Contains(res.Stderr, `no site named "Lab"`) {
+		t.Fatalf("a test device at a site that does not exist: exit %d %q", res.Code, res.Stderr)
 	}
+	// Away from its site, the limited test device is an ordinary phone.
+	run("site", "set", "Lab", "--subnet", "10.9.0.0/16")
+	run("testdevice", "add", "--name", "lab", "--mac", phone, "--site", "Lab")
 	if got := poll(phone, "4.0.7577.4100"); got.Version != "4.0.7577.4366" || got.PeerSharing.Enabled {
-		t.Fatalf("without a site: %+v", got)
+		t.Fatalf("outside its site: %+v", got)
 	}
 
 	run("config", "set", "PeerFirmwareSharing=true")
@@ -100,18 +103,23 @@ func TestSitesAndDeviceSettings(t *testing.T) {
 
 	t.Run("refusals", func(t *testing.T) {
 		for _, args := range [][]string{
-			{"site", "set", "Other", "--subnet", "10.9.0.0/16"},           // subnet of Lab
-			{"site", "set", "Bad", "--subnet", "10.0.0.0/33"},             // not CIDR
-			{"site", "remove", "Lab"},                                     // a test device is limited to it
-			{"device", "config", other, "PollIntervalSeconds=3600"},       // not a device setting
-			{"config", "set", "InternalHostName=bad host"},                // not a host
-			{"device", "config", "not a device!", "PeerFirmwareSharing="}, // not an identifier
+			{"site", "set", "Other", "--subnet", "10.9.0.0/16"},                // subnet of Lab
+			{"site", "set", "Bad", "--subnet", "10.0.0.0/33"},                  // not CIDR
+			{"site", "remove", "Lab"},                                          // a test device is limited to it
+			{"config", "set", "--site", "Nowhere", "PeerFirmwareSharing=true"}, // no such site
+			{"device", "config", other, "PollIntervalSeconds=3600"},            // not a device setting
+			{"config", "set", "InternalHostName=bad host"},                     // not a host
+			{"device", "config", "not a device!", "PeerFirmwareSharing="},      // not an identifier
 		} {
 			if res := e2e.Run(t, "", env, args...); res.Code != 1 || strings.Count(strings.TrimSpace(res.Stderr), "\n") != 0 {
 				t.Errorf("%s: exit %d, stderr %q; want 1 and one line", strings.Join(args, " "), res.Code, res.Stderr)
 			}
 		}
 	})
+
+	if res := e2e.Run(t, "", env, "site", "remove", "Lab"); !strings.Contains(res.Stderr, `site Lab is in use: test device "lab" is limited to it`) {
+		t.Errorf("site remove of a site in use: %q", res.Stderr)
+	}
 
 	// Removing the site drops its settings: global applies again.
 	run("testdevice", "remove", "lab")
@@ -124,5 +132,8 @@ func TestSitesAndDeviceSettings(t *testing.T) {
 	}
 	if res := run("audit", "list", "--json"); !strings.Contains(res.Stdout, "site.put") || !strings.Contains(res.Stdout, "device.config.set") || !strings.Contains(res.Stdout, "site.remove") {
 		t.Error("site and device setting changes are not in the audit trail")
+	}
+	if res := run("audit", "list", "--action", "site.remove", "--json"); !strings.Contains(res.Stdout, `"settings":{"ExternalHostName":"edge.example.com"`) {
+		t.Errorf("the removal of a site is audited without the settings it took: %s", res.Stdout)
 	}
 }

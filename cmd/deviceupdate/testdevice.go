@@ -33,7 +33,7 @@ version before it is approved. Without --site it is a test device everywhere.`,
 	f.StringVar(&d.Name, "name", "", "the device's name (required)")
 	f.StringVar(&d.MAC, "mac", "", "its MAC address")
 	f.StringVar(&d.Serial, "serial", "", "its serial number")
-	f.StringVar(&site, "site", "", "limit it to a site (default: global)")
+	f.StringVar(&site, "site", "", "limit it to a site, one 'site list' shows (default: global)")
 	f.BoolVar(&asJSON, "json", false, "print the device added as JSON")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if d.Name == "" {

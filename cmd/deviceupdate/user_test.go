@@ -190,8 +190,9 @@ func TestExternalUsersThroughCLI(t *testing.T) {
 		t.Errorf("removing twice: %d %s", res.Code, res.Stderr)
 	}
 
-	var entries []deviceupdate.AuditEntry
-	json.Unmarshal([]byte(e2e.Run(t, "", env, "audit", "list", "--action", "user.", "--json").Stdout), &entries)
+	var list deviceupdate.AuditList
+	json.Unmarshal([]byte(e2e.Run(t, "", env, "audit", "list", "--action", "user.", "--json").Stdout), &list)
+	entries := list.Entries
 	var actions []string
 	for _, e := range entries {
 		actions = append(actions, e.Action+" "+e.Target+" "+e.Result)

@@ -6,19 +6,33 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
-// Service serves rules and the audit trail.
+// Service serves rules, test devices, configuration, sites, users, the
+// inventory and the audit trail.
 type Service struct {
 	DB    *store.DB
 	Trail *audit.Trail
+	// Inventory batches the polls' records; nil when nothing is batched.
+	Inventory Inventory
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger gets a broken audit trail at error level; nil logs nothing.
+	Logger *zap.Logger
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // Compile-time checks.
@@ -51,47 +65,63 @@ func (s *Service) ChangeRule(_ context.Context, id string, action deviceupdate.R
 	return before, after, s.audited(e, err)
 }
 
-// AuditEntries returns the trail's entries that match f.
-func (s *Service) AuditEntries(_ context.Context, f deviceupdate.AuditFilter) ([]deviceupdate.AuditEntry, error) {
-	file, err := os.Open(s.Trail.Path())
-	if err != nil {
-		return nil, fmt.Errorf("read audit trail: %w", err)
-	}
-	defer file.Close()
-	all, err := audit.ReadAll(file)
-	var be *audit.BrokenError
-	if errors.As(err, &be) {
-		return nil, &deviceupdate.Error{Code: deviceupdate.ECONFLICT, Message: be.Error() + "; `deviceupdate audit verify` reports it", Err: err}
-	}
+// AuditEntries returns the trail's entries that match f; of a broken
+// trail, those it can read, with where it breaks.
+func (s *Service) AuditEntries(_ context.Context, f deviceupdate.AuditFilter) (*deviceupdate.AuditList, error) {
+	list := &deviceupdate.AuditList{Entries: []deviceupdate.AuditRecord{}}
+	brk, err := s.readTrail(func(e audit.Entry, verified bool) {
+		if f.Match(e) {
+			list.Entries = append(list.Entries, deviceupdate.AuditRecord{AuditEntry: e, Unverified: !verified})
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := []deviceupdate.AuditEntry{}
-	for _, e := range all {
-		if f.Match(e) {
-			out = append(out, e)
-		}
+	if brk != nil {
+		list.Broken = &deviceupdate.AuditBreak{Line: brk.Line, Seq: brk.Seq, Reason: brk.Reason}
 	}
-	return out, nil
+	return list, nil
 }
 
 // VerifyAudit checks the whole trail.
 func (s *Service) VerifyAudit(context.Context) (*deviceupdate.AuditVerification, error) {
-	file, err := os.Open(s.Trail.Path())
-	if err != nil {
-		return nil, fmt.Errorf("read audit trail: %w", err)
-	}
-	defer file.Close()
 	n := 0
-	err = audit.Scan(file, func(audit.Entry) { n++ })
-	var be *audit.BrokenError
+	brk, err := s.readTrail(func(_ audit.Entry, verified bool) {
+		if verified {
+			n++
+		}
+	})
 	switch {
-	case errors.As(err, &be):
-		return &deviceupdate.AuditVerification{Entries: n, Line: be.Line, Seq: be.Seq, Reason: be.Reason}, nil
 	case err != nil:
 		return nil, err
+	case brk != nil:
+		return &deviceupdate.AuditVerification{Entries: n, Line: brk.Line, Seq: brk.Seq, Reason: brk.Reason}, nil
 	}
 	return &deviceupdate.AuditVerification{Intact: true, Entries: n}, nil
+}
+
+// readTrail reads the trail and logs a break at error level: a trail
+// altered behind the service's back is an incident.
+func (s *Service) readTrail(fn func(e audit.Entry, verified bool)) (*audit.BrokenError, error) {
+	brk, err := s.Trail.Read(fn)
+	if err != nil {
+		return nil, err
+	}
+	s.logBroken(brk)
+	return brk, nil
+}
+
+// LogTrailState logs at error level when the trail was broken when last
+// read; serve calls it once the trail is open.
+func (s *Service) LogTrailState() { s.logBroken(s.Trail.Broken()) }
+
+func (s *Service) logBroken(brk *audit.BrokenError) {
+	if brk == nil || s.Logger == nil {
+		return
+	}
+	s.Logger.Error("audit trail is broken", zap.String("file", s.Trail.Path()), zap.Int("line", brk.Line),
+		zap.Uint64("entry", brk.Seq), zap.String("reason", brk.Reason),
+		zap.String("fix", "stop serve, restore the file from a backup and start serve again; `deviceupdate audit verify` names the first altered entry"))
 }
 
 // TestDevices returns every test device.
@@ -103,7 +133,7 @@ func (s *Service) TestDevices(context.Context) ([]deviceupdate.TestDevice, error
 func (s *Service) AddTestDevice(_ context.Context, d deviceupdate.TestDevice, actor string) (deviceupdate.TestDevice, error) {
 	norm, err := d.Normalize()
 	if err == nil {
-		err = s.DB.AddTestDevice(norm)
+		norm, err = s.DB.AddTestDevice(norm)
 	}
 	e := audit.Entry{Actor: actor, Action: "testdevice.add", Target: d.Name, Result: audit.ResultOK}
 	if err != nil {
@@ -137,11 +167,11 @@ func (s *Service) audited(e audit.Entry, err error) error {
 
 // Config returns the effective settings for a scope.
 func (s *Service) Config(_ context.Context, scope string) ([]deviceupdate.ConfigValue, error) {
-	global, site, err := s.DB.ConfigOverrides(scope)
+	sc, err := s.DB.ScopeConfig(scope)
 	if err != nil {
 		return nil, err
 	}
-	return deviceupdate.ResolveConfig(global, site, scope), nil
+	return deviceupdate.ResolveConfig(sc.Global, sc.Site, sc.Scope), nil
 }
 
 // SetConfig checks every setting first, applies them in one transaction,
@@ -149,18 +179,20 @@ func (s *Service) Config(_ context.Context, scope string) ([]deviceupdate.Config
 func (s *Service) SetConfig(_ context.Context, scope string, settings map[string]string, actor string) ([]deviceupdate.ConfigValue, error) {
 	e := audit.Entry{Actor: actor, Action: "config.set", Target: scope, Result: audit.ResultOK}
 	checked, err := deviceupdate.CheckSettings(settings)
-	var before, global, site map[string]string
+	var before map[string]string
+	var after store.ScopeConfig
 	if err == nil {
-		before, global, site, err = s.DB.SetConfig(scope, checked)
+		before, after, err = s.DB.SetConfig(scope, checked)
 	}
 	if err != nil {
 		e.Result = deviceupdate.ErrorMessage(err)
 		return nil, s.audited(e, err)
 	}
+	e.Target = after.Scope
 	e.Before, _ = json.Marshal(before)
-	e.After, _ = json.Marshal(site)
+	e.After, _ = json.Marshal(after.Site)
 	if err := s.audited(e, nil); err != nil {
 		return nil, err
 	}
-	return deviceupdate.ResolveConfig(global, site, scope), nil
+	return deviceupdate.ResolveConfig(after.Global, after.Site, after.Scope), nil
 }

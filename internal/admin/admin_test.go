@@ -3,9 +3,14 @@ package admin_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/admin"
@@ -15,7 +20,9 @@ import (
 
 var key = deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"}
 
-func newService(t *testing.T) *admin.Service {
+// openService opens a store and an audit trail in a temporary folder,
+// checked and closed when the test ends, and returns the folder.
+func openService(t *testing.T) (*admin.Service, string) {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(dir, store.Options{})
@@ -26,13 +33,25 @@ func newService(t *testing.T) *admin.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close(); trail.Close() })
-	_, err = db.CommitImport([]*deviceupdate.StoredUpdate{{RuleKey: key, Version: deviceupdate.MustParseVersion("4.0.7577.4366"),
+	t.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			t.Error(err)
+		}
+		db.Close()
+		trail.Close()
+	})
+	return &admin.Service{DB: db, Trail: trail}, dir
+}
+
+func newService(t *testing.T) *admin.Service {
+	t.Helper()
+	s, _ := openService(t)
+	_, err := s.DB.CommitImport([]*deviceupdate.StoredUpdate{{RuleKey: key, Version: deviceupdate.MustParseVersion("4.0.7577.4366"),
 		Images: []deviceupdate.UpdateFile{{Name: "CPE.nbt", Size: 1, SHA256: "aa"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &admin.Service{DB: db, Trail: trail}
+	return s
 }
 
 func TestChangesAreAudited(t *testing.T) {
@@ -52,11 +71,12 @@ func TestChangesAreAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	all, err := s.AuditEntries(ctx, deviceupdate.AuditFilter{})
+	list, err := s.AuditEntries(ctx, deviceupdate.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 4 {
+	all := list.Entries
+	if len(all) != 4 || list.Broken != nil {
 		t.Fatalf("%d entries, want 4", len(all))
 	}
 	approve := all[0]
@@ -81,8 +101,8 @@ func TestChangesAreAudited(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, err := s.AuditEntries(ctx, tt.filter)
-		if err != nil || len(got) != tt.want {
-			t.Errorf("%s: %d entries (%v), want %d", tt.name, len(got), err, tt.want)
+		if err != nil || len(got.Entries) != tt.want {
+			t.Errorf("%s: %+v (%v), want %d entries", tt.name, got, err, tt.want)
 		}
 	}
 
@@ -90,13 +110,85 @@ func TestChangesAreAudited(t *testing.T) {
 	if err != nil || !v.Intact || v.Entries != 4 {
 		t.Fatalf("VerifyAudit = %+v, %v", v, err)
 	}
-	data, _ := os.ReadFile(s.Trail.Path())
-	os.WriteFile(s.Trail.Path(), bytes.Replace(data, []byte("admin@10.0.0.3"), []byte("admin@10.0.0.9"), 1), 0o640)
-	v, err = s.VerifyAudit(ctx)
-	if err != nil || v.Intact || v.Line != 3 || v.Entries != 2 {
-		t.Fatalf("VerifyAudit after tampering = %+v, %v; want broken at line 3", v, err)
+}
+
+// TestBrokenTrail: after the trail file is tampered with, listing it
+// shows the entries before the break, where it breaks and the entries
+// after it, unverified; verifying names the break; each read logs it at
+// error level; putting the file back makes it intact again.
+func TestBrokenTrail(t *testing.T) {
+	s := newService(t)
+	core, logs := observer.New(zap.InfoLevel)
+	s.Logger = zap.New(core)
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := s.AddTestDevice(ctx, deviceupdate.TestDevice{Name: fmt.Sprintf("lab%d", i), Serial: fmt.Sprintf("SN%d", i)}, "admin@10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := s.AuditEntries(ctx, deviceupdate.AuditFilter{}); deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT {
-		t.Errorf("listing a broken trail = %v, want a conflict naming the break", err)
+	data, err := os.ReadFile(s.Trail.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	tests := []struct {
+		name           string
+		trail          string
+		wantVerified   string
+		wantLine       int
+		wantReason     string
+		wantUnverified string
+	}{
+		{"a byte of a line edited", strings.Replace(string(data), `"target":"lab2"`, `"target":"lab9"`, 1), "lab0 lab1", 3, "altered", "lab9 lab3 lab4"},
+		{"a middle line deleted", lines[0] + lines[1] + lines[3] + lines[4], "lab0 lab1", 3, "removed or moved", "lab3 lab4"},
+		{"the last line deleted", lines[0] + lines[1] + lines[2] + lines[3], "lab0 lab1 lab2 lab3", 5, "removed from its end", ""},
+		{"put back", string(data), "lab0 lab1 lab2 lab3 lab4", 0, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(s.Trail.Path(), []byte(tt.trail), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			logged := logs.TakeAll()
+			list, err := s.AuditEntries(ctx, deviceupdate.AuditFilter{Action: "testdevice."})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var verified, unverified []string
+			for _, e := range list.Entries {
+				if e.Unverified {
+					unverified = append(unverified, e.Target)
+				} else {
+					verified = append(verified, e.Target)
+				}
+			}
+			if got := strings.Join(verified, " "); got != tt.wantVerified {
+				t.Errorf("verified entries %q, want %q", got, tt.wantVerified)
+			}
+			if got := strings.Join(unverified, " "); got != tt.wantUnverified {
+				t.Errorf("unverified entries %q, want %q", got, tt.wantUnverified)
+			}
+			v, err := s.VerifyAudit(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logged = logs.TakeAll()
+			if tt.wantLine == 0 {
+				if list.Broken != nil || !v.Intact || len(logged) != 0 {
+					t.Errorf("intact trail: broken %+v, verification %+v, logged %v", list.Broken, v, logged)
+				}
+				return
+			}
+			if list.Broken == nil || list.Broken.Line != tt.wantLine || !strings.Contains(list.Broken.Reason, tt.wantReason) {
+				t.Errorf("break %+v, want line %d: %s", list.Broken, tt.wantLine, tt.wantReason)
+			}
+			if v.Intact || v.Line != tt.wantLine || v.Entries != tt.wantLine-1 {
+				t.Errorf("verification %+v, want broken at line %d", v, tt.wantLine)
+			}
+			if len(logged) != 2 || logged[0].Level != zap.ErrorLevel || logged[0].Message != "audit trail is broken" ||
+				logged[0].ContextMap()["line"] != int64(tt.wantLine) {
+				t.Errorf("logged %+v, want the break at error level on each read", logged)
+			}
+		})
 	}
 }

@@ -40,14 +40,18 @@ func (s *Service) PutSite(_ context.Context, site deviceupdate.Site, actor strin
 	return norm, s.audited(e, err)
 }
 
-// RemoveSite deletes and audits a site.
+// RemoveSite deletes a site with its settings, refused while test devices
+// are limited to it, and audits it with the settings it had.
 func (s *Service) RemoveSite(_ context.Context, name, actor string) error {
-	site, err := s.DB.RemoveSite(name)
+	site, settings, err := s.DB.RemoveSite(name)
 	e := audit.Entry{Actor: actor, Action: "site.remove", Target: name, Result: audit.ResultOK}
 	if err != nil {
 		e.Result = deviceupdate.ErrorMessage(err)
 	} else {
-		e.Before, _ = json.Marshal(site)
+		e.Before, _ = json.Marshal(struct {
+			deviceupdate.Site
+			Settings map[string]string `json:"settings,omitempty"`
+		}{site, settings})
 	}
 	return s.audited(e, err)
 }

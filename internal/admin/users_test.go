@@ -43,10 +43,11 @@ func TestUsersAreAuditedWithoutSecrets(t *testing.T) {
 		t.Errorf("second removal = %v", err)
 	}
 
-	entries, err := s.AuditEntries(ctx, deviceupdate.AuditFilter{Action: "user."})
+	list, err := s.AuditEntries(ctx, deviceupdate.AuditFilter{Action: "user."})
 	if err != nil {
 		t.Fatal(err)
 	}
+	entries := list.Entries
 	var actions []string
 	for _, e := range entries {
 		actions = append(actions, e.Action+" "+e.Result)

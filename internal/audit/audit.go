@@ -1,7 +1,8 @@
 // Package audit keeps the admin audit trail: an append-only file of JSON
 // lines under <data>/Logs/Server/Audit/admin/, one per admin action, each
 // carrying the hash of the line before it. Altering, removing or reordering
-// any entry breaks the chain, which Verify reports.
+// any entry breaks the chain, which Verify reports; Read reads past the
+// break, so that what is left of a tampered trail can still be shown.
 package audit
 
 import (
@@ -16,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deviceupdate/deviceupdate"
@@ -56,16 +58,20 @@ func (e *BrokenError) Unwrap() error { return ErrBroken }
 
 // Trail appends entries to the trail file. It is safe for concurrent use.
 type Trail struct {
-	mu   sync.Mutex
-	f    *os.File
-	path string
-	seq  uint64
-	prev string
-	now  func() time.Time
+	mu     sync.Mutex
+	f      *os.File
+	path   string
+	seq    uint64
+	prev   string
+	now    func() time.Time
+	broken atomic.Pointer[BrokenError] // as last found, nil while intact
 }
 
-// Open opens (or creates) the trail under dataDir, checking the whole
-// chain so that appends continue an intact one.
+// Open opens (or creates) the trail under dataDir and checks the whole
+// chain. A broken trail is opened all the same, so that the service, its
+// admin API and its audit go on (the break is an incident to report, not
+// a reason to stop serving phones): Broken reports it, and appends go on
+// from the file's last entry that can be read.
 func Open(dataDir string, now func() time.Time) (*Trail, error) {
 	if now == nil {
 		now = time.Now
@@ -84,15 +90,54 @@ func Open(dataDir string, now func() time.Time) (*Trail, error) {
 		return nil, fmt.Errorf("open audit trail %s: %w", path, err)
 	}
 	t := &Trail{f: f, path: path, now: now}
-	last, err := verify(f)
+	var last *Entry
+	brk, err := Read(f, func(e Entry, _ bool) { last = &e })
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open audit trail %s: %w; run `deviceupdate audit verify` and restore the file from a backup", path, err)
+		return nil, fmt.Errorf("open audit trail %s: %w", path, err)
 	}
+	t.broken.Store(brk)
 	if last != nil {
 		t.seq, t.prev = last.Seq, last.Hash
 	}
 	return t, nil
+}
+
+// Broken returns where the chain broke when it was last read (by Open or
+// Read), or nil when it was intact.
+func (t *Trail) Broken() *BrokenError { return t.broken.Load() }
+
+// Read reads the trail file from the start like the function Read, and
+// remembers what it found for Broken. Besides what the file shows, it
+// knows how far this process wrote: a trail that ends before that lost
+// entries from its end.
+func (t *Trail) Read(fn func(e Entry, verified bool)) (*BrokenError, error) {
+	t.mu.Lock()
+	wrote := t.seq
+	t.mu.Unlock()
+	f, err := os.Open(t.path)
+	if err != nil {
+		return nil, fmt.Errorf("read audit trail: %w", err)
+	}
+	defer f.Close()
+	var last uint64
+	lines := 0
+	brk, err := Read(f, func(e Entry, verified bool) {
+		if verified {
+			last = e.Seq
+			lines++
+		}
+		fn(e, verified)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audit trail %s: %w", t.path, err)
+	}
+	if brk == nil && last < wrote {
+		brk = &BrokenError{Line: lines + 1, Seq: last + 1,
+			Reason: fmt.Sprintf("the trail ends at entry %d, but this server wrote up to entry %d (entries were removed from its end)", last, wrote)}
+	}
+	t.broken.Store(brk)
+	return brk, nil
 }
 
 // dropTornTail cuts off a last line without its newline: an append that a
@@ -179,63 +224,129 @@ func entryHash(e Entry) (string, error) {
 // that sequence numbers run 1, 2, 3… and that each entry names its
 // predecessor's hash. It returns a *BrokenError for the first bad entry.
 func Verify(r io.Reader) error {
-	_, err := verify(r)
-	return err
+	return Scan(r, func(Entry) {})
 }
 
-// ReadAll returns every entry of an intact trail.
+// ReadAll returns every entry of an intact trail, and a *BrokenError with
+// the entries before the break when it is not.
 func ReadAll(r io.Reader) ([]Entry, error) {
 	var out []Entry
-	err := scan(r, func(e Entry) { out = append(out, e) })
+	err := Scan(r, func(e Entry) { out = append(out, e) })
 	return out, err
-}
-
-func verify(r io.Reader) (*Entry, error) {
-	var last *Entry
-	err := scan(r, func(e Entry) { last = &e })
-	return last, err
 }
 
 // Scan reads a trail from the start, checking the chain, and hands each
 // intact entry to fn; it stops with a *BrokenError at the first bad one.
-func Scan(r io.Reader, fn func(Entry)) error { return scan(r, fn) }
-
-// scan checks the chain while handing each entry to fn.
-func scan(r io.Reader, fn func(Entry)) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxLine)
-	var seq uint64
-	prev := ""
-	line := 0
-	for sc.Scan() {
-		line++
-		raw := sc.Bytes()
-		if len(bytes.TrimSpace(raw)) == 0 {
-			return &BrokenError{Line: line, Seq: seq + 1, Reason: "empty line"}
+func Scan(r io.Reader, fn func(Entry)) error {
+	brk, err := Read(r, func(e Entry, verified bool) {
+		if verified {
+			fn(e)
 		}
-		var e Entry
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&e); err != nil {
-			return &BrokenError{Line: line, Seq: seq + 1, Reason: "not an audit entry: " + err.Error()}
-		}
-		want, err := entryHash(e)
-		if err != nil {
-			return err
-		}
-		switch {
-		case e.Hash != want:
-			return &BrokenError{Line: line, Seq: e.Seq, Reason: "its content does not match its hash (the entry was altered)"}
-		case e.Seq != seq+1:
-			return &BrokenError{Line: line, Seq: e.Seq, Reason: fmt.Sprintf("sequence number %d follows %d (an entry was removed or moved)", e.Seq, seq)}
-		case e.Prev != prev:
-			return &BrokenError{Line: line, Seq: e.Seq, Reason: "it does not name the previous entry's hash (an entry was removed or moved)"}
-		}
-		seq, prev = e.Seq, e.Hash
-		fn(e)
+	})
+	if err != nil {
+		return err
 	}
-	if err := sc.Err(); err != nil {
-		return &BrokenError{Line: line + 1, Seq: seq + 1, Reason: err.Error()}
+	if brk != nil {
+		return brk
 	}
 	return nil
+}
+
+// Read reads a trail from the start and hands every entry it can read to
+// fn, with whether the chain vouches for it: the entries before the first
+// break are verified; from the break on, those that still read as entries
+// are handed unverified, and lines that do not are skipped. It returns the
+// first break, nil for an intact trail, and an error only when r fails.
+// A last line without its newline is an append in progress, or one a crash
+// cut off (Open drops it), and is not read.
+func Read(r io.Reader, fn func(e Entry, verified bool)) (*BrokenError, error) {
+	var brk *BrokenError
+	var seq uint64
+	prev := ""
+	err := lines(r, func(line int, raw []byte, tooLong bool) {
+		e, why := decodeEntry(raw, tooLong)
+		parsed := why == ""
+		if brk != nil {
+			if parsed {
+				fn(e, false)
+			}
+			return
+		}
+		if parsed {
+			want, err := entryHash(e)
+			switch {
+			case err != nil:
+				why = err.Error()
+			case e.Hash != want:
+				why = "its content does not match its hash (the entry was altered)"
+			case e.Seq != seq+1:
+				why = fmt.Sprintf("sequence number %d follows %d (an entry was removed or moved)", e.Seq, seq)
+			case e.Prev != prev:
+				why = "it does not name the previous entry's hash (an entry was removed or moved)"
+			}
+		}
+		if why == "" {
+			seq, prev = e.Seq, e.Hash
+			fn(e, true)
+			return
+		}
+		brk = &BrokenError{Line: line, Seq: seq + 1, Reason: why}
+		if parsed {
+			brk.Seq = e.Seq
+			fn(e, false)
+		}
+	})
+	return brk, err
+}
+
+// decodeEntry reads one line as an entry, or says why it is not one.
+func decodeEntry(raw []byte, tooLong bool) (Entry, string) {
+	var e Entry
+	if tooLong {
+		return e, fmt.Sprintf("a line longer than %d bytes is not an audit entry", maxLine)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return e, "empty line"
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Entry{}, "not an audit entry: " + err.Error()
+	}
+	if dec.More() {
+		return Entry{}, "not an audit entry: more than one JSON value on the line"
+	}
+	if e.Seq == 0 || e.Hash == "" {
+		return Entry{}, "not an audit entry: it has no sequence number or no hash"
+	}
+	return e, ""
+}
+
+// lines hands fn each newline-terminated line of r, without its newline,
+// numbered from 1. A line longer than maxLine is handed as tooLong, its
+// bytes dropped as they come, so memory stays bounded whatever r holds.
+func lines(r io.Reader, fn func(line int, raw []byte, tooLong bool)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	tooLong := false
+	line := 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(buf)+len(chunk) > maxLine+1 {
+			tooLong, buf = true, buf[:0]
+		} else if !tooLong {
+			buf = append(buf, chunk...)
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			return nil // a last line without its newline is not read
+		case err != nil:
+			return err
+		}
+		line++
+		fn(line, bytes.TrimSuffix(buf, []byte("\n")), tooLong)
+		buf, tooLong = buf[:0], false
+	}
 }

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +15,7 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 )
 
-func writeTrail(t *testing.T, n int) (string, []byte) {
+func writeTrail(t testing.TB, n int) (string, []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	clock := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
@@ -101,12 +104,133 @@ func TestVerifyFindsTampering(t *testing.T) {
 	}
 }
 
-func TestOpenRefusesBrokenTrail(t *testing.T) {
-	dir, data := writeTrail(t, 2)
-	path := dir + "/" + audit.Dir + "/" + audit.FileName
-	os.WriteFile(path, bytes.Replace(data, []byte("import"), []byte("imp0rt"), 1), 0o640)
-	if _, err := audit.Open(dir, nil); !errors.Is(err, audit.ErrBroken) {
-		t.Fatalf("Open of a broken trail = %v, want ErrBroken", err)
+// TestReadPastTheBreak: reading a tampered trail hands the entries before
+// the break as verified, names the break, and hands the entries after it
+// that still read as entries, unverified.
+func TestReadPastTheBreak(t *testing.T) {
+	_, data := writeTrail(t, 5)
+	lines := strings.SplitAfter(string(data), "\n")
+	lines = lines[:len(lines)-1]
+	join := func(ls ...string) string { return strings.Join(ls, "") }
+	tests := []struct {
+		name           string
+		trail          string
+		wantVerified   string // sequence numbers
+		wantLine       int    // 0: intact
+		wantUnverified string
+	}{
+		{"intact", string(data), "1 2 3 4 5", 0, ""},
+		{"a byte of a line edited", strings.Replace(string(data), `"version":"4.0.7577.2"`, `"version":"4.0.7577.7"`, 1), "1 2", 3, "3 4 5"},
+		{"a middle line deleted", join(lines[0], lines[1], lines[3], lines[4]), "1 2", 3, "4 5"},
+		{"a line made unreadable", join(lines[0], lines[1][:30]+"\n", lines[2], lines[3], lines[4]), "1", 2, "3 4 5"},
+		{"a foreign line inserted", join(lines[0], lines[1], "hello\n", lines[2], "\n", lines[3], lines[4]), "1 2", 3, "3 4 5"},
+		{"a line of 5 MiB inserted", join(lines[0], strings.Repeat("x", 5<<20)+"\n", lines[1], lines[2]), "1", 2, "2 3"},
+		{"the newline of the last line removed", join(lines[0], lines[1], strings.TrimSuffix(lines[2], "\n")), "1 2", 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var verified, unverified []string
+			brk, err := audit.Read(strings.NewReader(tt.trail), func(e audit.Entry, ok bool) {
+				if ok {
+					verified = append(verified, strconv.FormatUint(e.Seq, 10))
+				} else {
+					unverified = append(unverified, strconv.FormatUint(e.Seq, 10))
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := 0
+			if brk != nil {
+				line = brk.Line
+			}
+			if got := strings.Join(verified, " "); got != tt.wantVerified {
+				t.Errorf("verified %q, want %q", got, tt.wantVerified)
+			}
+			if line != tt.wantLine {
+				t.Errorf("break at line %d (%v), want %d", line, brk, tt.wantLine)
+			}
+			if got := strings.Join(unverified, " "); got != tt.wantUnverified {
+				t.Errorf("unverified %q, want %q", got, tt.wantUnverified)
+			}
+		})
+	}
+}
+
+// TestOpenKeepsBrokenTrail: a broken trail opens, Broken names the break,
+// and appends go on from the last entry that reads.
+func TestOpenKeepsBrokenTrail(t *testing.T) {
+	dir, data := writeTrail(t, 3)
+	path := filepath.Join(dir, audit.Dir, audit.FileName)
+	lines := strings.SplitAfter(string(data), "\n")
+	os.WriteFile(path, []byte(lines[0]+lines[2]), 0o640) // entry 2 deleted
+	tr, err := audit.Open(dir, nil)
+	if err != nil {
+		t.Fatalf("Open of a broken trail: %v", err)
+	}
+	defer tr.Close()
+	if brk := tr.Broken(); brk == nil || brk.Line != 2 || brk.Seq != 3 || !strings.Contains(brk.Reason, "removed or moved") {
+		t.Fatalf("Broken() = %v, want line 2", brk)
+	}
+	e, err := tr.Append(audit.Entry{Actor: "admin", Action: "rule.approve", Target: "abc", Result: audit.ResultOK})
+	if err != nil || e.Seq != 4 {
+		t.Fatalf("append after the break = %+v, %v", e, err)
+	}
+	var seen []string
+	brk, err := tr.Read(func(e audit.Entry, ok bool) { seen = append(seen, fmt.Sprintf("%d:%v", e.Seq, ok)) })
+	if err != nil || brk == nil || brk.Line != 2 {
+		t.Fatalf("Read = %v, %v", brk, err)
+	}
+	if got := strings.Join(seen, " "); got != "1:true 3:false 4:false" {
+		t.Errorf("entries read: %s", got)
+	}
+}
+
+// TestTrailReadNoticesTampering: a running trail notices an entry altered,
+// an entry removed from its end (which the file alone cannot show), and a
+// trail put back as it was.
+func TestTrailReadNoticesTampering(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := audit.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for range 3 {
+		if _, err := tr.Append(audit.Entry{Actor: "admin", Action: "import", Target: "pkg.cab", Result: audit.ResultOK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, _ := os.ReadFile(tr.Path())
+	lines := strings.SplitAfter(string(data), "\n")
+	tests := []struct {
+		name       string
+		trail      string
+		wantLine   int
+		wantReason string
+	}{
+		{"intact", string(data), 0, ""},
+		{"the last entry removed", lines[0] + lines[1], 3, "entries were removed from its end"},
+		{"an actor altered", strings.Replace(string(data), `"actor":"admin"`, `"actor":"mallory"`, 1), 1, "altered"},
+		{"put back", string(data), 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.WriteFile(tr.Path(), []byte(tt.trail), 0o640)
+			brk, err := tr.Read(func(audit.Entry, bool) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantLine == 0 {
+				if brk != nil || tr.Broken() != nil {
+					t.Errorf("Read = %v, Broken = %v; want intact", brk, tr.Broken())
+				}
+				return
+			}
+			if brk == nil || brk.Line != tt.wantLine || !strings.Contains(brk.Reason, tt.wantReason) || tr.Broken() != brk {
+				t.Errorf("Read = %v, Broken = %v; want line %d: %s", brk, tr.Broken(), tt.wantLine, tt.wantReason)
+			}
+		})
 	}
 }
 
@@ -128,4 +252,36 @@ func TestOpenDropsTornLastEntry(t *testing.T) {
 	if err := audit.Verify(bytes.NewReader(after)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzRead: whatever the trail file holds, Read does not panic, hands the
+// verified entries before any unverified one, reports a break whenever it
+// hands an unverified entry, and agrees with Verify.
+func FuzzRead(f *testing.F) {
+	_, data := writeTrail(f, 3)
+	f.Add(data)
+	f.Add([]byte(strings.Replace(string(data), "import", "imp0rt", 1)))
+	f.Add([]byte("\n\n{}\n"))
+	f.Fuzz(func(t *testing.T, trail []byte) {
+		sawUnverified, verifiedAfter := false, false
+		brk, err := audit.Read(bytes.NewReader(trail), func(e audit.Entry, verified bool) {
+			if !verified {
+				sawUnverified = true
+			} else if sawUnverified {
+				verifiedAfter = true
+			}
+		})
+		if err != nil {
+			t.Fatalf("Read of bytes: %v", err)
+		}
+		if verifiedAfter {
+			t.Error("a verified entry came after an unverified one")
+		}
+		if sawUnverified && brk == nil {
+			t.Error("an unverified entry without a break")
+		}
+		if verr := audit.Verify(bytes.NewReader(trail)); (verr == nil) != (brk == nil) {
+			t.Errorf("Verify = %v, Read's break = %v", verr, brk)
+		}
+	})
 }

@@ -37,6 +37,7 @@ const (
 	CheckPoll         = "poll"
 	CheckPollExternal = "poll-external"
 	CheckServer       = "server"
+	CheckAudit        = "audit"
 	CheckHTTP         = "http"
 	CheckDisk         = "disk"
 )

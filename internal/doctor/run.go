@@ -127,7 +127,7 @@ func (r *runner) run(ctx context.Context) []Result {
 	if err != nil {
 		out = append(out, fail(CheckTLS, "start deviceupdate serve there, or fix --server (or $DEVICEUPDATE_SERVER)",
 			"no TLS answer from %s: %v", r.base.Host, err))
-		for _, c := range []string{CheckSANs, CheckChain, CheckValidity, CheckKey, CheckClock, CheckHTTPS, CheckPoll, CheckPollExternal, CheckServer} {
+		for _, c := range []string{CheckSANs, CheckChain, CheckValidity, CheckKey, CheckClock, CheckHTTPS, CheckPoll, CheckPollExternal, CheckServer, CheckAudit} {
 			out = append(out, skip(c, "not checked: the TLS handshake with %s failed", r.base.Host))
 		}
 	} else {
@@ -152,7 +152,7 @@ func (r *runner) run(ctx context.Context) []Result {
 			r.checkPoll(ctx, CheckPollExternal, r.base.String()+"/RequestHandlerExt/ucdevice.upx", http.StatusUnauthorized))
 		var res Result
 		info, res = r.checkServer(ctx)
-		out = append(out, res)
+		out = append(out, res, r.checkAudit(ctx, info))
 	}
 	out = append(out, r.checkInternal(ctx, info), r.checkDisk())
 	return out
@@ -285,33 +285,46 @@ func (r *runner) checkPoll(ctx context.Context, check, url string, want int) Res
 	return ok(check, "POST %s answers a poll (200)", url)
 }
 
+// adminGet asks the admin API for path with the token and decodes the
+// JSON answer into out; what goes wrong is returned as a failed check.
+func (r *runner) adminGet(ctx context.Context, check, path string, out any) *Result {
+	failed := func(fix, format string, args ...any) *Result {
+		res := fail(check, fix, format, args...)
+		return &res
+	}
+	url := r.base.String() + "/admin/api/v1" + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return failed("fix --server", "bad URL %s: %v", url, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+r.Token)
+	req.Header.Set("Accept", "application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return failed("start deviceupdate serve there", "GET %s: %v", url, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return failed("pass the server's token with --token, or point --certs at its certs folder", "the admin API refused the token")
+	case resp.StatusCode != http.StatusOK:
+		return failed("read the server's log", "GET %s answered %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out); err != nil {
+		return failed("is this deviceupdate?", "GET %s: %v", url, err)
+	}
+	return nil
+}
+
 // checkServer asks the admin API which server this is, and compares its
 // domain with ours.
 func (r *runner) checkServer(ctx context.Context) (*deviceupdate.ServerInfo, Result) {
 	if r.Token == "" {
 		return nil, skip(CheckServer, "not checked: no admin token (pass --token, set $DEVICEUPDATE_TOKEN, or point --certs at a folder with admin.token)")
 	}
-	url := r.base.String() + "/admin/api/v1/server"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, fail(CheckServer, "fix --server", "bad URL %s: %v", url, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+r.Token)
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return nil, fail(CheckServer, "start deviceupdate serve there", "GET %s: %v", url, unwrapURL(err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized {
-		return nil, fail(CheckServer, "pass the server's token with --token, or point --certs at its certs folder", "the admin API refused the token")
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fail(CheckServer, "read the server's log", "GET %s answered %s", url, resp.Status)
-	}
 	var info deviceupdate.ServerInfo
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&info); err != nil {
-		return nil, fail(CheckServer, "is this deviceupdate?", "GET %s: %v", url, err)
+	if res := r.adminGet(ctx, CheckServer, "/server", &info); res != nil {
+		return nil, *res
 	}
 	if !strings.EqualFold(strings.TrimSuffix(info.Domain, "."), strings.TrimSuffix(r.Domain, ".")) {
 		shown := info.Domain
@@ -322,6 +335,36 @@ func (r *runner) checkServer(ctx context.Context) (*deviceupdate.ServerInfo, Res
 			"the server runs with %s, not --domain %s", shown, r.Domain)
 	}
 	return &info, ok(CheckServer, "deviceupdate %s for %s, up since %s", info.Version, info.Domain, info.StartedAt.UTC().Format(time.RFC3339))
+}
+
+// auditFix is what to do about a broken audit trail.
+const auditFix = "stop serve, restore audit.log (<data>/Logs/Server/Audit/admin/) from a backup and start serve again; `deviceupdate audit verify` names the first altered entry"
+
+// checkAudit asks the admin API to verify the admin audit trail's chain.
+func (r *runner) checkAudit(ctx context.Context, info *deviceupdate.ServerInfo) Result {
+	switch {
+	case r.Token == "":
+		return skip(CheckAudit, "not checked: no admin token")
+	case info == nil:
+		return skip(CheckAudit, "not checked: the admin API did not answer (see the server check)")
+	}
+	var v deviceupdate.AuditVerification
+	if res := r.adminGet(ctx, CheckAudit, "/audit/verify", &v); res != nil {
+		return *res
+	}
+	if !v.Intact {
+		return fail(CheckAudit, auditFix, "the admin audit trail is broken at line %d (entry %d): %s; %s before it intact",
+			v.Line, v.Seq, v.Reason, entries(v.Entries))
+	}
+	return ok(CheckAudit, "the admin audit trail is intact: %s", entries(v.Entries))
+}
+
+// entries is "1 entry", "2 entries".
+func entries(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
 }
 
 // checkInternal checks the plain-HTTP listener the admin API reported:

@@ -32,11 +32,13 @@ type fakeService struct {
 	token    string
 	domain   string // what the admin API reports
 	external int    // status of the external poll endpoint
+	audit    deviceupdate.AuditVerification
 }
 
 func newFakeService(t *testing.T, certDomain string) *fakeService {
 	t.Helper()
-	f := &fakeService{certs: t.TempDir(), data: t.TempDir(), domain: "contoso.test", external: http.StatusUnauthorized}
+	f := &fakeService{certs: t.TempDir(), data: t.TempDir(), domain: "contoso.test", external: http.StatusUnauthorized,
+		audit: deviceupdate.AuditVerification{Intact: true, Entries: 12}}
 	if _, err := certs.Ensure(f.certs, certs.Options{Domain: certDomain, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +77,13 @@ func newFakeService(t *testing.T, certDomain string) *fakeService {
 			Version: "test", Domain: f.domain, StartedAt: time.Unix(1_700_000_000, 0),
 			Listeners: map[string]string{"https": f.https.Listener.Addr().String(), "http": f.http.Listener.Addr().String()},
 		})
+	})
+	secure.HandleFunc("GET /admin/api/v1/audit/verify", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+f.token {
+			http.Error(w, `{"error":{"code":"unauthorized","message":"missing or invalid admin token"}}`, http.StatusUnauthorized)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(f.audit)
 	})
 	f.https = httptest.NewUnstartedServer(secure)
 	f.https.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
@@ -124,7 +133,7 @@ func runDoctor(t *testing.T, o Options) map[string]Result {
 		byName[r.Check] = r
 	}
 	want := []string{CheckDNS, CheckTLS, CheckSANs, CheckChain, CheckValidity, CheckKey, CheckClock,
-		CheckHTTPS, CheckPoll, CheckPollExternal, CheckServer, CheckHTTP, CheckDisk}
+		CheckHTTPS, CheckPoll, CheckPollExternal, CheckServer, CheckAudit, CheckHTTP, CheckDisk}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Fatalf("checks %v, want %v", names, want)
 	}
@@ -145,9 +154,20 @@ func TestRun(t *testing.T) {
 		phrase map[string]string
 	}{
 		{name: "healthy", phrase: map[string]string{
-			CheckDNS:  "ucupdates-r2.contoso.test resolves to 127.0.0.1 through " + f.dns.Addr() + ", where the service answers on port",
-			CheckHTTP: "answers /healthz and polls",
+			CheckDNS:   "ucupdates-r2.contoso.test resolves to 127.0.0.1 through " + f.dns.Addr() + ", where the service answers on port",
+			CheckHTTP:  "answers /healthz and polls",
+			CheckAudit: "the admin audit trail is intact: 12 entries",
 		}},
+		{
+			name: "the audit trail was tampered with",
+			before: func() {
+				f.audit = deviceupdate.AuditVerification{Entries: 1, Line: 2, Seq: 3, Reason: "sequence number 3 follows 1"}
+			},
+			after: func() { f.audit = deviceupdate.AuditVerification{Intact: true, Entries: 12} },
+			want:  map[string]Status{CheckAudit: Fail},
+			phrase: map[string]string{CheckAudit: "FAIL  audit: the admin audit trail is broken at line 2 (entry 3): sequence number 3 follows 1; 1 entry before it intact; " +
+				"stop serve, restore audit.log (<data>/Logs/Server/Audit/admin/) from a backup and start serve again; `deviceupdate audit verify` names the first altered entry"},
+		},
 		{
 			name:   "the record points where nothing answers",
 			change: func(o *Options) { o.DNSServer = startResponder(t, "contoso.test", "127.0.0.2").Addr() },
@@ -184,13 +204,13 @@ func TestRun(t *testing.T) {
 		{
 			name:   "a wrong token",
 			change: func(o *Options) { o.Token = "nope" },
-			want:   map[string]Status{CheckServer: Fail, CheckHTTP: Skip},
+			want:   map[string]Status{CheckServer: Fail, CheckAudit: Skip, CheckHTTP: Skip},
 			phrase: map[string]string{CheckServer: "refused the token"},
 		},
 		{
 			name:   "no token",
 			change: func(o *Options) { o.Token = "" },
-			want:   map[string]Status{CheckServer: Skip, CheckHTTP: Skip},
+			want:   map[string]Status{CheckServer: Skip, CheckAudit: Skip, CheckHTTP: Skip},
 		},
 		{
 			name:   "external endpoint open to anonymous phones",
@@ -233,7 +253,7 @@ func TestRun(t *testing.T) {
 			},
 			want: map[string]Status{
 				CheckDNS: Fail, CheckTLS: Fail, CheckSANs: Skip, CheckChain: Skip, CheckValidity: Skip, CheckKey: Skip, CheckClock: Skip,
-				CheckHTTPS: Skip, CheckPoll: Skip, CheckPollExternal: Skip, CheckServer: Skip, CheckHTTP: Skip,
+				CheckHTTPS: Skip, CheckPoll: Skip, CheckPollExternal: Skip, CheckServer: Skip, CheckAudit: Skip, CheckHTTP: Skip,
 			},
 			phrase: map[string]string{CheckTLS: "no TLS answer"},
 		},

@@ -225,6 +225,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.devices != nil {
 		admin.GET("/devices", s.handleDevices)
+		admin.DELETE("/devices/:id", s.handleRemoveDevice)
+		admin.POST("/devices/prune", s.handlePruneDevices)
 	}
 	if s.sites != nil {
 		admin.GET("/sites", s.handleSites)

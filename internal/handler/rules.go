@@ -83,11 +83,11 @@ func (s *Server) handleAudit(c echo.Context) error {
 		}
 	}
 	f.Action, f.Target = c.QueryParam("action"), c.QueryParam("target")
-	entries, err := s.audit.AuditEntries(c.Request().Context(), f)
+	list, err := s.audit.AuditEntries(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, entries)
+	return c.JSON(http.StatusOK, list)
 }
 
 func (s *Server) handleAuditVerify(c echo.Context) error {

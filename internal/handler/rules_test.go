@@ -24,8 +24,8 @@ func (f *fakeAdmin) ChangeRule(_ context.Context, id string, a deviceupdate.Rule
 	r := deviceupdate.Rule{ID: id}
 	return r, &r, f.err
 }
-func (f *fakeAdmin) AuditEntries(context.Context, deviceupdate.AuditFilter) ([]deviceupdate.AuditEntry, error) {
-	return []deviceupdate.AuditEntry{}, nil
+func (f *fakeAdmin) AuditEntries(context.Context, deviceupdate.AuditFilter) (*deviceupdate.AuditList, error) {
+	return &deviceupdate.AuditList{Entries: []deviceupdate.AuditRecord{}}, nil
 }
 func (f *fakeAdmin) VerifyAudit(context.Context) (*deviceupdate.AuditVerification, error) {
 	return &deviceupdate.AuditVerification{Intact: true}, nil

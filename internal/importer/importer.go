@@ -191,10 +191,22 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 		return nil, prefixName(err, name)
 	}
 	for i, s := range pkg.Updates {
-		if statuses[i] != deviceupdate.ImportAdded {
+		dir := StorePath(im.DataDir, s.Update.RuleKey, s.Update.Version)
+		switch statuses[i] {
+		case deviceupdate.ImportAdded:
+		case deviceupdate.ImportRestaged:
+			// The record says the files are there, with the package's
+			// hashes; a store damaged from outside gets them back.
+			err := checkStored(dir, records[i])
+			if err == nil {
+				continue
+			}
+			im.Logger.Warn("the stored files of a re-staged update are damaged; putting the package's in their place",
+				zap.String("dir", dir), zap.Error(err))
+		default:
 			continue
 		}
-		if err := moveIntoStore(s.Dir, StorePath(im.DataDir, s.Update.RuleKey, s.Update.Version)); err != nil {
+		if err := moveIntoStore(s.Dir, dir); err != nil {
 			return nil, err
 		}
 	}
@@ -225,6 +237,28 @@ func moveIntoStore(staged, final string) error {
 		return fmt.Errorf("import: move into the store: %w", err)
 	}
 	return fsutil.SyncDir(filepath.Dir(final))
+}
+
+// checkStored reads an update's files in its store folder and checks each
+// one's size and SHA-256 against the record.
+func checkStored(dir string, u *deviceupdate.StoredUpdate) error {
+	buf := make([]byte, 1<<20)
+	for _, want := range u.Files() {
+		f, err := os.Open(filepath.Join(dir, want.Name))
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		n, err := io.CopyBuffer(h, f, buf)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", want.Name, err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); n != want.Size || got != want.SHA256 {
+			return fmt.Errorf("%s: %d bytes with SHA-256 %s, the record says %d bytes with %s", want.Name, n, got, want.Size, want.SHA256)
+		}
+	}
+	return nil
 }
 
 // spoolPackage copies src to path, hashing it, up to max bytes, and
@@ -351,7 +385,7 @@ func (im *Importer) ClearFiles(_ context.Context, actor string) (*deviceupdate.C
 	if err == nil {
 		for _, u := range removed {
 			var n int64
-			for _, f := range append(append([]deviceupdate.UpdateFile{}, u.Images...), u.Catalog, u.Description) {
+			for _, f := range u.Files() {
 				n += f.Size
 			}
 			if rerr := os.RemoveAll(StorePath(im.DataDir, u.RuleKey, u.Version)); rerr != nil {

@@ -3,6 +3,7 @@ package importer_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -243,4 +244,130 @@ func TestReconcileRemovesInterruptedImports(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.data, importer.StagingDir)); err == nil {
 		t.Error("staging survived Reconcile")
 	}
+}
+
+// TestImportRestages: importing a version again makes it pending again
+// after a reset or a restore, with its files checked against the store;
+// while it is pending or approved nothing changes; other content under its
+// version is refused. Each outcome is in the audit trail.
+func TestImportRestages(t *testing.T) {
+	const v1, v2 = "4.0.7577.4100", "4.0.7577.4366"
+	tests := []struct {
+		name       string
+		steps      []string // an import of a version, or a rule action
+		damage     func(dir string)
+		other      bool // the package claims v2 with other bytes
+		wantStatus string
+		wantCode   string
+		wantRule   string // approved/pending/restore after
+	}{
+		{"reset then re-imported", []string{v1, "approve", v2, "reset"}, nil, false, deviceupdate.ImportRestaged, "", v1 + "/" + v2 + "/-"},
+		{"restored away then re-imported", []string{v1, "approve", v2, "approve", "restore"}, nil, false, deviceupdate.ImportRestaged, "", v1 + "/" + v2 + "/-"},
+		{"re-import of the pending version", []string{v1, "approve", v2}, nil, false, deviceupdate.ImportUnchanged, "", v1 + "/" + v2 + "/-"},
+		{"re-import of the approved version", []string{v1, v2, "approve"}, nil, false, deviceupdate.ImportUnchanged, "", v2 + "/-/-"},
+		{"other content under a reset version", []string{v1, "approve", v2, "reset"}, nil, true, "", deviceupdate.ECONFLICT, v1 + "/-/-"},
+		{"reset, then the stored image damaged", []string{v1, "approve", v2, "reset"}, func(dir string) {
+			os.WriteFile(filepath.Join(dir, "CPE.nbt"), []byte("damaged"), 0o640)
+		}, false, deviceupdate.ImportRestaged, "", v1 + "/" + v2 + "/-"},
+		{"reset, then the stored catalog gone", []string{v1, "approve", v2, "reset"}, func(dir string) {
+			os.Remove(filepath.Join(dir, "CPE.cat"))
+		}, false, deviceupdate.ImportRestaged, "", v1 + "/" + v2 + "/-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			id := deviceupdate.RuleID(deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"})
+			images := map[string][]byte{v1: testpkg.Image(20000, 1), v2: testpkg.Image(30000, 2)}
+			pkg := func(version string, image []byte) string {
+				files := testpkg.Files{}
+				testpkg.AddUpdate(t, files, "", version, image, e.sign)
+				return testpkg.MakeCab(t, files)
+			}
+			// The same package file each time: a catalog signed again
+			// differs, and with it the content.
+			pkgs := map[string]string{v1: pkg(v1, images[v1]), v2: pkg(v2, images[v2])}
+			for _, s := range tt.steps {
+				if path, ok := pkgs[s]; ok {
+					if _, err := e.importFile(t, path); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				if _, _, err := e.db.ChangeRule(id, deviceupdate.RuleAction(s), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := importer.StorePath(e.data, deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"},
+				deviceupdate.MustParseVersion(v2))
+			if tt.damage != nil {
+				tt.damage(dir)
+			}
+			again := pkgs[v2]
+			if tt.other {
+				again = pkg(v2, testpkg.Image(30000, 3))
+			}
+			res, err := e.importFile(t, again)
+			if deviceupdate.ErrorCode(err) != tt.wantCode {
+				t.Fatalf("import again = %v, want code %q", err, tt.wantCode)
+			}
+			r, ferr := e.db.FindRule(id)
+			if ferr != nil {
+				t.Fatal(ferr)
+			}
+			if got := orDash(r.ApprovedVersion) + "/" + orDash(r.PendingVersion) + "/" + orDash(r.RestoreVersion); got != tt.wantRule {
+				t.Errorf("rule after = %s, want %s", got, tt.wantRule)
+			}
+			if got, _ := os.ReadFile(filepath.Join(dir, "CPE.nbt")); !bytes.Equal(got, images[v2]) {
+				t.Error("the stored image is not the one imported first")
+			}
+			entries := e.auditEntries(t)
+			last := entries[len(entries)-1]
+			if err != nil {
+				if !strings.Contains(last.Result, "with other content") {
+					t.Errorf("the refusal is audited as %q", last.Result)
+				}
+				return
+			}
+			if len(res.Updates) != 1 || res.Updates[0].Status != tt.wantStatus {
+				t.Fatalf("result = %+v, want status %s", res.Updates, tt.wantStatus)
+			}
+			if err := importerCheckStored(e, dir); err != nil {
+				t.Errorf("stored files after: %v", err)
+			}
+			if last.Action != "import" || last.Result != audit.ResultOK || !bytes.Contains(last.After, []byte(`"status":"`+tt.wantStatus+`"`)) {
+				t.Errorf("audit entry = %s %s %s", last.Action, last.Result, last.After)
+			}
+			if tt.wantStatus == deviceupdate.ImportRestaged &&
+				(!bytes.Contains(last.After, []byte(`"ruleBefore":{`)) || !bytes.Contains(last.After, []byte(`"ruleAfter":{`))) {
+				t.Errorf("the re-staging is audited without the rule before and after: %s", last.After)
+			}
+		})
+	}
+}
+
+// importerCheckStored checks that the store folder holds the three files
+// the record names, with their sizes.
+func importerCheckStored(e *env, dir string) error {
+	u, err := e.db.FindUpdate(deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"},
+		deviceupdate.MustParseVersion("4.0.7577.4366"))
+	if err != nil {
+		return err
+	}
+	for _, f := range u.Files() {
+		fi, err := os.Stat(filepath.Join(dir, f.Name))
+		if err != nil {
+			return err
+		}
+		if fi.Size() != f.Size {
+			return fmt.Errorf("%s: %d bytes, want %d", f.Name, fi.Size(), f.Size)
+		}
+	}
+	return nil
+}
+
+func orDash(v deviceupdate.Version) string {
+	if v.IsZero() {
+		return "-"
+	}
+	return v.String()
 }

@@ -23,7 +23,8 @@ type Recorder struct {
 	db       *store.DB
 	log      *audit.RequestLog
 	logger   *zap.Logger
-	mu       sync.Mutex
+	flushMu  sync.Mutex // held while a batch goes from pending to the store
+	mu       sync.Mutex // guards pending
 	pending  map[string]deviceupdate.Device
 	stop     chan struct{}
 	done     chan struct{}
@@ -79,6 +80,25 @@ func (r *Recorder) run(interval time.Duration) {
 
 // Flush writes the pending records in one transaction, and the log.
 func (r *Recorder) Flush() error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	return r.flush()
+}
+
+// Forget runs forget, which deletes devices from the store, once every
+// record pending is written and with no flush until it returns: a batch
+// taken before cannot write back a device that forget deletes, while a
+// poll that comes during or after it records the device anew.
+func (r *Recorder) Forget(forget func() error) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	if err := r.flush(); err != nil {
+		return err
+	}
+	return forget()
+}
+
+func (r *Recorder) flush() error {
 	r.mu.Lock()
 	batch := make([]deviceupdate.Device, 0, len(r.pending))
 	for _, d := range r.pending {

@@ -34,7 +34,7 @@ func BenchmarkPollHandler(b *testing.B) {
 	defer rec.Close()
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 	svc := &poll.Service{DB: db, Recorder: rec}
-	h, err := handler.New(handler.Config{Logger: logger, Registry: prometheus.NewRegistry(), Store: db, Polls: svc, Devices: svc, StoreDir: dir, HTTPPort: "80"})
+	h, err := handler.New(handler.Config{Logger: logger, Registry: prometheus.NewRegistry(), Store: db, Polls: svc, StoreDir: dir, HTTPPort: "80"})
 	if err != nil {
 		b.Fatal(err)
 	}

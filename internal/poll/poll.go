@@ -17,8 +17,8 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
-// Service implements deviceupdate.PollService and DeviceService on the
-// store, recording every poll with Recorder.
+// Service implements deviceupdate.PollService on the store, recording
+// every poll with Recorder.
 type Service struct {
 	DB       *store.DB
 	Recorder *inventory.Recorder
@@ -143,10 +143,7 @@ func (s *Service) LogSettings(remote string) (deviceupdate.LogSettings, error) {
 	return snap.global.logs, nil
 }
 
-var (
-	_ deviceupdate.PollService   = (*Service)(nil)
-	_ deviceupdate.DeviceService = (*Service)(nil)
-)
+var _ deviceupdate.PollService = (*Service)(nil)
 
 // Poll decides what to offer the phone and records the poll.
 func (s *Service) Poll(ctx context.Context, req deviceupdate.PollRequest, remote string) (*deviceupdate.PollAnswer, error) {
@@ -160,25 +157,6 @@ func (s *Service) Poll(ctx context.Context, req deviceupdate.PollRequest, remote
 	}
 	s.Recorder.Record(req, remote, now(), ans.Update)
 	return ans, nil
-}
-
-// Devices returns the inventory records that match f, the pending ones
-// included once flushed.
-func (s *Service) Devices(_ context.Context, f deviceupdate.DeviceFilter) ([]deviceupdate.Device, error) {
-	if err := s.Recorder.Flush(); err != nil {
-		return nil, err
-	}
-	all, err := s.DB.Devices()
-	if err != nil {
-		return nil, err
-	}
-	out := []deviceupdate.Device{}
-	for _, d := range all {
-		if f.Match(d) {
-			out = append(out, d)
-		}
-	}
-	return out, nil
 }
 
 // decide is the offer: for the first of the phone's modules that a rule

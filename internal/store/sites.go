@@ -53,21 +53,61 @@ func (db *DB) PutSite(s deviceupdate.Site) (*deviceupdate.Site, error) {
 	return before, nil
 }
 
-// RemoveSite deletes a site and its setting overrides in one transaction;
-// ENOTFOUND when there is none, ECONFLICT while a test device is limited
-// to it. It returns the site removed.
-func (db *DB) RemoveSite(name string) (deviceupdate.Site, error) {
+// errNoSite is the answer to a site that does not exist.
+func errNoSite(name string) error {
+	return deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no site named %q; `deviceupdate site list` shows the sites, `deviceupdate site set %s --subnet CIDR` creates it",
+		name, name)
+}
+
+// findSite returns the site of that name (in any letter case), or nil.
+func findSite(tx *bolt.Tx, name string) (*deviceupdate.Site, error) {
 	var s deviceupdate.Site
+	found, err := getJSON(tx.Bucket(bucketSites), []byte(strings.ToLower(name)), &s)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// siteScope checks that the site a scope names exists, in the caller's
+// transaction, and returns the scope with the site spelled as it was
+// created: "site:redmond" becomes "site:Redmond". The global scope is
+// returned as it is.
+func siteScope(tx *bolt.Tx, scope string) (string, error) {
+	name, isSite := strings.CutPrefix(scope, "site:")
+	if !isSite {
+		return scope, nil
+	}
+	s, err := findSite(tx, name)
+	if err != nil {
+		return "", err
+	}
+	if s == nil {
+		return "", errNoSite(name)
+	}
+	return "site:" + s.Name, nil
+}
+
+// maxNamed bounds the names a refusal lists.
+const maxNamed = 5
+
+// RemoveSite deletes a site and its setting overrides in one transaction,
+// and returns the site and the overrides it had. ENOTFOUND when there is
+// none; ECONFLICT, naming them, while test devices are limited to it:
+// removing the site would silently make them test devices nowhere.
+func (db *DB) RemoveSite(name string) (deviceupdate.Site, map[string]string, error) {
+	var s deviceupdate.Site
+	settings := map[string]string{}
 	err := db.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSites)
-		key := []byte(strings.ToLower(name))
-		found, err := getJSON(b, key, &s)
+		found, err := findSite(tx, name)
 		if err != nil {
 			return err
 		}
-		if !found {
-			return deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no site named %q; `deviceupdate site list` shows them", name)
+		if found == nil {
+			return errNoSite(name)
 		}
+		s = *found
+		var limited []string
 		td := tx.Bucket(bucketTestDev)
 		err = td.ForEach(func(k, _ []byte) error {
 			var d deviceupdate.TestDevice
@@ -75,43 +115,58 @@ func (db *DB) RemoveSite(name string) (deviceupdate.Site, error) {
 				return err
 			}
 			if strings.EqualFold(d.Scope, "site:"+s.Name) {
-				return deviceupdate.Errorf(deviceupdate.ECONFLICT, "test device %q is limited to site %s; remove it first", d.Name, s.Name)
+				limited = append(limited, fmt.Sprintf("%q", d.Name))
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if err := deleteScope(tx.Bucket(bucketConfig), s.Name); err != nil {
+		if len(limited) > 0 {
+			shown := strings.Join(limited[:min(len(limited), maxNamed)], ", ")
+			if len(limited) > maxNamed {
+				shown += fmt.Sprintf(" and %d more", len(limited)-maxNamed)
+			}
+			who := "test device " + shown + " is"
+			if len(limited) > 1 {
+				who = "test devices " + shown + " are"
+			}
+			return deviceupdate.Errorf(deviceupdate.ECONFLICT, "site %s is in use: %s limited to it; remove them first (`deviceupdate testdevice remove NAME`), then the site",
+				s.Name, who)
+		}
+		if settings, err = deleteScope(tx.Bucket(bucketConfig), s.Name); err != nil {
 			return err
 		}
-		return b.Delete(key)
+		return tx.Bucket(bucketSites).Delete([]byte(strings.ToLower(s.Name)))
 	})
 	if err != nil {
-		return s, fmt.Errorf("remove site: %w", err)
+		return s, nil, fmt.Errorf("remove site: %w", err)
 	}
-	return s, nil
+	return s, settings, nil
 }
 
 // deleteScope removes the setting overrides of a site, whatever the case
-// they were stored under.
-func deleteScope(b *bolt.Bucket, site string) error {
+// they were stored under, and returns them.
+func deleteScope(b *bolt.Bucket, site string) (map[string]string, error) {
 	var keys [][]byte
+	removed := map[string]string{}
 	err := b.ForEach(func(k, _ []byte) error {
 		if strings.EqualFold(string(k), "site:"+site) {
 			keys = append(keys, append([]byte(nil), k...))
+			_, err := getJSON(b, k, &removed)
+			return err
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return removed, nil
 }
 
 // DeviceConfigs returns every device's setting overrides, by device ID.

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/deviceupdate/deviceupdate"
@@ -43,25 +44,31 @@ func TestSites(t *testing.T) {
 	}
 
 	// A site a test device is limited to stays; its settings go with it.
-	if err := db.AddTestDevice(deviceupdate.TestDevice{Name: "lab", Serial: "SN1", Scope: "site:Redmond"}); err != nil {
+	for _, name := range []string{"lab", "lab 2"} {
+		if _, err := db.AddTestDevice(deviceupdate.TestDevice{Name: name, Serial: "SN-" + name[len(name)-1:], Scope: "site:Redmond"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := db.SetConfig("site:Redmond", map[string]string{"PeerFirmwareSharing": "true"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := db.SetConfig("site:Redmond", map[string]string{"PeerFirmwareSharing": "true"}); err != nil {
-		t.Fatal(err)
+	_, _, err = db.RemoveSite("redmond")
+	if deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT || !strings.Contains(err.Error(), `test devices "lab", "lab 2" are limited to it`) {
+		t.Errorf("remove a site test devices use: %v, want ECONFLICT naming them", err)
 	}
-	if _, err := db.RemoveSite("redmond"); deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT {
-		t.Errorf("remove a site a test device uses: %v, want ECONFLICT", err)
+	for _, name := range []string{"lab", "lab 2"} {
+		if _, err := db.RemoveTestDevice(name); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := db.RemoveTestDevice("lab"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.RemoveSite("redmond"); err != nil {
-		t.Fatal(err)
+	removed, settings, err := db.RemoveSite("redmond")
+	if err != nil || removed.Name != "Redmond" || settings["PeerFirmwareSharing"] != "true" {
+		t.Fatalf("remove = %+v, settings %v, %v", removed, settings, err)
 	}
 	if _, over, err := db.ConfigOverrides("site:Redmond"); err != nil || len(over) != 0 {
 		t.Errorf("site settings after removal: %v, %v", over, err)
 	}
-	if _, err := db.RemoveSite("redmond"); deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
+	if _, _, err := db.RemoveSite("redmond"); deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
 		t.Errorf("remove twice: %v, want ENOTFOUND", err)
 	}
 }
@@ -79,5 +86,79 @@ func TestDeviceConfig(t *testing.T) {
 	all, err := db.DeviceConfigs()
 	if err != nil || len(all) != 0 {
 		t.Errorf("a device without settings keeps a record: %v %v", all, err)
+	}
+}
+
+// TestUnknownSitesRefused: a test device or a setting for a site that does
+// not exist is refused, in the transaction that would write it, and
+// changes nothing; a site named in another letter case is the site as it
+// was created.
+func TestUnknownSitesRefused(t *testing.T) {
+	db := MustOpen(t, t.TempDir())
+	if _, err := db.PutSite(site(t, "Redmond", "10.1.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		do        func() (string, error) // returns the scope stored
+		wantCode  string
+		wantScope string
+	}{
+		{"test device at an unknown site", func() (string, error) {
+			d, err := db.AddTestDevice(deviceupdate.TestDevice{Name: "a", Serial: "SN-A", Scope: "site:Dublin"})
+			return d.Scope, err
+		}, deviceupdate.ENOTFOUND, ""},
+		{"setting at an unknown site", func() (string, error) {
+			_, after, err := db.SetConfig("site:Dublin", map[string]string{"PeerFirmwareSharing": "true"})
+			return after.Scope, err
+		}, deviceupdate.ENOTFOUND, ""},
+		{"settings read at an unknown site", func() (string, error) {
+			sc, err := db.ScopeConfig("site:Dublin")
+			return sc.Scope, err
+		}, deviceupdate.ENOTFOUND, ""},
+		{"test device at a site in another case", func() (string, error) {
+			d, err := db.AddTestDevice(deviceupdate.TestDevice{Name: "b", Serial: "SN-B", Scope: "site:REDMOND"})
+			return d.Scope, err
+		}, "", "site:Redmond"},
+		{"setting at a site in another case", func() (string, error) {
+			_, after, err := db.SetConfig("site:redmond", map[string]string{"PeerFirmwareSharing": "true"})
+			return after.Scope, err
+		}, "", "site:Redmond"},
+		{"global setting", func() (string, error) {
+			_, after, err := db.SetConfig("global", map[string]string{"PollIntervalSeconds": "3600"})
+			return after.Scope, err
+		}, "", "global"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gen := db.Generation()
+			scope, err := tt.do()
+			if deviceupdate.ErrorCode(err) != tt.wantCode {
+				t.Fatalf("error %v, want code %q", err, tt.wantCode)
+			}
+			if err != nil {
+				if msg := deviceupdate.ErrorMessage(err); !strings.Contains(msg, `no site named "Dublin"`) || !strings.Contains(msg, "deviceupdate site list") {
+					t.Errorf("message %q does not name the site and the way to make it", msg)
+				}
+				if db.Generation() != gen {
+					t.Error("a refused change was committed")
+				}
+				return
+			}
+			if scope != tt.wantScope {
+				t.Errorf("scope %q, want %q", scope, tt.wantScope)
+			}
+		})
+	}
+	// What polls read: the site's settings under its own spelling, and
+	// nothing stored for the unknown one.
+	if _, over, _ := db.ConfigOverrides("site:Redmond"); over["PeerFirmwareSharing"] != "true" {
+		t.Errorf("the setting made as site:redmond is not the site's: %v", over)
+	}
+	if _, over, _ := db.ConfigOverrides("site:Dublin"); len(over) != 0 {
+		t.Errorf("settings stored for an unknown site: %v", over)
+	}
+	if devices, _ := db.TestDevices(); len(devices) != 1 {
+		t.Errorf("test devices = %+v, want only b", devices)
 	}
 }

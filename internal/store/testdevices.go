@@ -17,11 +17,17 @@ func (db *DB) TestDevices() ([]deviceupdate.TestDevice, error) {
 	return out, err
 }
 
-// AddTestDevice stores a normalised test device. A name or an identifier
-// (MAC or serial) already in use is an ECONFLICT, checked in the same
-// transaction as the write.
-func (db *DB) AddTestDevice(d deviceupdate.TestDevice) error {
+// AddTestDevice stores a normalised test device and returns it as stored.
+// A name or an identifier (MAC or serial) already in use is an ECONFLICT,
+// a site that does not exist an ENOTFOUND, both checked in the same
+// transaction as the write; the site is spelled as it was created.
+func (db *DB) AddTestDevice(d deviceupdate.TestDevice) (deviceupdate.TestDevice, error) {
 	err := db.update(func(tx *bolt.Tx) error {
+		scope, err := siteScope(tx, d.Scope)
+		if err != nil {
+			return err
+		}
+		d.Scope = scope
 		b := tx.Bucket(bucketTestDev)
 		key := []byte(strings.ToLower(d.Name))
 		if b.Get(key) != nil {
@@ -40,9 +46,9 @@ func (db *DB) AddTestDevice(d deviceupdate.TestDevice) error {
 		return putJSON(b, key, d)
 	})
 	if err != nil {
-		return fmt.Errorf("add test device: %w", err)
+		return d, fmt.Errorf("add test device: %w", err)
 	}
-	return nil
+	return d, nil
 }
 
 // RemoveTestDevice deletes a test device by name; ENOTFOUND when there is

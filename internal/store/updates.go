@@ -95,8 +95,9 @@ func (db *DB) Rules() ([]deviceupdate.Rule, error) {
 }
 
 // CheckImport reports, without writing, the status each update would have
-// if imported now: ImportAdded or ImportUnchanged. A stored update of the
-// same rule and version with other content is an ECONFLICT error.
+// if imported now: ImportAdded, ImportRestaged or ImportUnchanged. A
+// stored update of the same rule and version with other content is an
+// ECONFLICT error.
 func (db *DB) CheckImport(updates []*deviceupdate.StoredUpdate) ([]string, error) {
 	var statuses []string
 	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
@@ -106,19 +107,28 @@ func (db *DB) CheckImport(updates []*deviceupdate.StoredUpdate) ([]string, error
 	return statuses, err
 }
 
+// importStatuses decides, from the stored updates and rules, what
+// importing each update does: a new version is added; one stored with the
+// same content is re-staged unless it is already its rule's pending or
+// approved version (deviceupdate.ImportStatus); one stored with other
+// content is refused.
 func importStatuses(tx *bolt.Tx, updates []*deviceupdate.StoredUpdate) ([]string, error) {
-	b := tx.Bucket(bucketUpdates)
+	ub, rb := tx.Bucket(bucketUpdates), tx.Bucket(bucketRules)
 	out := make([]string, len(updates))
 	for i, u := range updates {
 		var old deviceupdate.StoredUpdate
-		found, err := getJSON(b, updateKey(u.RuleKey, u.Version), &old)
+		found, err := getJSON(ub, updateKey(u.RuleKey, u.Version), &old)
 		switch {
 		case err != nil:
 			return nil, err
 		case !found:
 			out[i] = deviceupdate.ImportAdded
 		case old.SameContent(u):
-			out[i] = deviceupdate.ImportUnchanged
+			r, err := findRule(rb, deviceupdate.RuleID(u.RuleKey))
+			if err != nil {
+				return nil, err
+			}
+			out[i] = deviceupdate.ImportStatus(r, u.Version)
 		default:
 			return nil, deviceupdate.Errorf(deviceupdate.ECONFLICT,
 				"%s version %s was imported before from another package (%s) with other content; a version's files never change: publish a new version",
@@ -128,11 +138,22 @@ func importStatuses(tx *bolt.Tx, updates []*deviceupdate.StoredUpdate) ([]string
 	return out, nil
 }
 
-// CommitImport records new updates and makes each the pending version of
-// its rule (creating the rule when needed), in one transaction. Updates
-// stored before with the same content are left as they are and reported
-// unchanged; one stored with other content fails the whole commit with
-// ECONFLICT and nothing changes.
+// findRule returns the rule with the given ID, or nil when there is none.
+func findRule(b *bolt.Bucket, id string) (*deviceupdate.Rule, error) {
+	var r deviceupdate.Rule
+	found, err := getJSON(b, []byte(id), &r)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// CommitImport records new updates and makes each new or re-staged one
+// the pending version of its rule (creating the rule when needed), in one
+// transaction, and reports each rule before and after. An update stored
+// before with the same content keeps its record (its files are the same);
+// one stored with other content fails the whole commit with ECONFLICT and
+// nothing changes.
 func (db *DB) CommitImport(updates []*deviceupdate.StoredUpdate) ([]deviceupdate.ImportedUpdate, error) {
 	var out []deviceupdate.ImportedUpdate
 	err := db.update(func(tx *bolt.Tx) error {
@@ -143,25 +164,28 @@ func (db *DB) CommitImport(updates []*deviceupdate.StoredUpdate) ([]deviceupdate
 		ub, rb := tx.Bucket(bucketUpdates), tx.Bucket(bucketRules)
 		for i, u := range updates {
 			id := deviceupdate.RuleID(u.RuleKey)
-			out = append(out, deviceupdate.ImportedUpdate{RuleID: id, Key: u.RuleKey, Version: u.Version, Status: statuses[i]})
-			if statuses[i] != deviceupdate.ImportAdded {
-				continue
-			}
-			if err := putJSON(ub, updateKey(u.RuleKey, u.Version), u); err != nil {
-				return err
-			}
-			var r deviceupdate.Rule
-			found, err := getJSON(rb, []byte(id), &r)
+			before, err := findRule(rb, id)
 			if err != nil {
 				return err
 			}
-			if !found {
-				r = deviceupdate.Rule{ID: id, RuleKey: u.RuleKey}
+			res := deviceupdate.ImportedUpdate{RuleID: id, Key: u.RuleKey, Version: u.Version, Status: statuses[i], RuleAfter: before}
+			if statuses[i] == deviceupdate.ImportAdded {
+				if err := putJSON(ub, updateKey(u.RuleKey, u.Version), u); err != nil {
+					return err
+				}
 			}
-			r.PendingVersion = u.Version
-			if err := putJSON(rb, []byte(id), r); err != nil {
-				return err
+			if statuses[i] != deviceupdate.ImportUnchanged {
+				after := deviceupdate.Rule{ID: id, RuleKey: u.RuleKey}
+				if before != nil {
+					after = *before
+				}
+				after.PendingVersion = u.Version
+				if err := putJSON(rb, []byte(id), after); err != nil {
+					return err
+				}
+				res.RuleBefore, res.RuleAfter = before, &after
 			}
+			out = append(out, res)
 		}
 		return nil
 	})

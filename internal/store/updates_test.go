@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
 var cx600 = deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"}
@@ -96,4 +97,122 @@ func TestCommitImportConflictChangesNothing(t *testing.T) {
 	if _, err := db.FindUpdate(cx700, deviceupdate.MustParseVersion("4.0.7577.4100")); deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
 		t.Errorf("FindUpdate of the refused update = %v", err)
 	}
+}
+
+// TestCommitImportRestages: a version imported before comes back as the
+// pending version when it was reset, restored away, is only the restore
+// version, or lost its rule; it changes nothing while it is pending or
+// approved; other content under its version stays refused.
+func TestCommitImportRestages(t *testing.T) {
+	const v1, v2 = "4.0.7577.4100", "4.0.7577.4366"
+	id := deviceupdate.RuleID(cx600)
+	type step func(t *testing.T, db *store.DB)
+	imp := func(v string) step {
+		return func(t *testing.T, db *store.DB) {
+			t.Helper()
+			if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, v, "hash-"+v)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	act := func(a deviceupdate.RuleAction) step {
+		return func(t *testing.T, db *store.DB) {
+			t.Helper()
+			if _, _, err := db.ChangeRule(id, a, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name       string
+		steps      []step
+		again      string // the version imported again
+		hash       string // its image's hash; "" for the one stored
+		wantStatus string
+		wantCode   string
+		wantBefore string // approved/pending/restore before, "" for no rule
+		wantAfter  string // and after
+	}{
+		{"reset then re-imported", []step{imp(v1), act("approve"), imp(v2), act("reset")}, v2, "", deviceupdate.ImportRestaged, "",
+			v1 + "/-/-", v1 + "/" + v2 + "/-"},
+		{"restored away then re-imported", []step{imp(v1), act("approve"), imp(v2), act("approve"), act("restore")}, v2, "", deviceupdate.ImportRestaged, "",
+			v1 + "/-/-", v1 + "/" + v2 + "/-"},
+		{"the restore version re-imported", []step{imp(v1), act("approve"), imp(v2), act("approve")}, v1, "", deviceupdate.ImportRestaged, "",
+			v2 + "/-/" + v1, v2 + "/" + v1 + "/" + v1},
+		{"its rule removed then re-imported", []step{imp(v1), act("remove")}, v1, "", deviceupdate.ImportRestaged, "",
+			"", "-/" + v1 + "/-"},
+		{"the pending version re-imported", []step{imp(v1)}, v1, "", deviceupdate.ImportUnchanged, "",
+			"-/" + v1 + "/-", "-/" + v1 + "/-"},
+		{"the approved version re-imported", []step{imp(v1), act("approve")}, v1, "", deviceupdate.ImportUnchanged, "",
+			v1 + "/-/-", v1 + "/-/-"},
+		{"other content under a reset version", []step{imp(v1), act("reset")}, v1, "evil", "", deviceupdate.ECONFLICT,
+			"-/-/-", "-/-/-"},
+	}
+	show := func(r *deviceupdate.Rule) string {
+		if r == nil {
+			return ""
+		}
+		return dash(r.ApprovedVersion) + "/" + dash(r.PendingVersion) + "/" + dash(r.RestoreVersion)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := MustOpen(t, t.TempDir())
+			for _, s := range tt.steps {
+				s(t, db)
+			}
+			rule := func() *deviceupdate.Rule {
+				r, err := db.FindRule(id)
+				if deviceupdate.ErrorCode(err) == deviceupdate.ENOTFOUND {
+					return nil
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			if got := show(rule()); got != tt.wantBefore {
+				t.Fatalf("before: %s, want %s", got, tt.wantBefore)
+			}
+			hash := tt.hash
+			if hash == "" {
+				hash = "hash-" + tt.again
+			}
+			again := []*deviceupdate.StoredUpdate{storedUpdate(cx600, tt.again, hash)}
+			checked, cerr := db.CheckImport(again)
+			got, err := db.CommitImport(again)
+			if deviceupdate.ErrorCode(err) != tt.wantCode || deviceupdate.ErrorCode(cerr) != tt.wantCode {
+				t.Fatalf("CheckImport = %v, CommitImport = %v; want code %q", cerr, err, tt.wantCode)
+			}
+			if after := show(rule()); after != tt.wantAfter {
+				t.Errorf("after: %s, want %s", after, tt.wantAfter)
+			}
+			if err != nil {
+				return
+			}
+			if got[0].Status != tt.wantStatus || checked[0] != tt.wantStatus {
+				t.Errorf("status %q (checked %q), want %q", got[0].Status, checked[0], tt.wantStatus)
+			}
+			if show(got[0].RuleAfter) != tt.wantAfter {
+				t.Errorf("reported rule after = %s, want %s", show(got[0].RuleAfter), tt.wantAfter)
+			}
+			wantReportedBefore := tt.wantBefore
+			if tt.wantStatus == deviceupdate.ImportUnchanged {
+				wantReportedBefore = "" // nothing changed: no before
+			}
+			if show(got[0].RuleBefore) != wantReportedBefore {
+				t.Errorf("reported rule before = %s, want %s", show(got[0].RuleBefore), wantReportedBefore)
+			}
+			u, err := db.FindUpdate(cx600, deviceupdate.MustParseVersion(tt.again))
+			if err != nil || u.Images[0].SHA256 != "hash-"+tt.again || !u.ImportedAt.Equal(time.Unix(1700000000, 0)) {
+				t.Errorf("stored record after = %+v, %v", u, err)
+			}
+		})
+	}
+}
+
+func dash(v deviceupdate.Version) string {
+	if v.IsZero() {
+		return "-"
+	}
+	return v.String()
 }
