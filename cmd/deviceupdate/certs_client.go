@@ -3,17 +3,15 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/certs"
-	"github.com/deviceupdate/deviceupdate/internal/client"
 )
 
 func newCertsClientCommand(stdout io.Writer) *cobra.Command {
-	var dir, out, keyType string
+	var out, keyType string
 	cmd := &cobra.Command{
 		Use:   "client NAME [-o DIR]",
 		Short: "Issue a client certificate an external phone signs in with",
@@ -30,25 +28,23 @@ access. NAME follows the rules of user names: 1-64 letters, digits, '.',
 		Example: `  deviceupdate certs client lab-phone-01
   deviceupdate certs client lab-phone-01 -o /srv/provisioning --key-type ecdsa`,
 		Args: exactArgs(1, "one NAME"),
-		RunE: func(c *cobra.Command, args []string) error {
-			if env := os.Getenv(client.EnvCerts); env != "" && !c.Flags().Changed("certs") {
-				dir = env
-			}
-			name := args[0]
-			if err := deviceupdate.ValidateUserName(name); err != nil {
-				return err
-			}
-			certPath, keyPath, err := certs.IssueClient(dir, out, name, certs.ClientOptions{KeyType: keyType})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "created %s (client certificate for %s, from %s)\n", certPath, name, dir)
-			fmt.Fprintf(stdout, "created %s (its private key, mode 0600: install it on the phone only)\n", keyPath)
-			return nil
-		},
+	}
+	certsDir := addCertsFlag(cmd, "certs folder holding ca.crt and ca.key")
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		dir := certsDir()
+		name := args[0]
+		if err := deviceupdate.ValidateUserName(name); err != nil {
+			return err
+		}
+		certPath, keyPath, err := certs.IssueClient(dir, out, name, certs.ClientOptions{KeyType: keyType})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created %s (client certificate for %s, from %s)\n", certPath, name, dir)
+		fmt.Fprintf(stdout, "created %s (its private key, mode 0600: install it on the phone only)\n", keyPath)
+		return nil
 	}
 	f := cmd.Flags()
-	f.StringVar(&dir, "certs", client.DefaultCerts, "certs folder holding ca.crt and ca.key (or $"+client.EnvCerts+")")
 	f.StringVarP(&out, "output", "o", ".", "folder to write NAME.crt and NAME.key to")
 	f.StringVar(&keyType, "key-type", certs.KeyRSA, "key type: rsa (RSA 2048, any phone) or ecdsa (P-256)")
 	return cmd

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -291,8 +292,10 @@ func TestOperatorCertificateUsedAsIs(t *testing.T) {
 		t.Error("a CA key appeared beside the operator's certificate")
 	}
 	w := srv.FindLog("server certificate lacks a discovery name; phones finding the service by DNS will refuse it")
-	if w == nil || w["name"] != "UCUpdates-R2.contoso.com" {
-		t.Errorf("no warning naming UCUpdates-R2.contoso.com; log:\n%s", srv.Stderr())
+	fix, _ := w["fix"].(string)
+	if w == nil || fmt.Sprint(w["missing"]) != "[UCUpdates-R2.contoso.com]" ||
+		!strings.HasPrefix(fix, `have the CA that issued it ("deviceupdate CA fabrikam.com") reissue it with UCUpdates-R2 and UCUpdates-R2.contoso.com`) {
+		t.Errorf("no warning naming UCUpdates-R2.contoso.com and the fix; log:\n%s", srv.Stderr())
 	}
 }
 

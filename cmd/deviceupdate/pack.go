@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,10 +48,14 @@ the update store is (DeviceType\Brand\Model\Revision\Locale\Version\UpdateType\)
 with updateInfo.xml at its root. --sign-cabinet also signs the cabinet itself
 (Authenticode). --unsigned-catalog leaves the catalog for an outside signer
 (signtool, osslsigncode, an HSM) to sign before the package is packed by hand.
-The certificate file may hold the chain after the signing certificate.`,
-		Example: `  deviceupdate pack --device-type UCPhone --brand Polycom --model CX600 --revision A \
+The certificate file may hold the chain after the signing certificate. A
+certificate that is not for code signing, or has expired, is refused: every
+import would refuse its packages. 'deviceupdate certs publisher NAME' makes a
+publisher of your own.`,
+		Example: `  deviceupdate certs publisher lab -o .
+  deviceupdate pack --device-type UCPhone --brand Polycom --model CX600 --revision A \
     --locale ENU --update-type CPE --version 4.0.7577.4366 \
-    --cert publisher.pem --key publisher.key -o UCUpdates.cab CPE.nbt`,
+    --cert lab.crt --key lab.key -o UCUpdates.cab CPE.nbt`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{fmt.Errorf("pack needs at least one IMAGE file (see 'deviceupdate pack --help')")}
@@ -101,6 +107,10 @@ func runPack(ctx context.Context, stdout io.Writer, o packOptions, images []stri
 		}
 		if signer, err = certloader.LoadX509KeyPair(o.cert, o.key); err != nil {
 			return fmt.Errorf("load --cert %s and --key %s: %w", o.cert, o.key, err)
+		}
+		// What every import would refuse is refused now, by the same rule.
+		if err := catalog.CheckSigner(fileChain(signer), time.Now()); err != nil {
+			return fmt.Errorf("--cert %s: %v, so every import would refuse the package; make a publisher with: deviceupdate certs publisher NAME", o.cert, err)
 		}
 	}
 
@@ -182,6 +192,18 @@ func runPack(ctx context.Context, stdout io.Writer, o packOptions, images []stri
 		fmt.Fprintf(stdout, "  catalog signed by %s\n", signer.Leaf.Subject)
 	}
 	return nil
+}
+
+// fileChain returns the certificates of the --cert file, the signing one
+// first and the root it may hold (which Chain leaves out) last.
+func fileChain(signer *certloader.Certificate) []*x509.Certificate {
+	chain := signer.Chain()
+	for _, c := range signer.Certificates {
+		if !slices.ContainsFunc(chain, c.Equal) {
+			chain = append(chain, c)
+		}
+	}
+	return chain
 }
 
 func syncFile(path string) error {

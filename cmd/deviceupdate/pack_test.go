@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deviceupdate/deviceupdate/internal/certs"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
@@ -122,6 +123,10 @@ func TestPackRefuses(t *testing.T) {
 	image := filepath.Join(work, "CPE.nbt")
 	os.WriteFile(image, []byte("image"), 0o644)
 	out := filepath.Join(work, "out.cab")
+	webCerts := t.TempDir() // a server certificate: serverAuth, not code signing
+	if _, err := certs.Ensure(webCerts, certs.Options{Domain: "contoso.com"}); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -133,6 +138,8 @@ func TestPackRefuses(t *testing.T) {
 		{"missing image", []string{"--version", "1.2.3.4", filepath.Join(work, "nope.nbt")}, 1, "nope.nbt"},
 		{"no image", []string{"--version", "1.2.3.4"}, 2, "at least one IMAGE"},
 		{"wrong key", []string{"--version", "1.2.3.4", "--key", cert, image}, 1, "load --cert"},
+		{"certificate not for code signing", []string{"--version", "1.2.3.4", "--cert", filepath.Join(webCerts, "server.crt"), "--key", filepath.Join(webCerts, "server.key"), image}, 1,
+			"server.crt: CN=UCUpdates-R2.contoso.com,O=deviceupdate is not for code signing (its extended key usage is serverAuth), so every import would refuse the package; make a publisher with: deviceupdate certs publisher NAME"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

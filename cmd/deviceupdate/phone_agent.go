@@ -5,15 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/certs"
 	"github.com/deviceupdate/deviceupdate/internal/peer"
 	"github.com/deviceupdate/deviceupdate/internal/phone"
 	"github.com/deviceupdate/deviceupdate/internal/upx"
@@ -58,53 +56,28 @@ func (f *phoneIdentityFlags) check() error {
 	return nil
 }
 
-// loadPhoneTrust reads the publisher roots a phone trusts: one PEM file, or
-// every .pem, .crt and .cer file of a folder.
-func loadPhoneTrust(p string) (*x509.CertPool, error) {
+// loadPhoneTrust reads the publisher roots a phone trusts, as the server
+// reads its trusted/ folder (certs.LoadTrust): a file, or every file of a
+// folder, PEM or DER. A file it cannot use is logged at warn level.
+func loadPhoneTrust(p string, logger *zap.Logger) (*x509.CertPool, error) {
 	if p == "" {
-		return nil, usageError{fmt.Errorf("--trust is required: the PEM certificates of the publishers whose updates the phones accept")}
+		return nil, usageError{fmt.Errorf("--trust is required: the certificates (PEM or DER) of the publishers whose updates the phones accept")}
 	}
-	fi, err := os.Stat(p)
+	t, err := certs.LoadTrust(p)
 	if err != nil {
 		return nil, fmt.Errorf("--trust: %w", err)
 	}
-	files := []string{p}
-	if fi.IsDir() {
-		files = nil
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			return nil, fmt.Errorf("--trust: %w", err)
-		}
-		for _, e := range entries {
-			switch strings.ToLower(filepath.Ext(e.Name())) {
-			case ".pem", ".crt", ".cer":
-				files = append(files, filepath.Join(p, e.Name()))
-			}
-		}
+	for _, bad := range t.Problems {
+		logger.Warn("a --trust file is not usable", zap.String("file", bad.Path), zap.Error(bad.Err))
 	}
-	pool := x509.NewCertPool()
-	n := 0
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("--trust: %w", err)
+	if len(t.Certs) == 0 {
+		why := ""
+		if len(t.Problems) > 0 {
+			why = ": " + t.Problems[0].Error()
 		}
-		for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
-			if block.Type != "CERTIFICATE" {
-				continue
-			}
-			cert, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("--trust: %s: %w", name, err)
-			}
-			pool.AddCert(cert)
-			n++
-		}
+		return nil, deviceupdate.Errorf(deviceupdate.EINVALID, "--trust %s holds no certificate%s", p, why)
 	}
-	if n == 0 {
-		return nil, deviceupdate.Errorf(deviceupdate.EINVALID, "--trust %s holds no PEM certificate", p)
-	}
-	return pool, nil
+	return t.Pool, nil
 }
 
 // phoneTLS returns the TLS settings for server: trusting <certs>/ca.crt
@@ -155,7 +128,7 @@ SIGINT or SIGTERM.`,
 	f.StringVar(&server, "server", "", "the service's base URL, http://host:port or https://host:port (required)")
 	f.StringVar(&certsDir, "certs", "", "for https://, the folder with the ca.crt to trust (or $DEVICEUPDATE_CERTS; default ./certs)")
 	f.StringVar(&stateDir, "state", "", "the phone's state folder (default ./phone-<MAC or serial>)")
-	f.StringVar(&trustPath, "trust", "", "the publisher roots to trust: a PEM file or a folder of .pem/.crt files (required)")
+	f.StringVar(&trustPath, "trust", "", "the publisher roots to trust: a certificate file (PEM or DER) or a folder of them (required)")
 	f.StringVar(&sharing, "peer-sharing", "auto", "peer firmware sharing: auto (as the server says), on or off")
 	f.StringVar(&peerAddr, "peer-addr", "", "the address to share on (default: the one that reaches the server)")
 	f.IntVar(&peerPort, "peer-port", upx.PeerPort, "the port to share and discover on")
@@ -186,15 +159,15 @@ SIGINT or SIGTERM.`,
 		if err != nil {
 			return err
 		}
-		trust, err := loadPhoneTrust(trustPath)
-		if err != nil {
-			return err
-		}
 		logger, err := newLogger(logLevel, cmd.ErrOrStderr())
 		if err != nil {
 			return usageError{err}
 		}
 		defer logger.Sync() //nolint:errcheck // stderr
+		trust, err := loadPhoneTrust(trustPath, logger)
+		if err != nil {
+			return err
+		}
 		cfg := phone.Config{Server: server, TLS: tlsConfig, Identity: idf.id, Version: idf.version, StateDir: stateDir,
 			Trust: trust, Sharing: mode, Logger: logger, External: external, User: user}
 		if cfg.StateDir == "" {
@@ -377,7 +350,7 @@ updated.`,
 	f.StringVar(&server, "server", "", "the service's base URL, http://host:port or https://host:port (required)")
 	f.StringVar(&certsDir, "certs", "", "for https://, the folder with the ca.crt to trust (or $DEVICEUPDATE_CERTS; default ./certs)")
 	f.IntVar(&o.Count, "count", 8, "how many phones")
-	f.StringVar(&trustPath, "trust", "", "the publisher roots to trust: a PEM file or a folder of .pem/.crt files (required)")
+	f.StringVar(&trustPath, "trust", "", "the publisher roots to trust: a certificate file (PEM or DER) or a folder of them (required)")
 	f.StringVar(&sharing, "peer-sharing", "auto", "peer firmware sharing: auto (as the server says), on or off")
 	f.StringVar(&wanRate, "wan-rate", "0", "the WAN link's rate in bytes per second, e.g. 4194304 or 4MiB; 0 for no limit")
 	f.BoolVar(&o.StoreAndForward, "store-and-forward", false, "forward a file to children only once all of it is here (Cisco's way)")
@@ -412,13 +385,13 @@ updated.`,
 		if o.TLS, err = phoneTLS(server, certsDir); err != nil {
 			return err
 		}
-		if o.Trust, err = loadPhoneTrust(trustPath); err != nil {
-			return err
-		}
 		if o.Logger, err = newLogger(logLevel, cmd.ErrOrStderr()); err != nil {
 			return usageError{err}
 		}
 		defer o.Logger.Sync() //nolint:errcheck // stderr
+		if o.Trust, err = loadPhoneTrust(trustPath, o.Logger); err != nil {
+			return err
+		}
 		o.Server, o.Identity, o.Version = server, idf.id, idf.version
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -183,11 +184,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("certificates in %s: %w", c.Certs, err)
 	}
 	m.announce(created)
-	pair, err := certs.LoadServer(c.Certs)
+	if c.Domain == "" {
+		m.Logger.Warn("no --domain set: phones that discover the service as UCUpdates-R2.<domain> will not match the certificate")
+	}
+	serverCert, err := certs.NewReloader(c.Certs, certs.ReloaderOptions{Logger: m.Logger, Loaded: m.warnMissingNames})
 	if err != nil {
 		return fmt.Errorf("certificates in %s: %w", c.Certs, err)
 	}
-	m.warnMissingNames(pair)
 	token, err := certs.ReadToken(c.Certs)
 	if err != nil {
 		return err
@@ -200,6 +203,11 @@ func (m *Main) Run(ctx context.Context) error {
 	im := &importer.Importer{DB: m.db, Audit: m.trail, Logger: m.Logger, DataDir: c.Data, CertsDir: c.Certs}
 	if _, err := im.Reconcile(); err != nil {
 		return err
+	}
+	if trust, err := im.Trust(); err != nil {
+		m.Logger.Warn("trusted publishers not readable", zap.Error(err))
+	} else {
+		m.Logger.Info("trusted publishers", zap.String("folder", filepath.Join(c.Certs, certs.TrustedDir)), zap.Int("certificates", len(trust.Certs)))
 	}
 	host, _ := os.Hostname()
 	reqLog, err := audit.OpenRequestLog(c.Data, host)
@@ -273,7 +281,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	tlsConfig := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	// A renewed server.crt and server.key (`deviceupdate certs renew`) are
+	// served from the next handshake on, within a second.
+	tlsConfig := &tls.Config{GetCertificate: serverCert.GetCertificate, MinVersion: tls.VersionTLS12}
 	// External phones may sign in with a certificate the service CA issued
 	// (`deviceupdate certs client`); phones without one still connect. A
 	// client certificate never stands in for the admin token.
@@ -484,20 +494,13 @@ func (m *Main) announce(created []string) {
 }
 
 // warnMissingNames logs when the served certificate lacks a discovery name,
-// as an operator-supplied one might: phones that find the service by DNS
-// would refuse it.
-func (m *Main) warnMissingNames(pair tls.Certificate) {
-	leaf := pair.Leaf
-	if leaf == nil {
-		return
-	}
-	if m.Config.Domain == "" {
-		m.Logger.Warn("no --domain set: phones that discover the service as UCUpdates-R2.<domain> will not match the certificate")
-	}
-	for _, name := range certs.ServerNames(m.Config.Domain) {
-		if leaf.VerifyHostname(name) != nil {
-			m.Logger.Warn("server certificate lacks a discovery name; phones finding the service by DNS will refuse it",
-				zap.String("name", name), zap.String("certificate", filepath.Join(m.Config.Certs, certs.ServerCertFile)))
-		}
+// as an operator-supplied one might, with the fix: phones that find the
+// service by DNS would refuse it.
+func (m *Main) warnMissingNames(leaf *x509.Certificate) {
+	var missing *certs.NamesError
+	if errors.As(certs.CheckNames(leaf, m.Config.Certs, m.Config.Domain), &missing) {
+		m.Logger.Warn("server certificate lacks a discovery name; phones finding the service by DNS will refuse it",
+			zap.Strings("missing", missing.Missing), zap.Strings("holds", missing.Held),
+			zap.String("certificate", missing.Cert), zap.String("fix", missing.Fix))
 	}
 }

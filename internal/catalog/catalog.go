@@ -271,7 +271,14 @@ func (c *Catalog) Verify(roots *x509.CertPool) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: embedded certificates: %v", ErrFormat, err)
 	}
-	if err := ts.VerifyChain(roots, certs, x509.ExtKeyUsageCodeSigning); err != nil {
+	if err := ts.VerifyChain(roots, certs, SignerUsage); err != nil {
+		at := time.Now()
+		if ts.CounterSignature != nil {
+			at = ts.CounterSignature.SigningTime
+		}
+		if why := signerError(append([]*x509.Certificate{sig.Certificate}, certs...), err, at); why != err {
+			return nil, fmt.Errorf("%w: %v", ErrUntrusted, why)
+		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrUntrusted, sig.Certificate.Subject, err)
 	}
 	return sig.Certificate, nil

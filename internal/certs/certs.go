@@ -40,7 +40,7 @@ const (
 	ServerCertFile = "server.crt"
 	ServerKeyFile  = "server.key"
 	TokenFile      = "admin.token"
-	TrustedDir     = "trusted" // PEM certificates of trusted package publishers
+	TrustedDir     = "trusted" // certificates of trusted package publishers (LoadTrust)
 )
 
 // DiscoveryName is the host name phones look up to find the service (Lync).
@@ -56,11 +56,15 @@ var (
 	ErrBadPEM = errors.New("not a PEM certificate or key")
 )
 
+// ServerValidity is how long a server certificate is valid, whether
+// Ensure or Renew issues it (never past the CA, though): 27 months, the
+// 825 days of the CA/Browser Forum's limit, the most phones accept.
+const ServerValidity = 825 * 24 * time.Hour
+
 const (
-	keyBits        = 2048
-	caValidity     = 10 * 365 * 24 * time.Hour
-	serverValidity = 825 * 24 * time.Hour
-	clockSkew      = time.Hour
+	keyBits    = 2048
+	caValidity = 10 * 365 * 24 * time.Hour
+	clockSkew  = time.Hour
 )
 
 // Options says which names the server certificate must carry.
@@ -133,7 +137,8 @@ func Ensure(dir string, opts Options) (created []string, err error) {
 			return nil, err
 		}
 		created = append(created, made...)
-		if err := issueServer(dir, caCert, caKey, opts); err != nil {
+		names := dedupeFold(append(ServerNames(opts.Domain), opts.Hosts...))
+		if _, err := issueServer(dir, caCert, caKey, names, opts.IPs, opts.Now()); err != nil {
 			return created, err
 		}
 		created = append(created, path(ServerCertFile), path(ServerKeyFile))
@@ -190,11 +195,7 @@ func ensureCA(dir string, opts Options) (*x509.Certificate, crypto.Signer, []str
 		IsCA:                  true,
 		SubjectKeyId:          keyID(&key.PublicKey),
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("create CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := create(tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("create CA certificate: %w", err)
 	}
@@ -202,46 +203,79 @@ func ensureCA(dir string, opts Options) (*x509.Certificate, crypto.Signer, []str
 	if err := writeKey(keyPath, key); err != nil {
 		return nil, nil, nil, err
 	}
-	if err := writeCert(certPath, der); err != nil {
+	if err := writeCert(certPath, cert.Raw); err != nil {
 		_ = os.Remove(keyPath)
 		return nil, nil, nil, err
 	}
 	return cert, key, []string{certPath, keyPath}, nil
 }
 
-func issueServer(dir string, ca *x509.Certificate, caKey crypto.Signer, opts Options) error {
+// issueServer issues, with the CA, a server certificate for the names and
+// addresses and a new key, and writes them to dir as server.crt and
+// server.key together (fsutil.WriteFilesAtomic, the key first).
+func issueServer(dir string, ca *x509.Certificate, caKey crypto.Signer, dnsNames []string, ips []net.IP, now time.Time) (*x509.Certificate, error) {
 	key, err := rsa.GenerateKey(rand.Reader, keyBits)
 	if err != nil {
-		return fmt.Errorf("generate server key: %w", err)
+		return nil, fmt.Errorf("generate server key: %w", err)
 	}
-	discovery := ServerNames(opts.Domain)
-	dnsNames := dedupeFold(append(discovery, opts.Hosts...))
-	now := opts.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:   randomSerial(),
-		Subject:        pkix.Name{CommonName: discovery[len(discovery)-1], Organization: []string{"deviceupdate"}},
+		Subject:        pkix.Name{CommonName: commonName(dnsNames), Organization: []string{"deviceupdate"}},
 		NotBefore:      now.Add(-clockSkew),
-		NotAfter:       now.Add(serverValidity),
+		NotAfter:       notAfter(now.Add(ServerValidity), ca),
 		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:       dnsNames,
-		IPAddresses:    dedupeIPs(opts.IPs),
+		IPAddresses:    dedupeIPs(ips),
 		SubjectKeyId:   keyID(&key.PublicKey),
 		AuthorityKeyId: ca.SubjectKeyId,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	cert, err := create(tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return fmt.Errorf("create server certificate: %w", err)
+		return nil, fmt.Errorf("create server certificate: %w", err)
 	}
-	certPath, keyPath := filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile)
-	if err := writeKey(keyPath, key); err != nil {
-		return err
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, err
 	}
-	if err := writeCert(certPath, der); err != nil {
-		_ = os.Remove(keyPath)
-		return err
+	err = fsutil.WriteFilesAtomic(
+		fsutil.File{Path: filepath.Join(dir, ServerKeyFile), Data: keyPEM, Mode: 0o600},
+		fsutil.File{Path: filepath.Join(dir, ServerCertFile), Data: encodeCert(cert.Raw), Mode: 0o644},
+	)
+	return cert, err
+}
+
+// create issues tmpl for pub, signed by parentKey (parent's), and parses
+// the result.
+func create(tmpl, parent *x509.Certificate, pub crypto.PublicKey, parentKey crypto.Signer) (*x509.Certificate, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return x509.ParseCertificate(der)
+}
+
+// commonName returns the name a server certificate is known by: its
+// UCUpdates-R2.<domain> name, else its first name.
+func commonName(dnsNames []string) string {
+	for _, n := range dnsNames {
+		if hasPrefixFold(n, DiscoveryName+".") {
+			return n
+		}
+	}
+	if len(dnsNames) == 0 {
+		return DiscoveryName
+	}
+	return dnsNames[0]
+}
+
+// notAfter returns end, or the CA's end when that comes first: a
+// certificate is worth nothing past its issuer.
+func notAfter(end time.Time, ca *x509.Certificate) time.Time {
+	if end.After(ca.NotAfter) {
+		return ca.NotAfter
+	}
+	return end
 }
 
 // LoadServer loads the server certificate and key for a TLS listener.
@@ -296,17 +330,9 @@ func writeToken(path string) error {
 // loadPair reads a PEM certificate and its PEM private key and checks that
 // they belong together.
 func loadPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
-	certPEM, err := os.ReadFile(certPath)
+	cert, err := readCertFile(certPath)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load certificate: %w", err)
-	}
-	block, _ := pem.Decode(certPEM)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, nil, fmt.Errorf("load %s: %w: want a CERTIFICATE block", certPath, ErrBadPEM)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", certPath, err)
+		return nil, nil, err
 	}
 	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
@@ -322,6 +348,29 @@ func loadPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error
 			certPath, keyPath, ErrMismatch)
 	}
 	return cert, key, nil
+}
+
+// readCertFile reads the first certificate of a PEM file.
+func readCertFile(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load certificate: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("load %s: %w: want a CERTIFICATE block", path, ErrBadPEM)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return cert, nil
+}
+
+// ReadServerCert returns the server certificate in dir (server.crt); an
+// error wrapping fs.ErrNotExist when there is none.
+func ReadServerCert(dir string) (*x509.Certificate, error) {
+	return readCertFile(filepath.Join(dir, ServerCertFile))
 }
 
 func parseKey(data []byte) (crypto.Signer, error) {
@@ -352,15 +401,28 @@ func parseKey(data []byte) (crypto.Signer, error) {
 }
 
 func writeKey(path string, key crypto.Signer) error {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	data, err := encodeKey(key)
 	if err != nil {
-		return fmt.Errorf("encode key %s: %w", path, err)
+		return err
 	}
-	return fsutil.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return fsutil.WriteFileAtomic(path, data, 0o600)
 }
 
 func writeCert(path string, der []byte) error {
-	return fsutil.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return fsutil.WriteFileAtomic(path, encodeCert(der), 0o644)
+}
+
+// encodeKey returns key as a PEM PKCS #8 block.
+func encodeKey(key crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+func encodeCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 func exists(path string) bool {
@@ -380,6 +442,14 @@ func randomSerial() *big.Int {
 func keyID(pub *rsa.PublicKey) []byte {
 	h := sha1.Sum(x509.MarshalPKCS1PublicKey(pub))
 	return h[:]
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
 }
 
 func dedupeFold(names []string) []string {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/deviceupdate/deviceupdate/internal/certs"
+	"github.com/deviceupdate/deviceupdate/internal/fsutil"
 )
 
 var opts = certs.Options{
@@ -241,13 +242,16 @@ func TestServerCertValidNow(t *testing.T) {
 	}
 }
 
+// copyFile puts a copy of from in place of to, as a new file: a rewrite
+// in place within one tick of the file system's clock, of the same size,
+// would look unchanged to a Reloader.
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	data, err := os.ReadFile(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(to, data, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(to, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

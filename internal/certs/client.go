@@ -8,7 +8,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -48,14 +47,8 @@ func IssueClient(caDir, outDir, name string, opts ClientOptions) (certPath, keyP
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if name == "" || filepath.Base(name) != name || name == "." || name == ".." {
-		return "", "", fmt.Errorf("issue client certificate: name %q cannot be a file name", name)
-	}
-	certPath, keyPath = filepath.Join(outDir, name+".crt"), filepath.Join(outDir, name+".key")
-	for _, p := range []string{certPath, keyPath} {
-		if _, err := os.Lstat(p); err == nil {
-			return "", "", fmt.Errorf("issue client certificate: %s: %w; remove it or choose another name or folder", p, ErrExists)
-		}
+	if certPath, keyPath, err = newPairPaths(outDir, name); err != nil {
+		return "", "", fmt.Errorf("issue client certificate: %w", err)
 	}
 	caCert, caKey, err := loadPair(filepath.Join(caDir, CACertFile), filepath.Join(caDir, CAKeyFile))
 	if err != nil {
@@ -76,15 +69,11 @@ func IssueClient(caDir, outDir, name string, opts ClientOptions) (certPath, keyP
 		return "", "", fmt.Errorf("issue client certificate: generate key: %w", err)
 	}
 	now := opts.Now()
-	notAfter := now.Add(ClientValidity)
-	if notAfter.After(caCert.NotAfter) {
-		notAfter = caCert.NotAfter
-	}
 	tmpl := &x509.Certificate{
 		SerialNumber:   randomSerial(),
 		Subject:        pkix.Name{CommonName: name, Organization: []string{"deviceupdate"}},
 		NotBefore:      now.Add(-clockSkew),
-		NotAfter:       notAfter,
+		NotAfter:       notAfter(now.Add(ClientValidity), caCert),
 		KeyUsage:       keyUsage,
 		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		AuthorityKeyId: caCert.SubjectKeyId,
@@ -93,22 +82,46 @@ func IssueClient(caDir, outDir, name string, opts ClientOptions) (certPath, keyP
 	if err != nil {
 		return "", "", fmt.Errorf("issue client certificate: %w", err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return "", "", fmt.Errorf("issue client certificate: encode key: %w", err)
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
+	if err := writeNewPair(certPath, keyPath, der, key); err != nil {
 		return "", "", fmt.Errorf("issue client certificate: %w", err)
 	}
-	// The key first, so that a certificate is never left without it.
-	if err := writeNew(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return "", "", err
+	return certPath, keyPath, nil
+}
+
+// newPairPaths returns <outDir>/<name>.crt and <outDir>/<name>.key, and
+// fails with ErrExists when either is there.
+func newPairPaths(outDir, name string) (certPath, keyPath string, err error) {
+	if name == "" || filepath.Base(name) != name || name == "." || name == ".." {
+		return "", "", fmt.Errorf("name %q cannot be a file name", name)
 	}
-	if err := writeNew(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		_ = os.Remove(keyPath)
-		return "", "", err
+	certPath, keyPath = filepath.Join(outDir, name+".crt"), filepath.Join(outDir, name+".key")
+	for _, p := range []string{certPath, keyPath} {
+		if _, err := os.Lstat(p); err == nil {
+			return "", "", fmt.Errorf("%s: %w; remove it or choose another name or folder", p, ErrExists)
+		}
 	}
 	return certPath, keyPath, nil
+}
+
+// writeNewPair creates outDir if need be and writes a certificate and its
+// key as new files, the key first (mode 0600) so that a certificate is
+// never left without it.
+func writeNewPair(certPath, keyPath string, der []byte, key crypto.Signer) error {
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(certPath), 0o755); err != nil {
+		return err
+	}
+	if err := writeNew(keyPath, keyPEM, 0o600); err != nil {
+		return err
+	}
+	if err := writeNew(certPath, encodeCert(der), 0o644); err != nil {
+		_ = os.Remove(keyPath)
+		return err
+	}
+	return nil
 }
 
 // writeNew creates path with data and mode, failing with ErrExists when

@@ -9,39 +9,79 @@ import (
 	"path/filepath"
 )
 
+// File is one file for WriteFilesAtomic.
+type File struct {
+	Path string
+	Data []byte
+	Mode os.FileMode
+}
+
 // WriteFileAtomic writes data to path with the given mode so that path
 // either keeps its old content or has all of the new, even across a crash.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
+	return WriteFilesAtomic(File{Path: path, Data: data, Mode: mode})
+}
+
+// WriteFilesAtomic writes each file as WriteFileAtomic does, but stages
+// and syncs them all before the first rename, so the renames follow one
+// another in the given order with nothing in between: a reader sees a
+// mix of old and new files (a certificate and the key of another) only
+// for that instant, or after a crash between two renames. Should a
+// staging step fail, every file keeps its old content.
+func WriteFilesAtomic(files ...File) error {
+	tmps := make([]string, 0, len(files))
 	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
+		for _, tmp := range tmps {
+			_ = os.Remove(tmp) // those not renamed
 		}
 	}()
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	for _, f := range files {
+		tmp, err := stage(f)
+		if err != nil {
+			return err
+		}
+		tmps = append(tmps, tmp)
 	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	for i, f := range files {
+		if err := os.Rename(tmps[i], f.Path); err != nil {
+			return fmt.Errorf("write %s: %w", f.Path, err)
+		}
+		tmps[i] = ""
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	synced := map[string]bool{}
+	for _, f := range files {
+		if dir := filepath.Dir(f.Path); !synced[dir] {
+			if err := SyncDir(dir); err != nil {
+				return err
+			}
+			synced[dir] = true
+		}
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	return nil
+}
+
+// stage writes f's data to a new file beside f.Path, synced, and returns
+// its name.
+func stage(f File) (string, error) {
+	out, err := os.CreateTemp(filepath.Dir(f.Path), "."+filepath.Base(f.Path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", f.Path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	err = out.Chmod(f.Mode)
+	if err == nil {
+		_, err = out.Write(f.Data)
 	}
-	ok = true
-	return SyncDir(dir)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(out.Name())
+		return "", fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	return out.Name(), nil
 }
 
 // SyncDir makes a rename or create in dir durable.

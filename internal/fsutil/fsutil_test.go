@@ -60,3 +60,35 @@ func TestWriteFileAtomicLeavesNothingOnFailure(t *testing.T) {
 		t.Errorf("folder holds %d entries after a failed write, want 1", len(entries))
 	}
 }
+
+// TestWriteFilesAtomic: a pair written together replaces both files; a
+// pair whose second file cannot be staged leaves both as they were.
+func TestWriteFilesAtomic(t *testing.T) {
+	dir := t.TempDir()
+	key, cert := filepath.Join(dir, "server.key"), filepath.Join(dir, "server.crt")
+	if err := fsutil.WriteFilesAtomic(
+		fsutil.File{Path: key, Data: []byte("key 1"), Mode: 0o600},
+		fsutil.File{Path: cert, Data: []byte("cert 1"), Mode: 0o644},
+	); err != nil {
+		t.Fatal(err)
+	}
+	err := fsutil.WriteFilesAtomic(
+		fsutil.File{Path: key, Data: []byte("key 2"), Mode: 0o600},
+		fsutil.File{Path: filepath.Join(dir, "missing", "server.crt"), Data: []byte("cert 2"), Mode: 0o644},
+	)
+	if err == nil {
+		t.Fatal("a pair whose certificate could not be staged was written")
+	}
+	for path, want := range map[string]string{key: "key 1", cert: "cert 1"} {
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != want {
+			t.Errorf("%s = %q, %v; want %q", filepath.Base(path), got, err, want)
+		}
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("server.key: %v, %v; want mode 600", fi, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("folder holds %d entries, want the pair only (no staging files left)", len(entries))
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -67,37 +66,35 @@ func StorePath(dataDir string, k deviceupdate.RuleKey, v deviceupdate.Version) s
 	return filepath.Join(dataDir, StoreDir, k.DeviceType, k.Brand, k.Model, k.Revision, k.Locale, v.String(), k.UpdateType)
 }
 
-// LoadTrust reads the publisher certificates in <certs>/trusted/ (PEM
-// files, any name, several certificates each).
-func LoadTrust(certsDir string) (*x509.CertPool, int, error) {
-	dir := filepath.Join(certsDir, certs.TrustedDir)
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("read trusted publishers: %w", err)
+// Trust reads the publishers' certificates in <certs>/trusted/
+// (certs.LoadTrust: PEM or DER, any file name) and logs, at warn level,
+// each file it could not use. It runs at each import, and at start.
+func (im *Importer) Trust() (*certs.Trust, error) {
+	dir := filepath.Join(im.CertsDir, certs.TrustedDir)
+	t, err := certs.LoadTrust(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &certs.Trust{Pool: x509.NewCertPool()}, nil
 	}
-	pool := x509.NewCertPool()
-	n := 0
-	for _, e := range entries {
-		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, 0, fmt.Errorf("read trusted publisher %s: %w", e.Name(), err)
-		}
-		for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
-			if block.Type != "CERTIFICATE" {
-				continue
-			}
-			c, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, 0, fmt.Errorf("trusted publisher %s: %w", e.Name(), err)
-			}
-			pool.AddCert(c)
-			n++
-		}
+	if err != nil {
+		return nil, fmt.Errorf("read trusted publishers: %w", err)
 	}
-	return pool, n, nil
+	for _, p := range t.Problems {
+		im.Logger.Warn("a file in the trusted publishers folder is not usable", zap.String("file", p.Path), zap.Error(p.Err))
+	}
+	return t, nil
+}
+
+// trustNote is what a refusal adds when files of trusted/ were not
+// usable: the publisher may be in one of them.
+func trustNote(t *certs.Trust) string {
+	if len(t.Problems) == 0 {
+		return ""
+	}
+	notes := make([]string, len(t.Problems))
+	for i, p := range t.Problems {
+		notes[i] = p.Error()
+	}
+	return "; skipped as unusable: " + strings.Join(notes, "; ")
 }
 
 // Import reads a package of at most size bytes from src (size -1 when
@@ -129,13 +126,13 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 	if size > maxSize {
 		return nil, deviceupdate.Errorf(deviceupdate.ETOOLARGE, "%s: %d bytes is more than the %d a package may have", name, size, maxSize)
 	}
-	trust, n, err := LoadTrust(im.CertsDir)
+	trust, err := im.Trust()
 	if err != nil {
 		return nil, err
 	}
-	if n == 0 {
-		return nil, deviceupdate.Errorf(deviceupdate.EFORBIDDEN, "%s: no trusted publishers: put the publisher's certificate (PEM) in %s and import again",
-			name, filepath.Join(im.CertsDir, certs.TrustedDir))
+	if len(trust.Certs) == 0 {
+		return nil, deviceupdate.Errorf(deviceupdate.EFORBIDDEN, "%s: no trusted publishers: put the publisher's certificate (PEM or DER) in %s and import again%s",
+			name, filepath.Join(im.CertsDir, certs.TrustedDir), trustNote(trust))
 	}
 
 	staging, err := os.MkdirTemp(im.stagingRoot(), "import-")
@@ -160,8 +157,11 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 	}
 	defer spool.Close()
 	t1 := time.Now()
-	pkg, err := updatepkg.Stage(spool, n64, updatepkg.Options{Trust: trust, Limits: im.Limits, StagingDir: filepath.Join(staging, "updates")})
+	pkg, err := updatepkg.Stage(spool, n64, updatepkg.Options{Trust: trust.Pool, Limits: im.Limits, StagingDir: filepath.Join(staging, "updates")})
 	if err != nil {
+		if note := trustNote(trust); note != "" && deviceupdate.ErrorCode(err) == deviceupdate.EFORBIDDEN {
+			err = &deviceupdate.Error{Code: deviceupdate.EFORBIDDEN, Message: deviceupdate.ErrorMessage(err) + note, Err: err}
+		}
 		return nil, prefixName(err, name)
 	}
 	t2 := time.Now()

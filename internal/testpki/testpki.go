@@ -46,16 +46,36 @@ func serial() *big.Int {
 func NewCA(tb testing.TB, name string) *Authority {
 	tb.Helper()
 	key := newKey(tb)
-	tmpl := &x509.Certificate{
+	tmpl := caTemplate(name, 10*365*24*time.Hour)
+	return &Authority{Cert: create(tb, tmpl, tmpl, key, key), Key: key}
+}
+
+func caTemplate(name string, validity time.Duration) *x509.Certificate {
+	return &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
+		NotAfter:              time.Now().Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+}
+
+// NewIntermediate returns a CA named name that a issues, limited to the
+// extended key usages given (none: any).
+func (a *Authority) NewIntermediate(tb testing.TB, name string, usages ...x509.ExtKeyUsage) *Authority {
+	tb.Helper()
+	key := newKey(tb)
+	tmpl := caTemplate(name, 5*365*24*time.Hour)
+	tmpl.ExtKeyUsage = usages
+	return &Authority{Cert: create(tb, tmpl, a.Cert, key, a.Key), Key: key}
+}
+
+// create issues tmpl for key, signed by parentKey (parent's).
+func create(tb testing.TB, tmpl, parent *x509.Certificate, key *rsa.PrivateKey, parentKey crypto.Signer) *x509.Certificate {
+	tb.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -63,7 +83,7 @@ func NewCA(tb testing.TB, name string) *Authority {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &Authority{Cert: cert, Key: key}
+	return cert
 }
 
 // Issue returns a certificate for name signed by the CA, and its key.
@@ -88,15 +108,7 @@ func (a *Authority) Issue(tb testing.TB, name string, o Options) (*x509.Certific
 	} else {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, &key.PublicKey, a.Key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cert, key
+	return create(tb, tmpl, a.Cert, key, a.Key), key
 }
 
 // Pool returns a pool holding the CA's certificate.
