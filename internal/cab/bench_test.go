@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 func benchCab(b *testing.B, path string, toDisk bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		b.Skipf("no cabinet: %v", err)
+		b.Fatal(err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -125,10 +125,7 @@ func BenchmarkWalkLZXFixture(b *testing.B) { benchCab(b, lzxFixture, false) }
 // BenchmarkLZXDecode measures the LZX decoder alone on the fixture's
 // frames, held in memory.
 func BenchmarkLZXDecode(b *testing.B) {
-	data, err := os.ReadFile(lzxFixture)
-	if err != nil {
-		b.Skip("fixture not available")
-	}
+	data := readFixture(b, lzxFixture)
 	r, err := NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		b.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"testing"
 
 	"github.com/deviceupdate/deviceupdate/internal/cab/internal/lzxenc"
@@ -34,13 +33,7 @@ func seedCabinets(t testing.TB) [][]byte {
 		b, _ := c.build(t)
 		seeds = append(seeds, b)
 	}
-	if b, err := os.ReadFile(simpleFixture); err == nil {
-		seeds = append(seeds, b)
-	}
-	if b, err := os.ReadFile(lzxFixture); err == nil {
-		seeds = append(seeds, shortenLZXCab(b, 1, 3000))
-	}
-	return seeds
+	return append(seeds, readFixture(t, simpleFixture), shortenLZXCab(readFixture(t, lzxFixture), 1, 3000))
 }
 
 // shortenLZXCab cuts lzx.cab down to its first n data blocks, the last
@@ -159,9 +152,7 @@ func FuzzMSZIP(f *testing.F) {
 	f.Add(rec(0, []byte("CK\x03\x00")))                              // empty
 	f.Add(rec(4, []byte("CK\x4b\x04\x02\x00")))                      // "aaaa": a match
 	f.Add(rec(10, []byte("CK\x05\xc0\x81\x00\x00\x00\x00\x80\xa0"))) // a dynamic-block header
-	if b, err := os.ReadFile(simpleFixture); err == nil && len(b) > 0x4d {
-		f.Add(rec(187, b[0x4d:]))
-	}
+	f.Add(rec(187, readFixture(f, simpleFixture)[0x4d:]))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var ours mszipDecoder
 		ours.reset(CompressMSZIP, 0)
@@ -188,9 +179,7 @@ func FuzzMSZIP(f *testing.F) {
 // FuzzLZX drives the LZX decoder directly: the first byte picks the
 // window size, the rest are data blocks as in fuzzRecords.
 func FuzzLZX(f *testing.F) {
-	if b, err := os.ReadFile(lzxFixture); err == nil {
-		f.Add(lzxFixtureFrame(b, 3000))
-	}
+	f.Add(lzxFixtureFrame(readFixture(f, lzxFixture), 3000))
 	for _, types := range [][]int{{lzxenc.Verbatim}, {lzxenc.Aligned}, {lzxenc.Uncompressed}} {
 		frames, err := lzxenc.Compress(lzxTestData(3000), 15, types)
 		if err != nil {

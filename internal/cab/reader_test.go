@@ -48,7 +48,7 @@ func openFixture(t *testing.T, path string) *Reader {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
-		t.Skipf("fixture not available: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
 	st, err := f.Stat()

@@ -19,21 +19,10 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
 )
 
-const makecatFixture = "../../../shared/testdata/cat/makecat-unsigned.cat"
-
-func readFixture(t *testing.T) []byte {
-	t.Helper()
-	data, err := os.ReadFile(makecatFixture)
-	if err != nil {
-		t.Skipf("shared fixture not present: %v", err)
-	}
-	return data
-}
-
 // TestParseMakecat reads a catalog made by Microsoft's makecat, with SHA-1
 // and SHA-256 members and a catalog-level extension block.
 func TestParseMakecat(t *testing.T) {
-	c, err := catalog.Parse(readFixture(t))
+	c, err := catalog.Parse(testpkg.Makecat(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +107,7 @@ func osslsign(t *testing.T, dir string, in []byte) []byte {
 // TestVerifyCatalogSignedByOsslsigncode: a makecat catalog signed by an
 // independent tool verifies against its publisher's CA and nothing else.
 func TestVerifyCatalogSignedByOsslsigncode(t *testing.T) {
-	fixture := readFixture(t)
+	fixture := testpkg.Makecat(t)
 	p := newPKI(t)
 	signed := osslsign(t, p.good, fixture)
 	tamperedContent := bytes.Clone(signed)
@@ -203,20 +192,37 @@ func TestBuildAndSign(t *testing.T) {
 	}
 }
 
+// builtCatalog returns a catalog of one member made by Build and signed by
+// a throwaway publisher.
+func builtCatalog(t testing.TB) []byte {
+	t.Helper()
+	ca := testpki.NewCA(t, "Publisher Root")
+	ctl, err := catalog.Build([]catalog.Entry{{Name: "CPE.nbt", SHA256: sha256.Sum256([]byte("image"))}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testpkg.NewSigner(t, ca, testpki.Options{})(ctl)
+}
+
 func TestParseRejects(t *testing.T) {
-	fixture := readFixture(t)
+	built := builtCatalog(t)
 	tests := []struct {
 		name string
-		data []byte
+		data func(t *testing.T) []byte
 	}{
-		{"empty", nil},
-		{"not DER", []byte("hello")},
-		{"truncated", fixture[:len(fixture)/2]},
-		{"too large", make([]byte, catalog.MaxSize+1)},
+		{"empty", func(*testing.T) []byte { return nil }},
+		{"not DER", func(*testing.T) []byte { return []byte("hello") }},
+		{"truncated", func(*testing.T) []byte { return built[:len(built)/2] }},
+		{"last byte cut", func(*testing.T) []byte { return built[:len(built)-1] }},
+		{"truncated makecat catalog", func(t *testing.T) []byte {
+			fixture := testpkg.Makecat(t)
+			return fixture[:len(fixture)/2]
+		}},
+		{"too large", func(*testing.T) []byte { return make([]byte, catalog.MaxSize+1) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := catalog.Parse(tt.data); !errors.Is(err, catalog.ErrFormat) {
+			if _, err := catalog.Parse(tt.data(t)); !errors.Is(err, catalog.ErrFormat) {
 				t.Fatalf("Parse = %v, want ErrFormat", err)
 			}
 		})
@@ -224,9 +230,10 @@ func TestParseRejects(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	if data, err := os.ReadFile(makecatFixture); err == nil {
+	if data, err := testpkg.ReadMakecat(); err == nil {
 		f.Add(data)
 	}
+	f.Add(builtCatalog(f))
 	f.Add([]byte{0x30, 0x03, 0x06, 0x01, 0x00})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := catalog.Parse(data)
