@@ -104,40 +104,62 @@ func osslsign(t *testing.T, dir string, in []byte) []byte {
 	return data
 }
 
-// TestVerifyCatalogSignedByOsslsigncode: a makecat catalog signed by an
-// independent tool verifies against its publisher's CA and nothing else.
+// TestVerifyCatalogSignedByOsslsigncode: an unsigned catalog, ours or one
+// made by makecat, signed by an independent tool verifies against its
+// publisher's CA and nothing else.
 func TestVerifyCatalogSignedByOsslsigncode(t *testing.T) {
-	fixture := testpkg.Makecat(t)
 	p := newPKI(t)
-	signed := osslsign(t, p.good, fixture)
-	tamperedContent := bytes.Clone(signed)
-	i := bytes.Index(tamperedContent, []byte{0x07, 0xC7, 0xAB, 0x90}) // the first member's tag
-	tamperedContent[i] ^= 0xff
-
-	tests := []struct {
-		name  string
-		data  []byte
-		roots *x509.CertPool
-		want  error
+	sources := []struct {
+		name     string
+		unsigned func(t testing.TB) []byte
 	}{
-		{"trusted publisher", signed, p.ca.Pool(), nil},
-		{"unknown publisher", signed, p.other.Pool(), catalog.ErrUntrusted},
-		{"expired signing certificate", osslsign(t, p.expired, fixture), p.ca.Pool(), catalog.ErrUntrusted},
-		{"certificate not for code signing", osslsign(t, p.tls, fixture), p.ca.Pool(), catalog.ErrUntrusted},
-		{"member changed after signing", tamperedContent, p.ca.Pool(), catalog.ErrSignature},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := catalog.Parse(tt.data)
+		{"built", func(t testing.TB) []byte {
+			der, err := catalog.Unsigned(oneMemberList(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			signer, err := c.Verify(tt.roots)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			return der
+		}},
+		{"makecat", testpkg.Makecat},
+	}
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			unsigned := src.unsigned(t)
+			first, err := catalog.Parse(unsigned)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if tt.want == nil && !strings.HasPrefix(signer.Subject.CommonName, "Polycom Firmware") {
-				t.Errorf("signer = %s", signer.Subject)
+			signed := osslsign(t, p.good, unsigned)
+			tamperedContent := bytes.Clone(signed)
+			i := bytes.Index(tamperedContent, first.Members[0].Tag)
+			tamperedContent[i] ^= 0xff
+
+			tests := []struct {
+				name  string
+				data  []byte
+				roots *x509.CertPool
+				want  error
+			}{
+				{"trusted publisher", signed, p.ca.Pool(), nil},
+				{"unknown publisher", signed, p.other.Pool(), catalog.ErrUntrusted},
+				{"expired signing certificate", osslsign(t, p.expired, unsigned), p.ca.Pool(), catalog.ErrUntrusted},
+				{"certificate not for code signing", osslsign(t, p.tls, unsigned), p.ca.Pool(), catalog.ErrUntrusted},
+				{"member changed after signing", tamperedContent, p.ca.Pool(), catalog.ErrSignature},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					c, err := catalog.Parse(tt.data)
+					if err != nil {
+						t.Fatal(err)
+					}
+					signer, err := c.Verify(tt.roots)
+					if !errors.Is(err, tt.want) {
+						t.Fatalf("Verify = %v, want %v", err, tt.want)
+					}
+					if tt.want == nil && !strings.HasPrefix(signer.Subject.CommonName, "Polycom Firmware") {
+						t.Errorf("signer = %s", signer.Subject)
+					}
+				})
 			}
 		})
 	}
@@ -192,16 +214,21 @@ func TestBuildAndSign(t *testing.T) {
 	}
 }
 
-// builtCatalog returns a catalog of one member made by Build and signed by
-// a throwaway publisher.
-func builtCatalog(t testing.TB) []byte {
+// oneMemberList returns a trust list made by Build of one member.
+func oneMemberList(t testing.TB) []byte {
 	t.Helper()
-	ca := testpki.NewCA(t, "Publisher Root")
 	ctl, err := catalog.Build([]catalog.Entry{{Name: "CPE.nbt", SHA256: sha256.Sum256([]byte("image"))}}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testpkg.NewSigner(t, ca, testpki.Options{})(ctl)
+	return ctl
+}
+
+// builtCatalog returns a catalog of one member made by Build and signed by
+// a throwaway publisher.
+func builtCatalog(t testing.TB) []byte {
+	t.Helper()
+	return testpkg.NewSigner(t, testpki.NewCA(t, "Publisher Root"), testpki.Options{})(oneMemberList(t))
 }
 
 func TestParseRejects(t *testing.T) {
