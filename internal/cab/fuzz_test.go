@@ -224,3 +224,57 @@ func FuzzLZX(f *testing.F) {
 		})
 	})
 }
+
+// searchSeeds are FuzzSearch's seeds, also committed in
+// testdata/fuzz/FuzzSearch: libmspack's search test files, a pack-made
+// cabinet behind junk, two cabinets with junk between, and "MSCF" spam.
+func searchSeeds(t testing.TB) [][]byte {
+	junk := semiRandom(77, 300)
+	return [][]byte{
+		readFixture(t, searchBasic),
+		readFixture(t, searchTricky1),
+		cat(junk, packCab(t), junk[:7]),
+		cat(smallCab(t, "a"), junk[:20], smallCab(t, "bb")),
+		bytes.Repeat([]byte("MSCF"), 64),
+	}
+}
+
+// FuzzSearch searches arbitrary bytes for cabinets. What it finds must lie
+// in the file in order without overlapping, open alone at its offset, and
+// decode or fail cleanly.
+func FuzzSearch(f *testing.F) {
+	for _, s := range searchSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cabs, err := searchBytes(data, fuzzLimits)
+		if err != nil {
+			checkSentinel(t, err)
+			if len(cabs) != 0 {
+				t.Fatalf("%d cabinets with an error", len(cabs))
+			}
+			return
+		}
+		if len(cabs) == 0 {
+			t.Fatal("no cabinet and no error")
+		}
+		end := int64(0)
+		for _, c := range cabs {
+			if c.Offset < end || c.Offset+c.CabinetSize > int64(len(data)) {
+				t.Fatalf("cabinet at %d of %d bytes: overlaps the previous one (ending at %d) or the end of the file (%d)", c.Offset, c.CabinetSize, end, len(data))
+			}
+			end = c.Offset + c.CabinetSize
+			alone, err := NewReaderLimits(bytes.NewReader(data[c.Offset:]), int64(len(data))-c.Offset, fuzzLimits)
+			if err != nil || len(alone.Files) != len(c.Files) || len(c.Files) == 0 {
+				t.Fatalf("cabinet at %d: %d members, but alone: %v", c.Offset, len(c.Files), err)
+			}
+			err = c.Walk(func(fi *File, rd io.Reader) error {
+				_, err := io.Copy(io.Discard, rd)
+				return err
+			})
+			if err != nil {
+				checkSentinel(t, err)
+			}
+		}
+	})
+}
