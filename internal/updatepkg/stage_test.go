@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,4 +180,50 @@ func TestStageRefusesBadPackages(t *testing.T) {
 			t.Fatalf("error = %v", err)
 		}
 	})
+}
+
+// TestStageFindsTheCabinet: a package may be a program with the cabinet
+// inside, as a vendor's self-extracting UCUpdates.exe is; it must hold
+// exactly one cabinet.
+func TestStageFindsTheCabinet(t *testing.T) {
+	ca := testpki.NewCA(t, "Polycom Root")
+	files := testpkg.Files{}
+	testpkg.AddUpdate(t, files, "", "4.0.7577.4366", testpkg.Image(100000, 1), testpkg.NewSigner(t, ca, testpki.Options{}))
+	pkg, err := os.ReadFile(testpkg.MakeCab(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stub := append([]byte("MZ\x90\x00 a program's code and data, then MSCF as a string; "), testpkg.Image(3000, 9)...)
+	tests := []struct {
+		name     string
+		data     []byte
+		wantText string // "" for success
+	}{
+		{"cabinet inside a program", bytes.Join([][]byte{stub, pkg, stub}, nil), ""},
+		{"two cabinets", bytes.Join([][]byte{pkg, stub, pkg}, nil),
+			"the file holds 2 cabinets, at offsets 0, " + fmt.Sprint(len(pkg)+len(stub)) + "; an update package is one cabinet"},
+		{"no cabinet", stub, "no cabinet found in the file; an update package is a cabinet, or a program with one inside"},
+		{"a damaged cabinet inside a program", append(bytes.Clone(stub), pkg[:len(pkg)/2]...), "no cabinet found in the file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "UCUpdates.exe")
+			if err := os.WriteFile(path, tt.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			staged, _, err := stage(t, path, ca.Pool())
+			if tt.wantText == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(staged.Updates) != 1 || staged.Updates[0].Update.Version.String() != "4.0.7577.4366" {
+					t.Errorf("updates = %+v", staged.Updates)
+				}
+				return
+			}
+			if deviceupdate.ErrorCode(err) != deviceupdate.EINVALID || !strings.Contains(deviceupdate.ErrorMessage(err), tt.wantText) {
+				t.Fatalf("error %s %q, want EINVALID containing %q", deviceupdate.ErrorCode(err), deviceupdate.ErrorMessage(err), tt.wantText)
+			}
+		})
+	}
 }
