@@ -345,10 +345,11 @@ func TestCabExtractDoesNotFollowSymlinks(t *testing.T) {
 // checksums, meet the damage. Nothing may hang, panic or escape, and when
 // both deviceupdate and cabextract extract, the bytes must agree.
 func TestCabCorruptedStreams(t *testing.T) {
-	sources := map[string][]byte{}
-	if lzx, err := os.ReadFile("../../../shared/testdata/cab/lzx.cab"); err == nil {
-		sources["lzx"] = lzx
+	lzx, err := os.ReadFile("../../internal/cab/testdata/lzx.cab")
+	if err != nil {
+		t.Fatal(err)
 	}
+	sources := map[string][]byte{"lzx": lzx}
 	src := t.TempDir()
 	text := make([]byte, 200<<10)
 	for i := range text { // compressible, but not trivially

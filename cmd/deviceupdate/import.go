@@ -20,7 +20,7 @@ import (
 func newImportCommand(stdout, stderr io.Writer) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "import FILE.cab",
+		Use:   "import FILE",
 		Short: "Import an update package into the running service",
 		Long: `Upload an update package (SPEC §3) to the running service, which accepts it
 only when every catalog is signed by a publisher in <certs>/trusted/, every
@@ -29,10 +29,14 @@ becomes the pending version of its rule; test devices get it at once, other
 devices once it is approved. Importing a version again changes nothing while
 it is its rule's pending or approved version; after a reset or a restore it
 makes it pending again (re-staged). A package that claims an imported version
-with other content is refused. On a terminal, a progress bar shows the upload.`,
+with other content is refused. On a terminal, a progress bar shows the upload.
+
+FILE is a cabinet (.cab) or a vendor's self-extracting program (UCUpdates.exe):
+the service finds the one cabinet inside, as cabextract does.`,
 		Example: `  deviceupdate import UCUpdates.cab
+  deviceupdate import UCUpdates.exe
   deviceupdate import --server https://fe01.contoso.com UCUpdates.cab --json`,
-		Args: exactArgs(1, "one FILE.cab"),
+		Args: exactArgs(1, "one FILE"),
 	}
 	connect := addClientFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON document")

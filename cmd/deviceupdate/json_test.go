@@ -59,6 +59,8 @@ func TestEveryJSONOutputIsOneCompactDocument(t *testing.T) {
 		{args: []string{"phone", "download", "--clients", "2", "--json", srv.InternalURL() + "/DeviceUpdateFiles_Int/" + key[:strings.LastIndex(key, "/")] + "/4.0.7577.4100/CPE/CPE.nbt"}},
 		{args: []string{"device", "list", "--json"}},
 		{args: []string{"device", "config", mac, "--json"}},
+		{args: []string{"device", "prune", "--not-seen", "30d", "--yes", "--json"}},
+		{args: []string{"device", "remove", mac, "--json"}},
 		{args: []string{"site", "set", "Lab", "--subnet", "10.9.0.0/16", "--json"}},
 		{args: []string{"site", "list", "--json"}},
 		{args: []string{"testdevice", "add", "--name", "lab", "--mac", "00-04-F2-00-40-02", "--json"}},

@@ -50,19 +50,25 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// benchCab measures extracting every member of the cabinet at path, to
-// disk with ExtractTo or, with toDisk false, to io.Discard through Walk.
-func benchCab(b *testing.B, path string, toDisk bool) {
+// openBench opens the file at path for the benchmark and returns its size.
+func openBench(b *testing.B, path string) (*os.File, int64) {
 	f, err := os.Open(path)
 	if err != nil {
-		b.Skipf("no cabinet: %v", err)
+		b.Fatal(err)
 	}
-	defer f.Close()
+	b.Cleanup(func() { f.Close() })
 	st, err := f.Stat()
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := NewReader(f, st.Size())
+	return f, st.Size()
+}
+
+// benchCab measures extracting every member of the cabinet at path, to
+// disk with ExtractTo or, with toDisk false, to io.Discard through Walk.
+func benchCab(b *testing.B, path string, toDisk bool) {
+	f, size := openBench(b, path)
+	r, err := NewReader(f, size)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -125,10 +131,7 @@ func BenchmarkWalkLZXFixture(b *testing.B) { benchCab(b, lzxFixture, false) }
 // BenchmarkLZXDecode measures the LZX decoder alone on the fixture's
 // frames, held in memory.
 func BenchmarkLZXDecode(b *testing.B) {
-	data, err := os.ReadFile(lzxFixture)
-	if err != nil {
-		b.Skip("fixture not available")
-	}
+	data := readFixture(b, lzxFixture)
 	r, err := NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		b.Fatal(err)
@@ -155,5 +158,27 @@ func BenchmarkLZXDecode(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	}
+}
+
+// BenchmarkOpen compares opening a plain cabinet with NewReader and with
+// Search, whose fast path must cost no scan.
+func BenchmarkOpen(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		open func(io.ReaderAt, int64) error
+	}{
+		{"NewReader", func(r io.ReaderAt, n int64) error { _, err := NewReader(r, n); return err }},
+		{"Search", func(r io.ReaderAt, n int64) error { _, err := Search(r, n); return err }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			f, size := openBench(b, mszipBenchCab(b))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bc.open(f, size); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

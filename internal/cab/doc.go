@@ -47,6 +47,17 @@
 // the cabinet. [Reader.ExtractTo] writes all members below a directory after
 // checking every name with [SafePath].
 //
+// # Cabinets inside other files
+//
+// Vendors ship cabinets inside self-extracting programs. [Search] finds
+// every cabinet in a file as cabextract does: a file that starts with a
+// cabinet is opened directly (no scan when the cabinet fills the file);
+// elsewhere it scans for "MSCF", opens each candidate whose header is
+// plausible, skips false and broken ones, and resumes after each cabinet
+// it finds. Each [Reader] it returns carries its [Reader.Offset].
+// [ExtractAll] extracts several cabinets at once. The reading spent on
+// false candidates is bounded in proportion to the file size.
+//
 // # Hostile input
 //
 // Every read goes through the io.ReaderAt with explicit bounds; counts from

@@ -27,11 +27,24 @@ var (
 	// [NewReaderLimits] (or the defaults).
 	ErrLimit = errors.New("cab: limit exceeded")
 
+	// ErrNoCabinet means that [Search] found no cabinet in a file. It
+	// wraps ErrFormat.
+	ErrNoCabinet error = &sentinelError{"cab: no cabinet found", ErrFormat}
+
 	// ErrUnsafeName means that a member name cannot be used as a relative
 	// path below an extraction directory: it is empty, absolute, has a
 	// drive letter, contains a ".." component or a NUL byte.
 	ErrUnsafeName = errors.New("cab: unsafe member name")
 )
+
+// sentinelError is a sentinel error that wraps another.
+type sentinelError struct {
+	msg    string
+	parent error
+}
+
+func (e *sentinelError) Error() string { return e.msg }
+func (e *sentinelError) Unwrap() error { return e.parent }
 
 // FormatError describes malformed input found at a known place in the
 // cabinet. Its Unwrap method returns [ErrFormat], or [ErrChecksum] (which

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -69,29 +68,70 @@ func SafePath(name string) (string, error) {
 // member with the same name as an earlier one replaces it, as with
 // cabextract.
 func (r *Reader) ExtractTo(dir string) ([]string, error) {
-	paths := make([]string, len(r.Files))
-	files := make(map[string]int, len(r.Files))
-	dirs := make(map[string]int)
-	for i, f := range r.Files {
-		p, err := SafePath(f.Name)
-		if err != nil {
-			return nil, fmt.Errorf("member %d: %w", i, err)
+	return ExtractAll(dir, []*Reader{r})
+}
+
+// ExtractAll writes the members of several cabinets, such as those
+// [Search] finds in one file, below dir, as [Reader.ExtractTo] does for
+// one: every check is made on all of them before anything is written, and
+// members are renamed into place only when every member of every cabinet
+// decoded. Where cabextract would let a member of a later cabinet
+// overwrite one of an earlier cabinet, ExtractAll refuses the name with an
+// error wrapping [ErrUnsafeName].
+func ExtractAll(dir string, cabs []*Reader) ([]string, error) {
+	type member struct {
+		c, i int    // cabinet and file index
+		path string // safe path
+	}
+	var members []member
+	files := make(map[string]member)
+	dirs := make(map[string]member)
+	name := func(m member) string {
+		f := cabs[m.c].Files[m.i]
+		if len(cabs) == 1 {
+			return fmt.Sprintf("member %d %q", m.i, f.Name)
 		}
-		paths[i] = p
-		files[p] = i
-		for d := path.Dir(p); d != "."; d = path.Dir(d) {
-			dirs[d] = i
+		return fmt.Sprintf("member %d %q of the cabinet at offset %d", m.i, f.Name, cabs[m.c].Offset)
+	}
+	for c, r := range cabs {
+		for i, f := range r.Files {
+			p, err := SafePath(f.Name)
+			m := member{c, i, p}
+			if err != nil {
+				if len(cabs) == 1 {
+					return nil, fmt.Errorf("member %d: %w", i, err)
+				}
+				return nil, fmt.Errorf("member %d of the cabinet at offset %d: %w", i, r.Offset, err)
+			}
+			if prev, ok := files[p]; ok && prev.c != c {
+				return nil, fmt.Errorf("%w: %q names member %d of the cabinet at offset %d and member %d of the cabinet at offset %d; one would overwrite the other",
+					ErrUnsafeName, p, prev.i, cabs[prev.c].Offset, i, r.Offset)
+			}
+			members = append(members, m)
+			files[p] = m
+			for d := path.Dir(p); d != "."; d = path.Dir(d) {
+				dirs[d] = m
+			}
 		}
 	}
-	for p, i := range files {
-		if j, ok := dirs[p]; ok {
-			return nil, fmt.Errorf("%w: member %d %q is also the directory of member %d %q",
-				ErrUnsafeName, i, r.Files[i].Name, j, r.Files[j].Name)
+	for p, m := range files {
+		if d, ok := dirs[p]; ok {
+			return nil, fmt.Errorf("%w: %s is also the directory of %s", ErrUnsafeName, name(m), name(d))
 		}
 	}
-	for _, f := range r.Files {
-		if err := f.openErr(); err != nil {
-			return nil, err
+	// Errors of a cabinet inside another file name its offset in the
+	// file, since theirs count from the cabinet's start.
+	where := func(r *Reader, err error) error {
+		if r.Offset == 0 {
+			return err
+		}
+		return fmt.Errorf("cabinet at offset %d: %w", r.Offset, err)
+	}
+	for _, r := range cabs {
+		for _, f := range r.Files {
+			if err := f.openErr(); err != nil {
+				return nil, where(r, err)
+			}
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -108,38 +148,37 @@ func (r *Reader) ExtractTo(dir string) ([]string, error) {
 	}
 	defer root.RemoveAll(staging)
 
-	// Decode every member into staging/<index>, in folder order.
-	var order []int
-	err = r.Walk(func(f *File, rd io.Reader) error {
-		name := path.Join(staging, strconv.Itoa(f.index))
-		out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Decode every member into staging/<cabinet>-<index>, in folder order.
+	stagedName := func(c, i int) string { return path.Join(staging, strconv.Itoa(c)+"-"+strconv.Itoa(i)) }
+	for c, r := range cabs {
+		err = r.Walk(func(f *File, rd io.Reader) error {
+			name := stagedName(c, f.index)
+			out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			if err := writeMember(root, name, out, f, rd); err != nil {
+				return fmt.Errorf("cab: extracting %s: %w", f.item(), err)
+			}
+			return nil
+		})
 		if err != nil {
-			return err
+			return nil, where(r, err)
 		}
-		if err := writeMember(root, name, out, f, rd); err != nil {
-			return fmt.Errorf("cab: extracting %s: %w", f.item(), err)
-		}
-		order = append(order, f.index)
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	// Every member decoded: move them into place, in file-table order so
 	// that the last of several same-named members wins.
-	sort.Ints(order)
-	written := make([]string, 0, len(order))
-	for _, i := range order {
-		rel := paths[i]
-		if parent := path.Dir(rel); parent != "." {
+	written := make([]string, 0, len(members))
+	for _, m := range members {
+		if parent := path.Dir(m.path); parent != "." {
 			if err := root.MkdirAll(parent, 0o755); err != nil {
 				return written, err
 			}
 		}
-		if err := root.Rename(path.Join(staging, strconv.Itoa(i)), rel); err != nil {
+		if err := root.Rename(stagedName(m.c, m.i), m.path); err != nil {
 			return written, err
 		}
-		written = append(written, filepath.Join(dir, filepath.FromSlash(rel)))
+		written = append(written, filepath.Join(dir, filepath.FromSlash(m.path)))
 	}
 	return written, nil
 }

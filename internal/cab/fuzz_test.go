@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"testing"
 
 	"github.com/deviceupdate/deviceupdate/internal/cab/internal/lzxenc"
@@ -34,13 +33,7 @@ func seedCabinets(t testing.TB) [][]byte {
 		b, _ := c.build(t)
 		seeds = append(seeds, b)
 	}
-	if b, err := os.ReadFile(simpleFixture); err == nil {
-		seeds = append(seeds, b)
-	}
-	if b, err := os.ReadFile(lzxFixture); err == nil {
-		seeds = append(seeds, shortenLZXCab(b, 1, 3000))
-	}
-	return seeds
+	return append(seeds, readFixture(t, simpleFixture), shortenLZXCab(readFixture(t, lzxFixture), 1, 3000))
 }
 
 // shortenLZXCab cuts lzx.cab down to its first n data blocks, the last
@@ -159,9 +152,7 @@ func FuzzMSZIP(f *testing.F) {
 	f.Add(rec(0, []byte("CK\x03\x00")))                              // empty
 	f.Add(rec(4, []byte("CK\x4b\x04\x02\x00")))                      // "aaaa": a match
 	f.Add(rec(10, []byte("CK\x05\xc0\x81\x00\x00\x00\x00\x80\xa0"))) // a dynamic-block header
-	if b, err := os.ReadFile(simpleFixture); err == nil && len(b) > 0x4d {
-		f.Add(rec(187, b[0x4d:]))
-	}
+	f.Add(rec(187, readFixture(f, simpleFixture)[0x4d:]))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var ours mszipDecoder
 		ours.reset(CompressMSZIP, 0)
@@ -188,9 +179,7 @@ func FuzzMSZIP(f *testing.F) {
 // FuzzLZX drives the LZX decoder directly: the first byte picks the
 // window size, the rest are data blocks as in fuzzRecords.
 func FuzzLZX(f *testing.F) {
-	if b, err := os.ReadFile(lzxFixture); err == nil {
-		f.Add(lzxFixtureFrame(b, 3000))
-	}
+	f.Add(lzxFixtureFrame(readFixture(f, lzxFixture), 3000))
 	for _, types := range [][]int{{lzxenc.Verbatim}, {lzxenc.Aligned}, {lzxenc.Uncompressed}} {
 		frames, err := lzxenc.Compress(lzxTestData(3000), 15, types)
 		if err != nil {
@@ -233,5 +222,59 @@ func FuzzLZX(f *testing.F) {
 			}
 			return true
 		})
+	})
+}
+
+// searchSeeds are FuzzSearch's seeds, also committed in
+// testdata/fuzz/FuzzSearch: libmspack's search test files, a pack-made
+// cabinet behind junk, two cabinets with junk between, and "MSCF" spam.
+func searchSeeds(t testing.TB) [][]byte {
+	junk := semiRandom(77, 300)
+	return [][]byte{
+		readFixture(t, searchBasic),
+		readFixture(t, searchTricky1),
+		cat(junk, packCab(t), junk[:7]),
+		cat(smallCab(t, "a"), junk[:20], smallCab(t, "bb")),
+		bytes.Repeat([]byte("MSCF"), 64),
+	}
+}
+
+// FuzzSearch searches arbitrary bytes for cabinets. What it finds must lie
+// in the file in order without overlapping, open alone at its offset, and
+// decode or fail cleanly.
+func FuzzSearch(f *testing.F) {
+	for _, s := range searchSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cabs, err := searchBytes(data, fuzzLimits)
+		if err != nil {
+			checkSentinel(t, err)
+			if len(cabs) != 0 {
+				t.Fatalf("%d cabinets with an error", len(cabs))
+			}
+			return
+		}
+		if len(cabs) == 0 {
+			t.Fatal("no cabinet and no error")
+		}
+		end := int64(0)
+		for _, c := range cabs {
+			if c.Offset < end || c.Offset+c.CabinetSize > int64(len(data)) {
+				t.Fatalf("cabinet at %d of %d bytes: overlaps the previous one (ending at %d) or the end of the file (%d)", c.Offset, c.CabinetSize, end, len(data))
+			}
+			end = c.Offset + c.CabinetSize
+			alone, err := NewReaderLimits(bytes.NewReader(data[c.Offset:]), int64(len(data))-c.Offset, fuzzLimits)
+			if err != nil || len(alone.Files) != len(c.Files) || len(c.Files) == 0 {
+				t.Fatalf("cabinet at %d: %d members, but alone: %v", c.Offset, len(c.Files), err)
+			}
+			err = c.Walk(func(fi *File, rd io.Reader) error {
+				_, err := io.Copy(io.Discard, rd)
+				return err
+			})
+			if err != nil {
+				checkSentinel(t, err)
+			}
+		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 )
@@ -349,10 +348,7 @@ func TestLZXFrameSequence(t *testing.T) {
 // requires a clean result: either an error or output, never a panic or
 // output of the wrong size.
 func TestLZXCorruptFixture(t *testing.T) {
-	b, err := os.ReadFile(lzxFixture)
-	if err != nil {
-		t.Skip("fixture not available")
-	}
+	b := readFixture(t, lzxFixture)
 	r := openBytes(t, b)
 	fo := r.Folders[0]
 	start, end := int(fo.DataOffset), int(fo.DataOffset+fo.CompressedSize)

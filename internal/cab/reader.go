@@ -54,10 +54,14 @@ type Limits struct {
 	// included). Deflate and LZX cannot exceed about 1000 on real data;
 	// the format's own ceiling is 32768/9.
 	MaxRatio int64
+	// MaxCabinets is the largest number of cabinets [SearchLimits]
+	// returns from one file.
+	MaxCabinets int
 }
 
-// DefaultLimits returns the limits used by [NewReader]: 16384 members, 4096
-// folders, 1 GiB per member, 4 GiB in total and a compression ratio of 1024.
+// DefaultLimits returns the limits used by [NewReader] and [Search]: 16384
+// members, 4096 folders, 1 GiB per member, 4 GiB in total, a compression
+// ratio of 1024 and 256 cabinets in one file.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxFiles:     16384,
@@ -65,6 +69,7 @@ func DefaultLimits() Limits {
 		MaxFileSize:  1 << 30,
 		MaxTotalSize: 4 << 30,
 		MaxRatio:     1024,
+		MaxCabinets:  256,
 	}
 }
 
@@ -84,6 +89,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxRatio <= 0 {
 		l.MaxRatio = d.MaxRatio
+	}
+	if l.MaxCabinets <= 0 {
+		l.MaxCabinets = d.MaxCabinets
 	}
 	return l
 }
@@ -210,6 +218,10 @@ type Reader struct {
 	// Folders lists the folders in the order of the folder table.
 	Folders []*Folder
 
+	// Offset is where the cabinet starts in the file [Search] found it
+	// in; 0 for [NewReader]. Every other offset of the Reader, its folders
+	// and its errors counts from the start of the cabinet.
+	Offset int64
 	// CabinetSize is the size the header declares (cbCabinet); it may be
 	// smaller than the file, for example when a signature is appended.
 	CabinetSize int64

@@ -19,21 +19,10 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
 )
 
-const makecatFixture = "../../../shared/testdata/cat/makecat-unsigned.cat"
-
-func readFixture(t *testing.T) []byte {
-	t.Helper()
-	data, err := os.ReadFile(makecatFixture)
-	if err != nil {
-		t.Skipf("shared fixture not present: %v", err)
-	}
-	return data
-}
-
 // TestParseMakecat reads a catalog made by Microsoft's makecat, with SHA-1
 // and SHA-256 members and a catalog-level extension block.
 func TestParseMakecat(t *testing.T) {
-	c, err := catalog.Parse(readFixture(t))
+	c, err := catalog.Parse(testpkg.Makecat(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,40 +104,62 @@ func osslsign(t *testing.T, dir string, in []byte) []byte {
 	return data
 }
 
-// TestVerifyCatalogSignedByOsslsigncode: a makecat catalog signed by an
-// independent tool verifies against its publisher's CA and nothing else.
+// TestVerifyCatalogSignedByOsslsigncode: an unsigned catalog, ours or one
+// made by makecat, signed by an independent tool verifies against its
+// publisher's CA and nothing else.
 func TestVerifyCatalogSignedByOsslsigncode(t *testing.T) {
-	fixture := readFixture(t)
 	p := newPKI(t)
-	signed := osslsign(t, p.good, fixture)
-	tamperedContent := bytes.Clone(signed)
-	i := bytes.Index(tamperedContent, []byte{0x07, 0xC7, 0xAB, 0x90}) // the first member's tag
-	tamperedContent[i] ^= 0xff
-
-	tests := []struct {
-		name  string
-		data  []byte
-		roots *x509.CertPool
-		want  error
+	sources := []struct {
+		name     string
+		unsigned func(t testing.TB) []byte
 	}{
-		{"trusted publisher", signed, p.ca.Pool(), nil},
-		{"unknown publisher", signed, p.other.Pool(), catalog.ErrUntrusted},
-		{"expired signing certificate", osslsign(t, p.expired, fixture), p.ca.Pool(), catalog.ErrUntrusted},
-		{"certificate not for code signing", osslsign(t, p.tls, fixture), p.ca.Pool(), catalog.ErrUntrusted},
-		{"member changed after signing", tamperedContent, p.ca.Pool(), catalog.ErrSignature},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := catalog.Parse(tt.data)
+		{"built", func(t testing.TB) []byte {
+			der, err := catalog.Unsigned(oneMemberList(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			signer, err := c.Verify(tt.roots)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			return der
+		}},
+		{"makecat", testpkg.Makecat},
+	}
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			unsigned := src.unsigned(t)
+			first, err := catalog.Parse(unsigned)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if tt.want == nil && !strings.HasPrefix(signer.Subject.CommonName, "Polycom Firmware") {
-				t.Errorf("signer = %s", signer.Subject)
+			signed := osslsign(t, p.good, unsigned)
+			tamperedContent := bytes.Clone(signed)
+			i := bytes.Index(tamperedContent, first.Members[0].Tag)
+			tamperedContent[i] ^= 0xff
+
+			tests := []struct {
+				name  string
+				data  []byte
+				roots *x509.CertPool
+				want  error
+			}{
+				{"trusted publisher", signed, p.ca.Pool(), nil},
+				{"unknown publisher", signed, p.other.Pool(), catalog.ErrUntrusted},
+				{"expired signing certificate", osslsign(t, p.expired, unsigned), p.ca.Pool(), catalog.ErrUntrusted},
+				{"certificate not for code signing", osslsign(t, p.tls, unsigned), p.ca.Pool(), catalog.ErrUntrusted},
+				{"member changed after signing", tamperedContent, p.ca.Pool(), catalog.ErrSignature},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					c, err := catalog.Parse(tt.data)
+					if err != nil {
+						t.Fatal(err)
+					}
+					signer, err := c.Verify(tt.roots)
+					if !errors.Is(err, tt.want) {
+						t.Fatalf("Verify = %v, want %v", err, tt.want)
+					}
+					if tt.want == nil && !strings.HasPrefix(signer.Subject.CommonName, "Polycom Firmware") {
+						t.Errorf("signer = %s", signer.Subject)
+					}
+				})
 			}
 		})
 	}
@@ -203,20 +214,42 @@ func TestBuildAndSign(t *testing.T) {
 	}
 }
 
+// oneMemberList returns a trust list made by Build of one member.
+func oneMemberList(t testing.TB) []byte {
+	t.Helper()
+	ctl, err := catalog.Build([]catalog.Entry{{Name: "CPE.nbt", SHA256: sha256.Sum256([]byte("image"))}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctl
+}
+
+// builtCatalog returns a catalog of one member made by Build and signed by
+// a throwaway publisher.
+func builtCatalog(t testing.TB) []byte {
+	t.Helper()
+	return testpkg.NewSigner(t, testpki.NewCA(t, "Publisher Root"), testpki.Options{})(oneMemberList(t))
+}
+
 func TestParseRejects(t *testing.T) {
-	fixture := readFixture(t)
+	built := builtCatalog(t)
 	tests := []struct {
 		name string
-		data []byte
+		data func(t *testing.T) []byte
 	}{
-		{"empty", nil},
-		{"not DER", []byte("hello")},
-		{"truncated", fixture[:len(fixture)/2]},
-		{"too large", make([]byte, catalog.MaxSize+1)},
+		{"empty", func(*testing.T) []byte { return nil }},
+		{"not DER", func(*testing.T) []byte { return []byte("hello") }},
+		{"truncated", func(*testing.T) []byte { return built[:len(built)/2] }},
+		{"last byte cut", func(*testing.T) []byte { return built[:len(built)-1] }},
+		{"truncated makecat catalog", func(t *testing.T) []byte {
+			fixture := testpkg.Makecat(t)
+			return fixture[:len(fixture)/2]
+		}},
+		{"too large", func(*testing.T) []byte { return make([]byte, catalog.MaxSize+1) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := catalog.Parse(tt.data); !errors.Is(err, catalog.ErrFormat) {
+			if _, err := catalog.Parse(tt.data(t)); !errors.Is(err, catalog.ErrFormat) {
 				t.Fatalf("Parse = %v, want ErrFormat", err)
 			}
 		})
@@ -224,9 +257,10 @@ func TestParseRejects(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	if data, err := os.ReadFile(makecatFixture); err == nil {
+	if data, err := testpkg.ReadMakecat(); err == nil {
 		f.Add(data)
 	}
+	f.Add(builtCatalog(f))
 	f.Add([]byte{0x30, 0x03, 0x06, 0x01, 0x00})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := catalog.Parse(data)

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +31,45 @@ func NeedTool(tb testing.TB, name string) string {
 		tb.Skipf("%s is not installed (apt-get install %s)", name, name)
 	}
 	return p
+}
+
+// MakecatPath is where the tests look for a catalog made by Microsoft's
+// makecat, relative to the repository's root: beside the repository, since
+// its GPL-3.0 licence keeps it out (see its README there).
+const MakecatPath = "../shared/testdata/cat/makecat-unsigned.cat"
+
+// Makecat returns the makecat catalog at [MakecatPath], skipping the test
+// when it is absent, as it is in a plain clone.
+func Makecat(tb testing.TB) []byte {
+	tb.Helper()
+	data, err := ReadMakecat()
+	if errors.Is(err, fs.ErrNotExist) {
+		tb.Skipf("%s is absent: the makecat catalog is GPL-3.0, so it is kept beside the repository, not in it", MakecatPath)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
+// ReadMakecat reads the makecat catalog at [MakecatPath]; the error wraps
+// fs.ErrNotExist when it is absent. It is the only test data read from
+// outside the repository.
+func ReadMakecat() ([]byte, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return os.ReadFile(filepath.Join(dir, filepath.FromSlash(MakecatPath)))
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil, errors.New("testpkg: no go.mod above the test's directory")
+		}
+		dir = parent
+	}
 }
 
 // Signer signs catalogs.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,13 +79,13 @@ func Stage(r io.ReaderAt, size int64, o Options) (*Package, error) {
 	if lim == (cab.Limits{}) {
 		lim = cab.DefaultLimits()
 	}
-	cr, err := cab.NewReaderLimits(r, size, lim)
+	cr, err := findCabinet(r, size, lim)
 	if err != nil {
-		return nil, invalid(err, "the package is not a readable cabinet: %v", err)
+		return nil, err
 	}
 	pkg := &Package{}
 	if len(cr.HeaderReserve) > 0 {
-		signer, err := verifyCabinetSignature(r, o.Trust)
+		signer, err := verifyCabinetSignature(signedCabinet(r, size, cr), o.Trust)
 		if err != nil {
 			return nil, err
 		}
@@ -282,6 +283,44 @@ func verifyCabinetSignature(r io.ReaderAt, trust *x509.CertPool) (string, error)
 		return "", &deviceupdate.Error{Code: deviceupdate.EFORBIDDEN, Message: fmt.Sprintf("the cabinet is signed by %s, who is not a trusted publisher: %v", sig.Certificate.Subject, err), Err: err}
 	}
 	return sig.Certificate.Subject.String(), nil
+}
+
+// findCabinet returns the one cabinet of a package: a cabinet file, or a
+// program with a cabinet inside (a vendor's self-extracting UCUpdates.exe).
+func findCabinet(r io.ReaderAt, size int64, lim cab.Limits) (*cab.Reader, error) {
+	cabs, err := cab.SearchLimits(r, size, lim)
+	switch {
+	case errors.Is(err, cab.ErrNoCabinet):
+		// "cab: no cabinet found (why)" keeps its why.
+		return nil, invalid(err, "no cabinet found in the file%s; an update package is a cabinet, or a program with one inside",
+			strings.TrimPrefix(err.Error(), cab.ErrNoCabinet.Error()))
+	case err != nil:
+		return nil, invalid(err, "the package is not a readable cabinet: %v", err)
+	case len(cabs) > 1:
+		offsets := make([]string, len(cabs))
+		for i, c := range cabs {
+			offsets[i] = fmt.Sprint(c.Offset)
+		}
+		return nil, deviceupdate.Errorf(deviceupdate.EINVALID, "the file holds %d cabinets, at offsets %s; an update package is one cabinet (see 'deviceupdate cab list')",
+			len(cabs), strings.Join(offsets, ", "))
+	}
+	return cabs[0], nil
+}
+
+// signedCabinet returns the bytes an Authenticode check of the cabinet
+// reads. A cabinet file is read whole, so that bytes appended after its
+// signature are refused as before; a cabinet inside a program ends where
+// its signature ends (the signature directory in its header reserve says
+// where: offset and size at bytes 4 and 8), since the program goes on.
+func signedCabinet(r io.ReaderAt, size int64, cr *cab.Reader) io.ReaderAt {
+	if cr.Offset == 0 {
+		return r
+	}
+	end := cr.CabinetSize
+	if hr := cr.HeaderReserve; len(hr) >= 12 {
+		end = max(end, int64(binary.LittleEndian.Uint32(hr[4:]))+int64(binary.LittleEndian.Uint32(hr[8:])))
+	}
+	return io.NewSectionReader(r, cr.Offset, min(end, size-cr.Offset))
 }
 
 // copyFile copies src to a new file dst, synced, and returns its size and

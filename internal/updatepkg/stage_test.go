@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/catalog"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
 	"github.com/deviceupdate/deviceupdate/internal/updatepkg"
@@ -75,83 +77,92 @@ func TestStageRefusesBadPackages(t *testing.T) {
 	other := testpki.NewCA(t, "Somebody Else")
 	sign := testpkg.NewSigner(t, ca, testpki.Options{})
 	image := bytes.Repeat([]byte{0xA5, 0x5A}, 50000)
-	good := func() testpkg.Files {
+	good := func(t *testing.T) testpkg.Files {
 		f := testpkg.Files{}
 		testpkg.AddUpdate(t, f, "", "4.0.7577.4366", image, sign)
 		return f
 	}
-	unsignedCat, _ := os.ReadFile("../../../shared/testdata/cat/makecat-unsigned.cat")
-
 	tests := []struct {
 		name     string
-		files    func() testpkg.Files
+		files    func(t *testing.T) testpkg.Files
 		trust    *x509.CertPool
 		wantCode string
 		wantText string
 	}{
 		{"untrusted publisher", good, other.Pool(), deviceupdate.EFORBIDDEN, "CPE.cat: catalog signer is not trusted"},
-		{"expired signing certificate", func() testpkg.Files {
+		{"expired signing certificate", func(t *testing.T) testpkg.Files {
 			f := testpkg.Files{}
 			testpkg.AddUpdate(t, f, "", "4.0.7577.4366", image, testpkg.NewSigner(t, ca, testpki.Options{NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}))
 			return f
 		}, ca.Pool(), deviceupdate.EFORBIDDEN, "expired"},
-		{"image changed after signing", func() testpkg.Files {
-			f := good()
+		{"image changed after signing", func(t *testing.T) testpkg.Files {
+			f := good(t)
 			f["CPE.nbt"] = append(bytes.Clone(image), 0)
 			return f
 		}, ca.Pool(), deviceupdate.EFORBIDDEN, "CPE.nbt: its hash is not in CPE.cat"},
-		{"description changed after signing", func() testpkg.Files {
-			f := good()
+		{"description changed after signing", func(t *testing.T) testpkg.Files {
+			f := good(t)
 			f["CPE.xml"] = bytes.Replace(f["CPE.xml"], []byte("4366"), []byte("4367"), 1)
 			return f
 		}, ca.Pool(), deviceupdate.EFORBIDDEN, "CPE.xml: its hash is not in CPE.cat"},
-		{"catalog signature damaged", func() testpkg.Files {
-			f := good()
+		{"catalog signature damaged", func(t *testing.T) testpkg.Files {
+			f := good(t)
 			cat := bytes.Clone(f["CPE.cat"])
 			cat[len(cat)-10] ^= 0xff // inside the signature value
 			f["CPE.cat"] = cat
 			return f
 		}, ca.Pool(), deviceupdate.EFORBIDDEN, "CPE.cat"},
-		{"unsigned catalog", func() testpkg.Files {
-			if unsignedCat == nil {
-				t.Skip("shared fixture not present")
+		{"unsigned catalog", func(t *testing.T) testpkg.Files {
+			f := good(t)
+			ctl, err := catalog.Build([]catalog.Entry{
+				{Name: "CPE.xml", SHA256: sha256.Sum256(f["CPE.xml"])},
+				{Name: "CPE.nbt", SHA256: sha256.Sum256(f["CPE.nbt"])},
+			}, time.Now())
+			if err != nil {
+				t.Fatal(err)
 			}
-			f := good()
-			f["CPE.cat"] = unsignedCat
+			if f["CPE.cat"], err = catalog.Unsigned(ctl); err != nil {
+				t.Fatal(err)
+			}
 			return f
 		}, ca.Pool(), deviceupdate.EFORBIDDEN, "catalog is not signed"},
-		{"catalog missing", func() testpkg.Files {
-			f := good()
+		{"unsigned makecat catalog", func(t *testing.T) testpkg.Files {
+			f := good(t)
+			f["CPE.cat"] = testpkg.Makecat(t)
+			return f
+		}, ca.Pool(), deviceupdate.EFORBIDDEN, "catalog is not signed"},
+		{"catalog missing", func(t *testing.T) testpkg.Files {
+			f := good(t)
 			delete(f, "CPE.cat")
 			return f
 		}, ca.Pool(), deviceupdate.EINVALID, "lacks the catalog CPE.cat"},
-		{"image missing", func() testpkg.Files {
-			f := good()
+		{"image missing", func(t *testing.T) testpkg.Files {
+			f := good(t)
 			delete(f, "CPE.nbt")
 			return f
 		}, ca.Pool(), deviceupdate.EINVALID, "CPE.xml names CPE.nbt, which the package lacks"},
-		{"catalog is not a catalog", func() testpkg.Files {
-			f := good()
+		{"catalog is not a catalog", func(t *testing.T) testpkg.Files {
+			f := good(t)
 			f["CPE.cat"] = []byte("not DER")
 			return f
 		}, ca.Pool(), deviceupdate.EINVALID, "CPE.cat: not a valid security catalog"},
-		{"invalid version", func() testpkg.Files {
+		{"invalid version", func(t *testing.T) testpkg.Files {
 			f := testpkg.Files{}
 			testpkg.AddUpdate(t, f, "", "4.0.7577", image, sign)
 			return f
 		}, ca.Pool(), deviceupdate.EINVALID, `CPE.xml: version "4.0.7577"`},
-		{"no description", func() testpkg.Files {
+		{"no description", func(t *testing.T) testpkg.Files {
 			return testpkg.Files{"CPE.nbt": image}
 		}, ca.Pool(), deviceupdate.EINVALID, "holds no update description"},
-		{"two updates for one version", func() testpkg.Files {
-			f := good()
+		{"two updates for one version", func(t *testing.T) testpkg.Files {
+			f := good(t)
 			testpkg.AddUpdate(t, f, "again/", "4.0.7577.4366", image, sign)
 			return f
 		}, ca.Pool(), deviceupdate.EINVALID, "two updates for UCPhone/Polycom/CX600/A/ENU/CPE version 4.0.7577.4366"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := stage(t, testpkg.MakeCab(t, tt.files()), tt.trust)
+			_, _, err := stage(t, testpkg.MakeCab(t, tt.files(t)), tt.trust)
 			if err == nil {
 				t.Fatal("Stage accepted the package")
 			}
@@ -161,7 +172,7 @@ func TestStageRefusesBadPackages(t *testing.T) {
 		})
 	}
 	t.Run("truncated cabinet", func(t *testing.T) {
-		p := testpkg.MakeCab(t, good())
+		p := testpkg.MakeCab(t, good(t))
 		data, _ := os.ReadFile(p)
 		os.WriteFile(p, data[:len(data)*2/3], 0o644)
 		_, _, err := stage(t, p, ca.Pool())
@@ -169,4 +180,50 @@ func TestStageRefusesBadPackages(t *testing.T) {
 			t.Fatalf("error = %v", err)
 		}
 	})
+}
+
+// TestStageFindsTheCabinet: a package may be a program with the cabinet
+// inside, as a vendor's self-extracting UCUpdates.exe is; it must hold
+// exactly one cabinet.
+func TestStageFindsTheCabinet(t *testing.T) {
+	ca := testpki.NewCA(t, "Polycom Root")
+	files := testpkg.Files{}
+	testpkg.AddUpdate(t, files, "", "4.0.7577.4366", testpkg.Image(100000, 1), testpkg.NewSigner(t, ca, testpki.Options{}))
+	pkg, err := os.ReadFile(testpkg.MakeCab(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stub := append([]byte("MZ\x90\x00 a program's code and data, then MSCF as a string; "), testpkg.Image(3000, 9)...)
+	tests := []struct {
+		name     string
+		data     []byte
+		wantText string // "" for success
+	}{
+		{"cabinet inside a program", bytes.Join([][]byte{stub, pkg, stub}, nil), ""},
+		{"two cabinets", bytes.Join([][]byte{pkg, stub, pkg}, nil),
+			"the file holds 2 cabinets, at offsets 0, " + fmt.Sprint(len(pkg)+len(stub)) + "; an update package is one cabinet"},
+		{"no cabinet", stub, "no cabinet found in the file; an update package is a cabinet, or a program with one inside"},
+		{"a damaged cabinet inside a program", append(bytes.Clone(stub), pkg[:len(pkg)/2]...), "no cabinet found in the file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "UCUpdates.exe")
+			if err := os.WriteFile(path, tt.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			staged, _, err := stage(t, path, ca.Pool())
+			if tt.wantText == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(staged.Updates) != 1 || staged.Updates[0].Update.Version.String() != "4.0.7577.4366" {
+					t.Errorf("updates = %+v", staged.Updates)
+				}
+				return
+			}
+			if deviceupdate.ErrorCode(err) != deviceupdate.EINVALID || !strings.Contains(deviceupdate.ErrorMessage(err), tt.wantText) {
+				t.Fatalf("error %s %q, want EINVALID containing %q", deviceupdate.ErrorCode(err), deviceupdate.ErrorMessage(err), tt.wantText)
+			}
+		})
+	}
 }
