@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 )
 
 // table prints aligned columns: each column is as wide as its widest cell,
@@ -20,15 +22,43 @@ func newTable(w io.Writer, headers ...string) *table {
 	return t
 }
 
-// row adds one row; a cell holding a tab or newline is flattened so that
-// it cannot break the columns.
+// row adds one row. Cells often hold what a phone or a package named
+// (a device ID, a file name), so a cell holding a tab or newline is
+// flattened, which keeps the columns, and any other control character is
+// shown escaped (\x1b), so that no escape sequence reaches the terminal.
 func (t *table) row(cells ...string) {
 	for i, c := range cells {
-		if strings.ContainsAny(c, "\t\n\r") {
-			cells[i] = strings.Join(strings.Fields(c), " ")
-		}
+		cells[i] = printable(c)
 	}
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+// printable returns s with whitespace runs made one space where they hold
+// a tab or line break, and other control characters escaped.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\t' || r == '\n' || r == '\r' || r == ' ' }), " ")
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			b.WriteString("\\ufffd")
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // flush writes the table out; call it once, after the last row.

@@ -45,3 +45,25 @@ func TestPlural(t *testing.T) {
 		}
 	}
 }
+
+func TestTableEscapesControlCharacters(t *testing.T) {
+	for _, tc := range []struct{ name, cell, want string }{
+		{"plain", "UCPhone/Polycom/CX600", "UCPhone/Polycom/CX600"},
+		{"tab and newline", "a\tb\nc", "a b c"},
+		{"terminal escape", "evil\x1b[2Jname", `evil\x1b[2Jname`},
+		{"C1 control", "x\u009by", `x\x9by`},
+		{"invalid UTF-8", "a\xffb", `a\ufffdb`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tb := newTable(&buf, "X")
+			tb.row(tc.cell)
+			if err := tb.flush(); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Split(buf.String(), "\n")[1]; got != tc.want {
+				t.Errorf("row(%q) printed %q, want %q", tc.cell, got, tc.want)
+			}
+		})
+	}
+}

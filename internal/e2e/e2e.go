@@ -139,7 +139,7 @@ type Server struct {
 	HTTPSAddr string // host:port of the HTTPS listener
 	HTTPAddr  string // host:port of the internal HTTP listener, "" when off
 	DNSAddr   string // host:port of the discovery responder (UDP and TCP), "" when off
-	stdout    *lockedBuffer
+	stdout    string // a file: the server writes it itself, so what it printed before logging "started" is there when Start returns
 	stderr    *lockedBuffer
 	done      chan struct{}
 	waitErr   error
@@ -171,12 +171,17 @@ func Start(tb testing.TB, o Options) *Server {
 	}, o.Args...)
 	s := &Server{
 		tb: tb, Data: o.Data, Certs: o.Certs, Domain: o.Domain,
-		stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{}),
+		stdout: filepath.Join(tb.TempDir(), "stdout"), stderr: &lockedBuffer{}, done: make(chan struct{}),
 	}
 	s.cmd = exec.Command(Binary(tb), args...)
 	s.cmd.Dir = o.Dir
 	s.cmd.Env = Env()
-	s.cmd.Stdout = s.stdout
+	stdout, err := os.Create(s.stdout)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer stdout.Close() // the child holds its own copy
+	s.cmd.Stdout = stdout
 	pr, pw := io.Pipe()
 	s.cmd.Stderr = io.MultiWriter(s.stderr, pw)
 	if err := s.cmd.Start(); err != nil {
@@ -307,7 +312,13 @@ func (s *Server) Kill() {
 }
 
 // Stdout returns what the server printed on stdout so far.
-func (s *Server) Stdout() string { return s.stdout.String() }
+func (s *Server) Stdout() string {
+	data, err := os.ReadFile(s.stdout)
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	return string(data)
+}
 
 // Stderr returns the server's log so far.
 func (s *Server) Stderr() string { return s.stderr.String() }
