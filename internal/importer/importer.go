@@ -4,9 +4,12 @@
 // transaction, and writes the outcome to the admin audit trail.
 //
 // The store transaction is the commit point. Files move into place before
-// it, so a committed update always has its files; a crash before it leaves
-// folders no record names, which Reconcile removes at the next start, along
-// with anything left in the staging folder.
+// it, so a committed update always has its files. Before they move, the
+// store records the import as in progress, naming its folders; the commit
+// ends that record. A crash before the commit leaves folders that the
+// store names as being imported and no update record names, which
+// Reconcile removes at the next start, along with anything left in the
+// staging folder. Reconcile removes no other folder.
 package importer
 
 import (
@@ -38,7 +41,7 @@ import (
 
 // Folders below the data root.
 const (
-	StoreDir   = "DeviceUpdateStore"
+	StoreDir   = store.UpdatesDir
 	StagingDir = "staging"
 )
 
@@ -190,10 +193,15 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 	if err != nil {
 		return nil, prefixName(err, name)
 	}
+	var moving []*deviceupdate.StoredUpdate
+	var from []string
 	for i, s := range pkg.Updates {
 		dir := StorePath(im.DataDir, s.Update.RuleKey, s.Update.Version)
 		switch statuses[i] {
 		case deviceupdate.ImportAdded:
+			if _, err := os.Stat(dir); err == nil {
+				im.Logger.Warn("an update folder no record named is replaced by the imported files", zap.String("dir", dir))
+			}
 		case deviceupdate.ImportRestaged:
 			// The record says the files are there, with the package's
 			// hashes; a store damaged from outside gets them back.
@@ -206,12 +214,25 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 		default:
 			continue
 		}
-		if err := moveIntoStore(s.Dir, dir); err != nil {
+		moving, from = append(moving, records[i]), append(from, s.Dir)
+	}
+	// The store names the folders about to change before they do, so that
+	// a crash before the commit leaves folders the next start knows it may
+	// remove; it removes no other.
+	if len(moving) > 0 {
+		if err := im.DB.BeginImport(moving, now); err != nil {
+			return nil, err
+		}
+	}
+	for i, u := range moving {
+		if err := moveIntoStore(from[i], StorePath(im.DataDir, u.RuleKey, u.Version)); err != nil {
+			im.abandon(moving)
 			return nil, err
 		}
 	}
 	updates, err := im.DB.CommitImport(records)
 	if err != nil {
+		im.abandon(moving)
 		return nil, prefixName(err, name)
 	}
 	res := &deviceupdate.ImportResult{PackageSHA256: sum, Updates: updates}
@@ -298,17 +319,76 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// Reconcile makes the update store agree with the store's records: it
-// empties the staging folder and removes update folders that no record
-// names, the remains of imports interrupted before their commit. It runs at
+// abandon undoes what an import that failed before its commit moved into
+// the store: the folders of updates no record names. It leaves the
+// records of the import in progress when it cannot, for the next start.
+func (im *Importer) abandon(moving []*deviceupdate.StoredUpdate) {
+	if len(moving) == 0 {
+		return
+	}
+	changes := make([]store.InProgress, len(moving))
+	for i, u := range moving {
+		changes[i] = store.InProgress{RuleKey: u.RuleKey, Version: u.Version, Op: store.OpImport}
+	}
+	if _, err := im.finish(changes); err != nil {
+		im.Logger.Warn("an import that failed left files; the next start removes them", zap.Error(err))
+	}
+}
+
+// finish deals with the folders of changes in progress: it removes each
+// one that no update record names, and ends the records. It returns the
+// folders it removed.
+func (im *Importer) finish(changes []store.InProgress) (removed []string, err error) {
+	for _, c := range changes {
+		dir := StorePath(im.DataDir, c.RuleKey, c.Version)
+		u, err := im.DB.FindUpdate(c.RuleKey, c.Version)
+		switch {
+		case deviceupdate.ErrorCode(err) == deviceupdate.ENOTFOUND:
+			if err := os.RemoveAll(dir); err != nil {
+				return removed, fmt.Errorf("remove %s: %w", dir, err)
+			}
+			if err := fsutil.SyncDir(filepath.Dir(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return removed, err
+			}
+			removed = append(removed, dir)
+		case err != nil:
+			return removed, err
+		default:
+			// A re-staging was interrupted: the record stays, its files
+			// are the old ones or the package's.
+			if err := checkStored(dir, u); err != nil {
+				im.Logger.Warn("the files of an update are damaged after an interrupted import; import its package again",
+					zap.String("dir", dir), zap.Error(err))
+			}
+		}
+	}
+	return removed, im.DB.EndInProgress(changes)
+}
+
+// Reconcile makes the update store agree with the store's records after a
+// crash: it empties the staging folder and removes the folders that the
+// store recorded as being changed (an import before its commit, a `files
+// clear` after its) and no record names. It removes no other folder: one
+// that no record names is named in a warning and left in place. It runs at
 // start, before anything is served.
 func (im *Importer) Reconcile() (removed []string, err error) {
 	if err := os.RemoveAll(im.stagingRoot()); err != nil {
 		return nil, fmt.Errorf("reconcile: clear staging: %w", err)
 	}
-	updates, err := im.DB.Updates()
+	changes, err := im.DB.InProgressChanges()
 	if err != nil {
 		return nil, err
+	}
+	removed, err = im.finish(changes)
+	for _, p := range removed {
+		im.Logger.Warn("removed the files of an interrupted change", zap.String("dir", p))
+	}
+	if err != nil {
+		return removed, fmt.Errorf("reconcile update store: %w", err)
+	}
+	updates, err := im.DB.Updates()
+	if err != nil {
+		return removed, err
 	}
 	known := map[string]bool{}
 	for _, u := range updates {
@@ -329,18 +409,12 @@ func (im *Importer) Reconcile() (removed []string, err error) {
 			return nil
 		}
 		if !known[p] {
-			if err := os.RemoveAll(p); err != nil {
-				return err
-			}
-			removed = append(removed, p)
+			im.Logger.Warn("update folder unaccounted for: no record names it; left in place (import its package again, or move it away)", zap.String("dir", p))
 		}
 		return filepath.SkipDir
 	})
 	if err != nil {
 		return removed, fmt.Errorf("reconcile update store: %w", err)
-	}
-	for _, p := range removed {
-		im.Logger.Warn("removed the files of an interrupted import", zap.String("dir", p))
 	}
 	return removed, nil
 }
@@ -373,26 +447,29 @@ func prefixName(err error, name string) error {
 }
 
 // ClearFiles deletes every stored version no rule references (Lync's
-// Clear-CsDeviceUpdateFile): the records in one transaction, then their
-// folders. It holds the import lock, so no import is between moving its
-// files and committing them. A crash after the commit leaves folders no
-// record names, which Reconcile removes at the next start.
+// Clear-CsDeviceUpdateFile): the records in one transaction, which records
+// their removal as in progress, then their folders. It holds the import
+// lock, so no import is between moving its files and committing them. A
+// crash after the commit leaves folders the store names as being
+// removed, which Reconcile removes at the next start.
 func (im *Importer) ClearFiles(_ context.Context, actor string) (*deviceupdate.ClearResult, error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	removed, err := im.DB.DeleteUnreferenced()
 	res := &deviceupdate.ClearResult{Removed: []deviceupdate.ClearedUpdate{}}
 	if err == nil {
-		for _, u := range removed {
+		changes := make([]store.InProgress, len(removed))
+		for i, u := range removed {
 			var n int64
 			for _, f := range u.Files() {
 				n += f.Size
 			}
-			if rerr := os.RemoveAll(StorePath(im.DataDir, u.RuleKey, u.Version)); rerr != nil {
-				im.Logger.Warn("remove cleared update files", zap.Error(rerr))
-			}
+			changes[i] = store.InProgress{RuleKey: u.RuleKey, Version: u.Version, Op: store.OpClear}
 			res.Removed = append(res.Removed, deviceupdate.ClearedUpdate{Key: u.RuleKey, Version: u.Version, Bytes: n})
 			res.Bytes += n
+		}
+		if _, ferr := im.finish(changes); ferr != nil {
+			im.Logger.Warn("remove cleared update files; the next start removes what is left", zap.Error(ferr))
 		}
 	}
 	entry := audit.Entry{Actor: actor, Action: "files.clear", Target: StoreDir, Result: audit.ResultOK}

@@ -10,8 +10,10 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
@@ -215,19 +217,52 @@ func TestImportRefusalsChangeNothing(t *testing.T) {
 	}
 }
 
-func TestReconcileRemovesInterruptedImports(t *testing.T) {
+// TestReconcileRemovesOnlyInterruptedChanges: at start, the folders the
+// store recorded as being imported or cleared, and that no record names,
+// are removed with the staging folder; a folder no record names that the
+// store did not record is left in place and named in a warning, and so
+// is an update's folder whose record survived its change.
+func TestReconcileRemovesOnlyInterruptedChanges(t *testing.T) {
 	e := newEnv(t)
-	files := testpkg.Files{}
-	testpkg.AddUpdate(t, files, "", "4.0.7577.4366", testpkg.Image(1000, 4), e.sign)
-	res, err := e.importFile(t, testpkg.MakeCab(t, files))
-	if err != nil {
-		t.Fatal(err)
+	core, logs := observer.New(zap.WarnLevel)
+	e.im.Logger = zap.New(core)
+	var res *deviceupdate.ImportResult
+	for i, v := range []string{"4.0.7577.4100", "4.0.7577.4366"} {
+		files := testpkg.Files{}
+		testpkg.AddUpdate(t, files, "", v, testpkg.Image(1000, byte(i)), e.sign)
+		var err error
+		if res, err = e.importFile(t, testpkg.MakeCab(t, files)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	kept := importer.StorePath(e.data, res.Updates[0].Key, res.Updates[0].Version)
-	// What a crash leaves: a moved folder with no record, and staging files.
-	orphan := importer.StorePath(e.data, res.Updates[0].Key, deviceupdate.MustParseVersion("4.0.7577.9999"))
-	os.MkdirAll(orphan, 0o750)
-	os.WriteFile(filepath.Join(orphan, "CPE.nbt"), []byte("half"), 0o640)
+	key := res.Updates[0].Key
+	kept := importer.StorePath(e.data, key, res.Updates[0].Version)
+	folder := func(v string) string {
+		dir := importer.StorePath(e.data, key, deviceupdate.MustParseVersion(v))
+		os.MkdirAll(dir, 0o750)
+		os.WriteFile(filepath.Join(dir, "CPE.nbt"), []byte("firmware"), 0o640)
+		return dir
+	}
+	importing := func(v string) {
+		u := &deviceupdate.StoredUpdate{RuleKey: key, Version: deviceupdate.MustParseVersion(v)}
+		if err := e.db.BeginImport([]*deviceupdate.StoredUpdate{u}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What crashes leave: an import's folder moved in before its commit,
+	// an import that recorded its folder and crashed before moving it, a
+	// re-staging of a committed update, a `files clear` that committed
+	// and did not remove the folder, and staging files; and a folder
+	// nobody recorded.
+	interrupted := folder("4.0.7577.9001")
+	importing("4.0.7577.9001")
+	importing("4.0.7577.9002")
+	importing("4.0.7577.4366")
+	if cleared, err := e.db.DeleteUnreferenced(); err != nil || len(cleared) != 1 || cleared[0].Version.String() != "4.0.7577.4100" {
+		t.Fatalf("DeleteUnreferenced = %v, %v", cleared, err)
+	}
+	clearedDir := importer.StorePath(e.data, key, deviceupdate.MustParseVersion("4.0.7577.4100"))
+	unknown := folder("4.0.7577.9003")
 	os.MkdirAll(filepath.Join(e.data, importer.StagingDir, "import-123", "updates"), 0o750)
 	os.WriteFile(filepath.Join(e.data, importer.StagingDir, "import-123", "package.cab"), []byte("partial"), 0o640)
 
@@ -235,14 +270,38 @@ func TestReconcileRemovesInterruptedImports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(removed) != 1 || removed[0] != orphan {
-		t.Errorf("removed %v, want only %s", removed, orphan)
+	wantRemoved := []string{clearedDir, interrupted, importer.StorePath(e.data, key, deviceupdate.MustParseVersion("4.0.7577.9002"))}
+	if strings.Join(removed, ",") != strings.Join(wantRemoved, ",") {
+		t.Errorf("removed %v, want %v", removed, wantRemoved)
 	}
-	if _, err := os.Stat(filepath.Join(kept, "CPE.nbt")); err != nil {
-		t.Errorf("a committed update's files were removed: %v", err)
+	tests := []struct {
+		name string
+		path string
+		want bool // still there
+	}{
+		{"interrupted import", interrupted, false},
+		{"interrupted files clear", clearedDir, false},
+		{"committed update whose re-staging was recorded", filepath.Join(kept, "CPE.nbt"), true},
+		{"folder no one recorded", filepath.Join(unknown, "CPE.nbt"), true},
+		{"staging", filepath.Join(e.data, importer.StagingDir), false},
 	}
-	if _, err := os.Stat(filepath.Join(e.data, importer.StagingDir)); err == nil {
-		t.Error("staging survived Reconcile")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := os.Stat(tt.path); (err == nil) != tt.want {
+				t.Errorf("%s exists: %v, want %v", tt.path, err == nil, tt.want)
+			}
+		})
+	}
+	warned := logs.FilterMessageSnippet("unaccounted for").FilterField(zap.String("dir", unknown))
+	if warned.Len() != 1 || logs.FilterMessageSnippet("unaccounted for").Len() != 1 {
+		t.Errorf("warnings: %v, want one naming %s", logs.All(), unknown)
+	}
+	if changes, err := e.db.InProgressChanges(); err != nil || len(changes) != 0 {
+		t.Errorf("changes in progress after Reconcile: %v, %v", changes, err)
+	}
+	// A second start finds nothing to remove and warns again.
+	if removed, err := e.im.Reconcile(); err != nil || len(removed) != 0 {
+		t.Errorf("second Reconcile removed %v, %v", removed, err)
 	}
 }
 

@@ -40,3 +40,6 @@ func SetUserHash(db *DB, name, hash string) error {
 		return putJSON(b, userKey(name), rec)
 	})
 }
+
+// ValidateFile checks what bbolt reads of a file as it opens it.
+var ValidateFile = validateFile

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -24,6 +25,11 @@ const SchemaVersion = 1
 // FileName is the store's file name inside the data folder.
 const FileName = "deviceupdate.db"
 
+// UpdatesDir is the folder, inside the data folder, of the update files
+// that the store's records describe. Open refuses to start a new store
+// beside one that holds files.
+const UpdatesDir = "DeviceUpdateStore"
+
 // DefaultLockTimeout is how long Open waits for another process to release
 // the store's file lock before it gives up with ErrLocked.
 const DefaultLockTimeout = 2 * time.Second
@@ -38,7 +44,24 @@ var (
 	ErrNotStore = errors.New("file is not a deviceupdate store")
 	// ErrNewerSchema means the store was written by a newer build.
 	ErrNewerSchema = errors.New("store was written by a newer deviceupdate")
+	// ErrDamaged means the file is cut short or overwritten where bbolt
+	// would fault or panic on opening it; it is an ErrNotStore too.
+	ErrDamaged error = &subError{FileName + " is damaged", ErrNotStore}
+	// ErrMissing and ErrEmpty mean there is no store file, or an empty
+	// one, beside update files: the records of those files are lost, and
+	// starting a new store would serve none of them.
+	ErrMissing = errors.New("the store is missing")
+	ErrEmpty   = errors.New("the store is empty (0 bytes)")
 )
+
+// subError is a sentinel error that is also another, more general one.
+type subError struct {
+	msg    string
+	parent error
+}
+
+func (e *subError) Error() string { return e.msg }
+func (e *subError) Unwrap() error { return e.parent }
 
 var (
 	bucketMeta    = []byte("meta")
@@ -54,7 +77,7 @@ var (
 )
 
 // buckets are created by Open when missing.
-var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf, bucketUsers}
+var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf, bucketUsers, bucketInProgress}
 
 // DB is the open store. It is safe for concurrent use.
 type DB struct {
@@ -91,8 +114,11 @@ type Options struct {
 
 // Open opens, or creates, the store in the folder dir (created with mode
 // 0750 when missing). The file is created with mode 0600. It fails with
-// ErrLocked when another process holds the store, ErrNotStore when the file
-// is not one, and ErrNewerSchema when a newer build wrote it.
+// ErrLocked when another process holds the store, ErrDamaged or ErrNotStore
+// when the file is not one bbolt can open safely, ErrMissing or ErrEmpty
+// when there is no store (or an empty file) but dir/UpdatesDir holds files,
+// and ErrNewerSchema when a newer build wrote it. It creates or changes
+// nothing when it fails.
 func Open(dir string, opts Options) (*DB, error) {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = DefaultLockTimeout
@@ -104,6 +130,9 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	if err := checkFile(dir, path); err != nil {
+		return nil, err
+	}
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
@@ -119,6 +148,77 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// checkFile refuses what bbolt must not open: a file it would fault on,
+// and a missing or empty one beside update files, which bbolt would turn
+// into a new store that names none of them.
+func checkFile(dir, path string) error {
+	fi, err := os.Stat(path)
+	var lost error
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		lost = ErrMissing
+	case err != nil:
+		return fmt.Errorf("open store: %w", err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("open store %s: %w: not a regular file", path, ErrNotStore)
+	case fi.Size() == 0:
+		lost = ErrEmpty
+	default:
+		return validate(path, fi.Size())
+	}
+	files := filepath.Join(dir, UpdatesDir)
+	has, err := holdsFiles(files)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	if has {
+		return fmt.Errorf("open store %s: %w, yet %s holds update files: restore %s from a backup (deviceupdate restore), or, to start over without them, move %s aside",
+			path, lost, files, FileName, files)
+	}
+	return nil
+}
+
+// validate runs validateFile on the file at path of size bytes. When the
+// file grew meanwhile (another serve, which bbolt's lock will turn away,
+// is writing it), it checks again at the new size.
+func validate(path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer f.Close()
+	for try := 0; ; try++ {
+		verr := validateFile(f, size)
+		if verr == nil {
+			return nil
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Size() == size || try == 2 {
+			return fmt.Errorf("open store %s: %w (%v): restore it from a backup (deviceupdate restore)", path, ErrDamaged, verr)
+		}
+		size = fi.Size()
+	}
+}
+
+// holdsFiles reports whether the folder dir, or any below it, holds
+// anything but folders.
+func holdsFiles(dir string) (bool, error) {
+	found := false
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err != nil:
+			return err
+		case !d.IsDir():
+			found = true
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return found, err
 }
 
 // init records the schema version in a new store and checks it in an

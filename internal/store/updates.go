@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -150,15 +151,20 @@ func findRule(b *bolt.Bucket, id string) (*deviceupdate.Rule, error) {
 
 // CommitImport records new updates and makes each new or re-staged one
 // the pending version of its rule (creating the rule when needed), in one
-// transaction, and reports each rule before and after. An update stored
+// transaction, and reports each rule before and after; the same
+// transaction ends the import BeginImport recorded. An update stored
 // before with the same content keeps its record (its files are the same);
 // one stored with other content fails the whole commit with ECONFLICT and
 // nothing changes.
 func (db *DB) CommitImport(updates []*deviceupdate.StoredUpdate) ([]deviceupdate.ImportedUpdate, error) {
 	var out []deviceupdate.ImportedUpdate
 	err := db.update(func(tx *bolt.Tx) error {
+		out = nil
 		statuses, err := importStatuses(tx, updates)
 		if err != nil {
+			return err
+		}
+		if err := deleteInProgress(tx, inProgressOf(updates)); err != nil {
 			return err
 		}
 		ub, rb := tx.Bucket(bucketUpdates), tx.Bucket(bucketRules)
@@ -204,10 +210,13 @@ func shortHash(h string) string {
 
 // DeleteUnreferenced deletes, in one transaction, every stored update that
 // no rule names as its approved, pending or restore version, and returns
-// what it deleted.
+// what it deleted. The same transaction records the removal of their
+// folders as in progress (OpClear), for the caller to end with
+// EndInProgress once the folders are gone.
 func (db *DB) DeleteUnreferenced() ([]deviceupdate.StoredUpdate, error) {
 	var removed []deviceupdate.StoredUpdate
 	err := db.update(func(tx *bolt.Tx) error {
+		removed = nil
 		referenced := map[string]bool{}
 		err := tx.Bucket(bucketRules).ForEach(func(_, v []byte) error {
 			var r deviceupdate.Rule
@@ -246,7 +255,11 @@ func (db *DB) DeleteUnreferenced() ([]deviceupdate.StoredUpdate, error) {
 				return err
 			}
 		}
-		return nil
+		clearing := make([]*deviceupdate.StoredUpdate, len(removed))
+		for i := range removed {
+			clearing[i] = &removed[i]
+		}
+		return putInProgress(tx, clearing, OpClear, time.Now())
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delete unreferenced updates: %w", err)
