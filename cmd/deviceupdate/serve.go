@@ -237,6 +237,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return 0
 		}),
 	)
+	reg.MustRegister(m.recorder.Collectors()...)
 	limits, err := c.Limits()
 	if err != nil {
 		return err

@@ -165,7 +165,7 @@ func TestExternalUsersThroughCLI(t *testing.T) {
 	}
 
 	// The poll without <UserId> is recorded under the user's name (the
-	// inventory is written every 2 s).
+	// inventory is written every second).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var devices []deviceupdate.Device

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 )
@@ -35,10 +37,11 @@ func (noBatch) Flush() error                     { return nil }
 func (noBatch) Forget(forget func() error) error { return forget() }
 
 // Devices returns the inventory records that match f, the pending ones
-// included.
+// included once they can be written; while they cannot (a full disk), the
+// stored ones.
 func (s *Service) Devices(_ context.Context, f deviceupdate.DeviceFilter) ([]deviceupdate.Device, error) {
-	if err := s.inventory().Flush(); err != nil {
-		return nil, err
+	if err := s.inventory().Flush(); err != nil && s.Logger != nil {
+		s.Logger.Warn("devices listed without the records waiting to be written", zap.Error(err))
 	}
 	all, err := s.DB.Devices()
 	if err != nil {

@@ -1,12 +1,13 @@
 package audit
 
 import (
-	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deviceupdate/deviceupdate"
@@ -18,14 +19,24 @@ const RequestLogDir = "Logs/Server/Audit/imageUpdates"
 // RequestLog writes one line per poll to
 // RequestHandlerAuditLog_<server>_<YYYYMMDD>.log (Lync's name), buffered,
 // starting a new file each UTC day. It is safe for concurrent use.
+//
+// A write that fails (a full disk) drops the lines then buffered, counts
+// them (Dropped), cuts the file back to its last whole line, and the log
+// goes on with the next lines: once space returns, they are written.
 type RequestLog struct {
 	dir, server string
 	mu          sync.Mutex
 	day         string
 	f           *os.File
-	w           *bufio.Writer
-	line        []byte // the line being formatted, reused under mu
+	size        int64  // bytes of f that hold whole lines
+	newline     bool   // f ends in a partial line: start the next write on a new one
+	buf         []byte // lines not yet written
+	lines       uint64 // in buf
+	dropped     atomic.Uint64
 }
+
+// requestLogBuffer is how many bytes of lines wait before a write.
+const requestLogBuffer = 64 << 10
 
 // OpenRequestLog prepares the log; files are opened as lines arrive.
 func OpenRequestLog(dataDir, server string) (*RequestLog, error) {
@@ -41,15 +52,28 @@ func (l *RequestLog) Path(day time.Time) string {
 	return filepath.Join(l.dir, "RequestHandlerAuditLog_"+l.server+"_"+day.UTC().Format("20060102")+".log")
 }
 
+// Dropped returns how many lines were lost to failed writes.
+func (l *RequestLog) Dropped() uint64 { return l.dropped.Load() }
+
 // Write adds the line of one poll: time, remote address, device type, MAC,
 // serial, brand, model, revision, locale, the request's modules as
 // Filename;Version;Timestamp joined by '#', the answer's files as
-// Filename;Version joined by '#', and the user.
+// Filename;Version joined by '#', and the user. It returns the error of a
+// write that failed, which dropped lines; the log goes on.
 func (l *RequestLog) Write(at time.Time, remote string, req deviceupdate.PollRequest, offered *deviceupdate.StoredUpdate) error {
 	at = at.UTC()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := at.AppendFormat(l.line[:0], time.RFC3339)
+	var err error
+	if day := at.Format("20060102"); day != l.day || l.f == nil {
+		err = l.flushLocked()
+		if rerr := l.rotate(at); rerr != nil {
+			l.dropped.Add(1)
+			return errors.Join(err, rerr)
+		}
+		l.day = day
+	}
+	b := at.AppendFormat(l.buf, time.RFC3339)
 	for _, f := range [...]string{remote, req.DeviceType, req.MAC, req.Serial, req.Brand, req.Model, req.Revision, req.Locale} {
 		b = appendClean(append(b, ';'), f)
 	}
@@ -75,15 +99,11 @@ func (l *RequestLog) Write(at time.Time, remote string, req deviceupdate.PollReq
 		}
 		b = offered.Version.Append(append(appendClean(b, offered.Catalog.Name), ';'))
 	}
-	b = append(appendClean(append(b, ';'), req.UserID), '\n')
-	l.line = b
-	if day := at.Format("20060102"); day != l.day || l.f == nil {
-		if err := l.rotate(at); err != nil {
-			return err
-		}
-		l.day = day
+	l.buf = append(appendClean(append(b, ';'), req.UserID), '\n')
+	l.lines++
+	if len(l.buf) >= requestLogBuffer {
+		err = errors.Join(err, l.flushLocked())
 	}
-	_, err := l.w.Write(b)
 	return err
 }
 
@@ -105,22 +125,67 @@ func (l *RequestLog) rotate(at time.Time) error {
 	if err := l.closeLocked(); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(l.Path(at), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(l.Path(at), os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("open request log: %w", err)
 	}
-	l.f, l.w = f, bufio.NewWriterSize(f, 64<<10)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("open request log: %w", err)
+	}
+	// A crash in the middle of a write may have left a partial line.
+	last := []byte{'\n'}
+	if fi.Size() > 0 {
+		if _, err := f.ReadAt(last, fi.Size()-1); err != nil {
+			f.Close()
+			return fmt.Errorf("open request log: %w", err)
+		}
+	}
+	l.f, l.size, l.newline = f, fi.Size(), last[0] != '\n'
 	return nil
 }
 
-// Flush writes buffered lines to the file.
+// Flush writes buffered lines to the file. When the write fails, the
+// lines are dropped and counted, and the error says so.
 func (l *RequestLog) Flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.w == nil {
+	return l.flushLocked()
+}
+
+func (l *RequestLog) flushLocked() error {
+	if len(l.buf) == 0 {
 		return nil
 	}
-	return l.w.Flush()
+	lines := l.lines
+	l.lines = 0
+	defer func() { l.buf = l.buf[:0] }()
+	if l.f == nil {
+		l.dropped.Add(lines)
+		return fmt.Errorf("write request log: no file open; %d lines dropped", lines)
+	}
+	if l.newline {
+		l.buf = append(l.buf, 0)
+		copy(l.buf[1:], l.buf)
+		l.buf[0] = '\n'
+	}
+	n, err := l.f.Write(l.buf)
+	if err == nil {
+		l.size += int64(n)
+		l.newline = false
+		return nil
+	}
+	l.dropped.Add(lines)
+	// Leave no part of a line behind; when the file cannot be cut, the
+	// next write starts on a new line.
+	if n > 0 {
+		if terr := l.f.Truncate(l.size); terr != nil {
+			l.size += int64(n)
+			l.newline = true
+		}
+	}
+	return fmt.Errorf("write request log %s: %w; %d lines dropped", l.f.Name(), err, lines)
 }
 
 // Close flushes and closes the current file.
@@ -134,11 +199,11 @@ func (l *RequestLog) closeLocked() error {
 	if l.f == nil {
 		return nil
 	}
-	err := l.w.Flush()
+	err := l.flushLocked()
 	if cerr := l.f.Close(); err == nil {
 		err = cerr
 	}
-	l.f, l.w = nil, nil
+	l.f = nil
 	return err
 }
 

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/e2e"
 )
 
 // TestRequestLogLines: one line per poll in Lync's field order; a phone's
@@ -54,5 +56,84 @@ func TestRequestLogLines(t *testing.T) {
 				t.Errorf("line:\n got %s\nwant %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRequestLogAfterFullDisk, on a real full disk: the lines a failed
+// write held are dropped and counted, the file keeps only whole lines, and
+// the lines written once space returns are there.
+func TestRequestLogAfterFullDisk(t *testing.T) {
+	disk := e2e.TinyDisk(t, 256<<10)
+	l, err := audit.OpenRequestLog(disk, "srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	at := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	req := func(i int) deviceupdate.PollRequest {
+		return deviceupdate.PollRequest{DeviceType: "UCPhone", MAC: fmt.Sprintf("00-04-F2-00-%02X-%02X", i/256, i%256), Brand: "Polycom", Model: "CX600"}
+	}
+	for i := range 10 {
+		if err := l.Write(at, "10.0.0.9", req(i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	free := e2e.FillDisk(t, disk)
+	var failed error
+	for i := 10; i < 3000 && failed == nil; i++ { // past the 64 KiB buffer
+		failed = l.Write(at, "10.0.0.9", req(i), nil)
+	}
+	if failed == nil || !strings.Contains(failed.Error(), "lines dropped") || l.Dropped() == 0 {
+		t.Fatalf("a write to a full disk: %v, %d dropped", failed, l.Dropped())
+	}
+	free()
+	for i := 5000; i < 5010; i++ {
+		if err := l.Write(at, "10.0.0.9", req(i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatalf("flush once space returned: %v", err)
+	}
+	data, err := os.ReadFile(l.Path(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	for i, line := range lines {
+		if !strings.HasPrefix(line, "2026-11-21T08:00:00Z;10.0.0.9;UCPhone;00-04-F2-00-") || !strings.HasSuffix(line, ";Polycom;CX600;;;;;") {
+			t.Errorf("line %d is not whole: %q", i+1, line)
+		}
+	}
+	if n := len(lines); n < 20 || !strings.Contains(string(data), "00-04-F2-00-13-91;") {
+		t.Errorf("%d lines; the ones after the disk was freed are missing:\n%s", n, data)
+	}
+}
+
+// TestRequestLogStartsAfterAPartialLine: a file that a crash left ending
+// in the middle of a line gets the next line on a line of its own.
+func TestRequestLogStartsAfterAPartialLine(t *testing.T) {
+	dir := t.TempDir()
+	l, err := audit.OpenRequestLog(dir, "srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	if err := os.WriteFile(l.Path(at), []byte("2026-11-21T07:59:59Z;10.0.0.1;UCPh"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Write(at, "10.0.0.9", deviceupdate.PollRequest{DeviceType: "UCPhone", MAC: "00-04-F2-AA-BB-CC"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(l.Path(at))
+	want := "2026-11-21T07:59:59Z;10.0.0.1;UCPh\n2026-11-21T08:00:00Z;10.0.0.9;UCPhone;00-04-F2-AA-BB-CC;;;;;;;;\n"
+	if string(data) != want {
+		t.Errorf("file:\n%q\nwant\n%q", data, want)
 	}
 }

@@ -2,12 +2,21 @@
 // device's record and adds a line to the request log. Records are batched
 // in memory and written in one transaction per flush (every Interval and
 // on Close), never one per poll, so a boot storm costs the store little.
+//
+// A batch stays in memory until it is written: a write that fails (a full
+// disk) puts it back, under the records that came meanwhile, and the next
+// flush retries, backing off up to MaxBackoff. What a crash loses is what
+// came since the last flush, about one DefaultInterval of polls. While
+// writes fail, at most DefaultMaxPending devices wait; the polls of further
+// devices are answered but not recorded, and counted.
 package inventory
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/deviceupdate/deviceupdate"
@@ -15,17 +24,35 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
-// DefaultInterval is how often records are flushed.
-const DefaultInterval = 2 * time.Second
+const (
+	// DefaultInterval is how often records and request-log lines are
+	// written: a crash loses about this much of them.
+	DefaultInterval = time.Second
+	// MaxBackoff bounds the wait between retries of a failing write.
+	MaxBackoff = 16 * time.Second
+	// DefaultMaxPending is how many devices' records may wait unwritten,
+	// about 150 MB at most.
+	DefaultMaxPending = 250_000
+	// errorLogEvery spaces out the error lines of a fault that lasts.
+	errorLogEvery = 10 * time.Second
+)
 
 // Recorder batches inventory records and request-log lines.
 type Recorder struct {
 	db       *store.DB
 	log      *audit.RequestLog
 	logger   *zap.Logger
+	interval time.Duration
 	flushMu  sync.Mutex // held while a batch goes from pending to the store
-	mu       sync.Mutex // guards pending
+	mu       sync.Mutex // guards pending, writing and maxPending
 	pending  map[string]deviceupdate.Device
+	writing  map[string]deviceupdate.Device // the batch being written
+	max      int                            // of pending and writing together
+
+	dropped  atomic.Uint64 // polls not recorded: too many devices waiting
+	failures atomic.Uint64 // failed writes of a batch
+	logErrs  every         // request-log errors
+	capErrs  every         // polls dropped at the cap
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -33,8 +60,13 @@ type Recorder struct {
 
 // New starts a recorder that flushes every interval.
 func New(db *store.DB, log *audit.RequestLog, logger *zap.Logger, interval time.Duration) *Recorder {
-	r := &Recorder{db: db, log: log, logger: logger, pending: map[string]deviceupdate.Device{}, stop: make(chan struct{}), done: make(chan struct{})}
-	go r.run(interval)
+	r := &Recorder{
+		db: db, log: log, logger: logger, interval: interval, max: DefaultMaxPending,
+		pending: map[string]deviceupdate.Device{},
+		logErrs: every{period: errorLogEvery}, capErrs: every{period: errorLogEvery},
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	go r.run()
 	return r
 }
 
@@ -47,7 +79,7 @@ func (r *Recorder) Record(req deviceupdate.PollRequest, remote string, at time.T
 	d := deviceupdate.DeviceFromPoll(req, remote, at, v)
 	r.add(d)
 	if err := r.log.Write(at, remote, req, offered); err != nil {
-		r.logger.Error("write request log", zap.Error(err))
+		r.logRequestLogError(err)
 	}
 }
 
@@ -58,27 +90,65 @@ func (r *Recorder) RecordUpload(l deviceupdate.DeviceLog, u deviceupdate.LogUplo
 
 func (r *Recorder) add(d deviceupdate.Device) {
 	r.mu.Lock()
-	r.pending[d.ID] = r.pending[d.ID].Merge(d)
+	old, ok := r.pending[d.ID]
+	if !ok && len(r.pending)+len(r.writing) >= r.max {
+		if _, ok = r.writing[d.ID]; !ok {
+			waiting, limit := len(r.pending)+len(r.writing), r.max
+			r.mu.Unlock()
+			r.dropped.Add(1)
+			if ok, held := r.capErrs.allow(time.Now()); ok {
+				r.logger.Error("inventory records cannot be written and too many wait: polls of further devices are answered but not recorded",
+					zap.Int("waiting", waiting), zap.Int("max", limit), zap.Int("dropped_since_last_line", held+1))
+			}
+			return
+		}
+	}
+	r.pending[d.ID] = old.Merge(d)
 	r.mu.Unlock()
 }
 
-func (r *Recorder) run(interval time.Duration) {
+// run flushes every interval; while writes fail, it waits twice as long
+// after each failure, up to MaxBackoff.
+func (r *Recorder) run() {
 	defer close(r.done)
-	t := time.NewTicker(interval)
+	wait := r.interval
+	t := time.NewTimer(wait)
 	defer t.Stop()
+	failed := 0
 	for {
 		select {
 		case <-r.stop:
 			return
 		case <-t.C:
-			if err := r.Flush(); err != nil {
-				r.logger.Error("flush inventory", zap.Error(err))
-			}
 		}
+		if err := r.log.Flush(); err != nil {
+			r.logRequestLogError(err)
+		}
+		if err := r.Flush(); err != nil {
+			failed++
+			wait = min(2*wait, max(MaxBackoff, r.interval))
+			r.logger.Error("write inventory; the records wait in memory and the write is retried",
+				zap.Int("waiting", r.Pending()), zap.Duration("retry_in", wait), zap.Int("failures", failed), zap.Error(err))
+		} else {
+			if failed > 0 {
+				r.logger.Info("inventory written again", zap.Int("failures", failed))
+			}
+			failed, wait = 0, r.interval
+		}
+		t.Reset(wait)
 	}
 }
 
-// Flush writes the pending records in one transaction, and the log.
+func (r *Recorder) logRequestLogError(err error) {
+	if ok, held := r.logErrs.allow(time.Now()); ok {
+		r.logger.Error("write request log", zap.Uint64("dropped_lines_total", r.log.Dropped()), zap.Int("errors_since_last_line", held+1), zap.Error(err))
+	}
+}
+
+// Flush writes the pending records in one transaction. When the write
+// fails they stay pending, under any newer record of the same device, for
+// the next flush. It leaves the request log alone (it is written every
+// interval and on Close), so reading the inventory never depends on it.
 func (r *Recorder) Flush() error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
@@ -88,7 +158,8 @@ func (r *Recorder) Flush() error {
 // Forget runs forget, which deletes devices from the store, once every
 // record pending is written and with no flush until it returns: a batch
 // taken before cannot write back a device that forget deletes, while a
-// poll that comes during or after it records the device anew.
+// poll that comes during or after it records the device anew. When the
+// pending records cannot be written, forget does not run.
 func (r *Recorder) Forget(forget func() error) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
@@ -100,26 +171,98 @@ func (r *Recorder) Forget(forget func() error) error {
 
 func (r *Recorder) flush() error {
 	r.mu.Lock()
-	batch := make([]deviceupdate.Device, 0, len(r.pending))
-	for _, d := range r.pending {
-		batch = append(batch, d)
+	if len(r.pending) == 0 {
+		r.mu.Unlock()
+		return nil
 	}
-	r.pending = map[string]deviceupdate.Device{}
+	batch := r.pending
+	r.pending, r.writing = map[string]deviceupdate.Device{}, batch
 	r.mu.Unlock()
-	err := r.db.PutDevices(batch)
-	if lerr := r.log.Flush(); err == nil {
-		err = lerr
+	list := make([]deviceupdate.Device, 0, len(batch))
+	for _, d := range batch {
+		list = append(list, d)
+	}
+	err := r.db.PutDevices(list)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writing = nil
+	if err != nil {
+		r.failures.Add(1)
+		for id, d := range batch {
+			if newer, ok := r.pending[id]; ok {
+				d = d.Merge(newer)
+			}
+			r.pending[id] = d
+		}
 	}
 	return err
 }
 
-// Close stops the timer and flushes what is pending.
+// Pending returns how many devices' records wait to be written.
+func (r *Recorder) Pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending) + len(r.writing)
+}
+
+// Collectors returns the recorder's metrics, for a Prometheus registry.
+func (r *Recorder) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "deviceupdate_inventory_pending_records",
+			Help: "Devices whose inventory record waits in memory to be written (written every second; they pile up while writes fail).",
+		}, func() float64 { return float64(r.Pending()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "deviceupdate_inventory_write_failures_total",
+			Help: "Inventory writes that failed (a full disk); their records were kept and retried.",
+		}, func() float64 { return float64(r.failures.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "deviceupdate_inventory_pending_dropped_total",
+			Help: "Polls answered but not recorded in the inventory because too many unwritten records waited.",
+		}, func() float64 { return float64(r.dropped.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "deviceupdate_request_log_dropped_lines_total",
+			Help: "RequestHandlerAuditLog lines lost because their write failed (a full disk).",
+		}, func() float64 { return float64(r.log.Dropped()) }),
+	}
+}
+
+// Close stops the timer and writes what is pending.
 func (r *Recorder) Close() error {
 	r.stopOnce.Do(func() { close(r.stop) })
 	<-r.done
 	err := r.Flush()
-	if cerr := r.log.Close(); err == nil {
-		err = cerr
+	if err != nil {
+		r.logger.Error("inventory records lost at stop: they could not be written", zap.Int("records", r.Pending()), zap.Error(err))
+	}
+	if cerr := r.log.Close(); cerr != nil {
+		r.logger.Error("request log lines lost at stop", zap.Error(cerr))
+		if err == nil {
+			err = cerr
+		}
 	}
 	return err
+}
+
+// every lets one event through per period and counts those it holds back,
+// so that a fault that lasts logs a line now and then, not one per poll.
+type every struct {
+	period time.Duration
+	mu     sync.Mutex
+	next   time.Time
+	held   int
+}
+
+// allow reports whether an event at now may be logged, and how many were
+// held back since the last one that was.
+func (e *every) allow(now time.Time) (bool, int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now.Before(e.next) {
+		e.held++
+		return false, 0
+	}
+	held := e.held
+	e.next, e.held = now.Add(e.period), 0
+	return true, held
 }
