@@ -37,7 +37,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/deviceupdate/deviceupdate"
-	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/fsutil"
 )
 
@@ -58,8 +57,10 @@ type Options struct {
 	Quota    int64 // bytes all stored logs may take; 0 for no quota
 	Logger   *zap.Logger
 	Registry prometheus.Registerer
-	Trail    *audit.Trail // where ClearLogs is audited
-	Recorder Recorder     // optional
+	// Audit writes ClearLogs's entry, durably, before any log is deleted
+	// (admin.Service.Record); nil audits nothing.
+	Audit    func(e deviceupdate.AuditEntry) error
+	Recorder Recorder // optional
 	Now      func() time.Time
 }
 
@@ -519,25 +520,37 @@ func (s *Store) OpenLog(_ context.Context, logType, device, name string) (io.Rea
 	return f, l, nil
 }
 
-// ClearLogs implements deviceupdate.LogService.
+// ClearLogs implements deviceupdate.LogService. Its audit entry, naming
+// what it will delete, is written before anything is: a failure to write
+// it deletes nothing. A deletion that then fails is audited too.
 func (s *Store) ClearLogs(_ context.Context, daysBack int, actor string) (deviceupdate.ClearLogsResult, error) {
-	e := audit.Entry{Actor: actor, Action: "logs.clear", Target: fmt.Sprintf("days-back=%d", daysBack), Result: audit.ResultOK}
-	var res deviceupdate.ClearLogsResult
-	var err error
-	if daysBack < deviceupdate.MinClearDays || daysBack > deviceupdate.MaxClearDays {
-		err = deviceupdate.Errorf(deviceupdate.EINVALID, "--days-back %d: want %d to %d", daysBack, deviceupdate.MinClearDays, deviceupdate.MaxClearDays)
-	} else {
-		res, err = s.deleteOlder(s.o.Now().Add(-time.Duration(daysBack) * 24 * time.Hour))
-	}
-	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-	} else {
-		e.After = []byte(fmt.Sprintf(`{"deleted":%d,"bytes":%d}`, res.Deleted, res.Bytes))
-	}
-	if s.o.Trail != nil {
-		if _, aerr := s.o.Trail.Append(e); aerr != nil && err == nil {
-			err = fmt.Errorf("audit logs clear: %w", aerr)
+	e := deviceupdate.AuditEntry{Actor: actor, Action: "logs.clear", Target: fmt.Sprintf("days-back=%d", daysBack)}
+	audit := func(res *deviceupdate.ClearLogsResult, err error) error {
+		e.Result, e.After = deviceupdate.ErrorMessage(err), nil
+		if res != nil {
+			e.After = []byte(fmt.Sprintf(`{"deleted":%d,"bytes":%d}`, res.Deleted, res.Bytes))
 		}
+		if s.o.Audit == nil {
+			return nil
+		}
+		return s.o.Audit(e)
+	}
+	if daysBack < deviceupdate.MinClearDays || daysBack > deviceupdate.MaxClearDays {
+		err := deviceupdate.Errorf(deviceupdate.EINVALID, "--days-back %d: want %d to %d", daysBack, deviceupdate.MinClearDays, deviceupdate.MaxClearDays)
+		return deviceupdate.ClearLogsResult{}, errors.Join(err, audit(nil, err))
+	}
+	intended, recorded := false, false
+	res, err := s.deleteOlder(s.o.Now().Add(-time.Duration(daysBack)*24*time.Hour), func(plan deviceupdate.ClearLogsResult) error {
+		intended = true
+		err := audit(&plan, nil)
+		recorded = err == nil
+		return err
+	})
+	switch {
+	case err != nil && !intended: // refused before the entry: nothing deleted
+		err = errors.Join(err, audit(nil, err))
+	case err != nil && recorded: // the entry said more than was done
+		err = errors.Join(err, audit(&res, err))
 	}
 	return res, err
 }
@@ -548,24 +561,36 @@ func (s *Store) CleanUp() (deviceupdate.ClearLogsResult, error) {
 	if err != nil {
 		return deviceupdate.ClearLogsResult{}, err
 	}
-	return s.deleteOlder(s.o.Now().Add(-time.Duration(ls.CleanUpDays) * 24 * time.Hour))
+	return s.deleteOlder(s.o.Now().Add(-time.Duration(ls.CleanUpDays)*24*time.Hour), nil)
 }
 
 // deleteOlder deletes the stored logs last written before cutoff, after a
-// flush, so a log cached before the cutoff goes too.
-func (s *Store) deleteOlder(cutoff time.Time) (deviceupdate.ClearLogsResult, error) {
+// flush, so a log cached before the cutoff goes too. intent, when not nil,
+// is told what will be deleted before anything is, and its error stops it.
+func (s *Store) deleteOlder(cutoff time.Time, intent func(plan deviceupdate.ClearLogsResult) error) (deviceupdate.ClearLogsResult, error) {
 	if err := s.Flush(); err != nil {
 		return deviceupdate.ClearLogsResult{}, err
 	}
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	var res deviceupdate.ClearLogsResult
+	var res, plan deviceupdate.ClearLogsResult
 	s.mu.Lock()
 	defer func() { s.m.stored.Set(float64(s.total)); s.mu.Unlock() }()
+	var doomed []string
 	for p, l := range s.index {
-		if !l.Modified.Before(cutoff) {
-			continue
+		if l.Modified.Before(cutoff) {
+			doomed = append(doomed, p)
+			plan.Deleted++
+			plan.Bytes += l.Size
 		}
+	}
+	if intent != nil {
+		if err := intent(plan); err != nil {
+			return res, err
+		}
+	}
+	for _, p := range doomed {
+		l := s.index[p]
 		if err := os.Remove(filepath.Join(s.o.Dir, filepath.FromSlash(p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return res, fmt.Errorf("delete device log %s: %w", p, err)
 		}

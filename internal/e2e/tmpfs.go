@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -51,4 +53,32 @@ func Peak(dir string, stop <-chan struct{}) <-chan int64 {
 		}
 	}()
 	return out
+}
+
+// Fill writes a file into dir until the file system holding it is full,
+// to the last byte, and returns a function that deletes it. A file that
+// already has a partly used block may still grow within it: a full disk
+// refuses only what needs a new block.
+func Fill(tb testing.TB, dir string) (free func()) {
+	tb.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	for chunk := make([]byte, 64<<10); len(chunk) > 0; {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				tb.Fatal(err)
+			}
+			chunk = chunk[:len(chunk)/2]
+		}
+	}
+	return func() {
+		tb.Helper()
+		if err := os.Remove(path); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }
