@@ -134,8 +134,9 @@ func newAuditVerifyCommand(stdout io.Writer) *cobra.Command {
 		Use:   "verify",
 		Short: "Check that no audit entry was altered, removed or reordered",
 		Long: `Check every entry of the admin audit trail: its hash, its sequence number and
-its link to the entry before it. Exits non-zero, naming the first bad entry,
-when the trail was altered.`,
+its link to the entry before it, and that the trail reaches the last entry the
+store records as written. Exits non-zero, naming the first bad or missing
+entry, when the trail was altered.`,
 		Example: "  deviceupdate audit verify",
 		Args:    exactArgs(0, "no arguments"),
 	}

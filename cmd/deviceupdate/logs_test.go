@@ -188,3 +188,25 @@ func TestDeviceLogs(t *testing.T) {
 		}
 	})
 }
+
+// TestDeviceLogNames: a 128-byte FileName, the longest allowed, is stored
+// and fetched; names that differ only by a percent-escape (a%41.txt,
+// aA.txt, a%2541.txt) are three logs, and `logs get` returns each its own.
+func TestDeviceLogNames(t *testing.T) {
+	srv := e2e.Start(t, e2e.Options{})
+	env := []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + srv.Certs}
+	files := srv.InternalURL() + "/RequestHandler/Files"
+	const mac = "00-04-F2-00-00-43"
+	names := []string{strings.Repeat("n", deviceupdate.MaxLogFileName-4) + ".txt", "a%41.txt", "aA.txt", "a%2541.txt", "100%.txt"}
+	for _, name := range names {
+		if code, msg := uploadLog(t, http.DefaultClient, files, logQuery(mac, "CELog", name), []byte("log "+name), false); code != 200 {
+			t.Fatalf("upload %q: %d %s", name, code, msg)
+		}
+	}
+	for _, name := range names {
+		res := e2e.Run(t, "", env, "logs", "get", "CELog/"+mac+"/"+name, "-o", "-")
+		if res.Code != 0 || res.Stdout != "log "+name {
+			t.Errorf("logs get %q: exit %d, %q %s", name, res.Code, res.Stdout, res.Stderr)
+		}
+	}
+}

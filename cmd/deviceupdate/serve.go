@@ -216,7 +216,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.recorder = inventory.New(m.db, reqLog, m.Logger, inventory.DefaultInterval)
 	svc := &admin.Service{DB: m.db, Trail: m.trail, Inventory: m.recorder, Logger: m.Logger}
-	svc.LogTrailState()
+	if err := svc.CheckTrail(); err != nil {
+		return err
+	}
 	polls := &poll.Service{DB: m.db, Recorder: m.recorder, StoreDir: filepath.Join(c.Data, importer.StoreDir)}
 	if err := os.MkdirAll(filepath.Join(c.Data, importer.StoreDir), 0o750); err != nil {
 		return fmt.Errorf("create update store: %w", err)
@@ -229,7 +231,7 @@ func (m *Main) Run(ctx context.Context) error {
 		collectors.NewBuildInfoCollector(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "deviceupdate_audit_trail_broken",
-			Help: "1 when the admin audit trail's hash chain was found broken (an entry altered, removed or moved) at start or at the last read of the trail, else 0.",
+			Help: "1 when the admin audit trail's hash chain was found broken (an entry altered, removed or moved, or the trail ending before the head the store keeps) at start or at the last read of the trail, else 0.",
 		}, func() float64 {
 			if m.trail.Broken() != nil {
 				return 1
@@ -244,7 +246,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.logs, err = devlogs.Open(devlogs.Options{
 		Dir: filepath.Join(c.Data, "Logs", "Client"), Settings: polls.LogSettings, Quota: limits.LogQuota,
-		Logger: m.Logger, Registry: reg, Trail: m.trail, Recorder: m.recorder,
+		Logger: m.Logger, Registry: reg, Audit: svc.Record, Recorder: m.recorder,
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -48,21 +50,44 @@ func (s *Service) Rules(context.Context) ([]deviceupdate.Rule, error) {
 	return s.DB.Rules()
 }
 
+// change makes one admin change through store.DB.Audited, the one way
+// they are made: it takes effect only with its entry synced in the trail,
+// and a refusal is audited with its reason. A change not made for a fault
+// of the server is logged at error level.
+func (s *Service) change(e audit.Entry, apply func(tx *store.DB, e *audit.Entry) error) error {
+	err := s.DB.Audited(s.Trail, e, apply)
+	if errors.Is(err, store.ErrNotMade) && s.Logger != nil {
+		s.Logger.Error("admin change not made", zap.String("action", e.Action), zap.String("target", e.Target), zap.Error(err))
+	}
+	return err
+}
+
+// refuse audits a change refused before it reached the store.
+func (s *Service) refuse(e audit.Entry, err error) error {
+	return s.change(e, func(*store.DB, *audit.Entry) error { return err })
+}
+
+// Record writes e before a change the store does not hold, such as
+// deleting files: the entry is synced, with the trail's head in the store,
+// before Record returns, so the change may follow.
+func (s *Service) Record(e audit.Entry) error { return s.change(e, nil) }
+
 // ChangeRule performs a lifecycle action and audits it, refused or not.
-// The entry is synced before the answer: a change the audit trail lacks is
-// never reported done.
-func (s *Service) ChangeRule(_ context.Context, id string, action deviceupdate.RuleAction, expect *deviceupdate.Rule, actor string) (deviceupdate.Rule, *deviceupdate.Rule, error) {
-	before, after, err := s.DB.ChangeRule(id, action, expect)
-	e := audit.Entry{Actor: actor, Action: "rule." + string(action), Target: id, Result: audit.ResultOK}
-	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-	} else {
+func (s *Service) ChangeRule(_ context.Context, id string, action deviceupdate.RuleAction, expect *deviceupdate.Rule, actor string) (before deviceupdate.Rule, after *deviceupdate.Rule, err error) {
+	err = s.change(audit.Entry{Actor: actor, Action: "rule." + string(action), Target: id}, func(tx *store.DB, e *audit.Entry) (err error) {
+		if before, after, err = tx.ChangeRule(id, action, expect); err != nil {
+			return err
+		}
 		e.Before, _ = json.Marshal(before)
 		if after != nil {
 			e.After, _ = json.Marshal(after)
 		}
+		return nil
+	})
+	if err != nil {
+		return before, nil, err
 	}
-	return before, after, s.audited(e, err)
+	return before, after, nil
 }
 
 // AuditEntries returns the trail's entries that match f; of a broken
@@ -111,9 +136,36 @@ func (s *Service) readTrail(fn func(e audit.Entry, verified bool)) (*audit.Broke
 	return brk, nil
 }
 
-// LogTrailState logs at error level when the trail was broken when last
-// read; serve calls it once the trail is open.
-func (s *Service) LogTrailState() { s.logBroken(s.Trail.Broken()) }
+// CheckTrail anchors the trail to the head the store keeps, at start, so
+// that entries removed from its end show as a break (logged at error
+// level, like any break). Entries written whose change the store did not
+// commit (a crash or a failed commit between the two) are marked as not
+// applied with an audit.abandoned entry; a store that keeps no head yet
+// (one made before it did) starts with the trail's, recorded in an
+// audit.anchored entry. Only a trail that cannot be read fails it: when
+// that entry cannot be written, the error is logged and the server goes
+// on, to be done at the next start.
+func (s *Service) CheckTrail() error {
+	a, err := s.Trail.Anchor(s.DB)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !a.Recorded && a.Last.Seq == 0:
+		err = s.DB.InitAuditHead()
+	case len(a.Unapplied) > 0:
+		err = s.change(audit.Abandoned(a.Unapplied, "the store does not hold these changes: the server stopped or the store failed "+
+			"between writing the entry and committing the change, or the store was restored from a backup taken before it"), nil)
+	case !a.Recorded && a.Last.Seq > 0:
+		after, _ := json.Marshal(a.Last)
+		err = s.change(audit.Entry{Actor: audit.ServerActor, Action: audit.ActionAnchored, Target: fmt.Sprintf("entry %d", a.Last.Seq), After: after}, nil)
+	}
+	if err != nil && s.Logger != nil {
+		s.Logger.Error("audit trail not checked against the store", zap.Error(err))
+	}
+	s.logBroken(s.Trail.Broken())
+	return nil
+}
 
 func (s *Service) logBroken(brk *audit.BrokenError) {
 	if brk == nil || s.Logger == nil {
@@ -130,39 +182,30 @@ func (s *Service) TestDevices(context.Context) ([]deviceupdate.TestDevice, error
 }
 
 // AddTestDevice validates, stores and audits a test device.
-func (s *Service) AddTestDevice(_ context.Context, d deviceupdate.TestDevice, actor string) (deviceupdate.TestDevice, error) {
-	norm, err := d.Normalize()
-	if err == nil {
-		norm, err = s.DB.AddTestDevice(norm)
-	}
-	e := audit.Entry{Actor: actor, Action: "testdevice.add", Target: d.Name, Result: audit.ResultOK}
-	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-	} else {
+func (s *Service) AddTestDevice(_ context.Context, d deviceupdate.TestDevice, actor string) (norm deviceupdate.TestDevice, err error) {
+	err = s.change(audit.Entry{Actor: actor, Action: "testdevice.add", Target: d.Name}, func(tx *store.DB, e *audit.Entry) (err error) {
+		if norm, err = d.Normalize(); err != nil {
+			return err
+		}
+		if norm, err = tx.AddTestDevice(norm); err != nil {
+			return err
+		}
 		e.After, _ = json.Marshal(norm)
-	}
-	return norm, s.audited(e, err)
+		return nil
+	})
+	return norm, err
 }
 
 // RemoveTestDevice deletes and audits a test device.
 func (s *Service) RemoveTestDevice(_ context.Context, name, actor string) error {
-	d, err := s.DB.RemoveTestDevice(name)
-	e := audit.Entry{Actor: actor, Action: "testdevice.remove", Target: name, Result: audit.ResultOK}
-	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-	} else {
+	return s.change(audit.Entry{Actor: actor, Action: "testdevice.remove", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+		d, err := tx.RemoveTestDevice(name)
+		if err != nil {
+			return err
+		}
 		e.Before, _ = json.Marshal(d)
-	}
-	return s.audited(e, err)
-}
-
-// audited appends e and returns err, or an internal error when the change
-// succeeded but could not be audited.
-func (s *Service) audited(e audit.Entry, err error) error {
-	if _, aerr := s.Trail.Append(e); aerr != nil && err == nil {
-		return &deviceupdate.Error{Code: deviceupdate.EINTERNAL, Message: "the change was made but the audit trail could not be written", Err: aerr}
-	}
-	return err
+		return nil
+	})
 }
 
 // Config returns the effective settings for a scope.
@@ -177,21 +220,22 @@ func (s *Service) Config(_ context.Context, scope string) ([]deviceupdate.Config
 // SetConfig checks every setting first, applies them in one transaction,
 // and audits the change.
 func (s *Service) SetConfig(_ context.Context, scope string, settings map[string]string, actor string) ([]deviceupdate.ConfigValue, error) {
-	e := audit.Entry{Actor: actor, Action: "config.set", Target: scope, Result: audit.ResultOK}
-	checked, err := deviceupdate.CheckSettings(settings)
-	var before map[string]string
 	var after store.ScopeConfig
-	if err == nil {
-		before, after, err = s.DB.SetConfig(scope, checked)
-	}
+	err := s.change(audit.Entry{Actor: actor, Action: "config.set", Target: scope}, func(tx *store.DB, e *audit.Entry) error {
+		checked, err := deviceupdate.CheckSettings(settings)
+		if err != nil {
+			return err
+		}
+		var before map[string]string
+		if before, after, err = tx.SetConfig(scope, checked); err != nil {
+			return err
+		}
+		e.Target = after.Scope
+		e.Before, _ = json.Marshal(before)
+		e.After, _ = json.Marshal(after.Site)
+		return nil
+	})
 	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-		return nil, s.audited(e, err)
-	}
-	e.Target = after.Scope
-	e.Before, _ = json.Marshal(before)
-	e.After, _ = json.Marshal(after.Site)
-	if err := s.audited(e, nil); err != nil {
 		return nil, err
 	}
 	return deviceupdate.ResolveConfig(after.Global, after.Site, after.Scope), nil

@@ -3,12 +3,14 @@ package admin_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	berrors "go.etcd.io/bbolt/errors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -25,22 +27,34 @@ var key = deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "
 func openService(t *testing.T) (*admin.Service, string) {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{})
+	return openIn(t, dir, dir), dir
+}
+
+// openIn opens the store in storeDir and the trail in trailDir as serve
+// does at start, CheckTrail included; the store is checked and both are
+// closed when the test ends (closing twice is harmless).
+func openIn(t *testing.T, storeDir, trailDir string) *admin.Service {
+	t.Helper()
+	db, err := store.Open(storeDir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	trail, err := audit.Open(dir, nil)
+	trail, err := audit.Open(trailDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := db.Check(); err != nil {
+		if err := db.Check(); err != nil && !errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			t.Error(err)
 		}
 		db.Close()
 		trail.Close()
 	})
-	return &admin.Service{DB: db, Trail: trail}, dir
+	s := &admin.Service{DB: db, Trail: trail}
+	if err := s.CheckTrail(); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func newService(t *testing.T) *admin.Service {

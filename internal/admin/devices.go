@@ -9,6 +9,7 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
 var _ deviceupdate.DeviceService = (*Service)(nil)
@@ -59,47 +60,71 @@ func (s *Service) Devices(_ context.Context, f deviceupdate.DeviceFilter) ([]dev
 // RemoveDevice forgets one device and its own settings, and audits it. A
 // poll of it still waiting in the batch is written first and deleted with
 // the rest, so it cannot bring the device back.
-func (s *Service) RemoveDevice(_ context.Context, id, actor string) (deviceupdate.RemovedDevice, error) {
-	e := audit.Entry{Actor: actor, Action: "device.remove", Target: id, Result: audit.ResultOK}
-	var removed deviceupdate.RemovedDevice
+func (s *Service) RemoveDevice(_ context.Context, id, actor string) (removed deviceupdate.RemovedDevice, err error) {
+	e := audit.Entry{Actor: actor, Action: "device.remove", Target: id}
 	norm, err := deviceupdate.DeviceID(id)
-	if err == nil {
-		e.Target = norm
-		err = s.inventory().Forget(func() (err error) {
-			removed, err = s.DB.RemoveDevice(norm)
-			return err
-		})
-	}
 	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-	} else {
-		e.Before, _ = json.Marshal(removed)
+		return removed, s.refuse(e, err)
 	}
-	return removed, s.audited(e, err)
+	e.Target = norm
+	err = s.forget(e, func(tx *store.DB, e *audit.Entry) (err error) {
+		if removed, err = tx.RemoveDevice(norm); err != nil {
+			return err
+		}
+		e.Before, _ = json.Marshal(removed)
+		return nil
+	})
+	if err != nil {
+		return deviceupdate.RemovedDevice{}, err
+	}
+	return removed, nil
 }
 
 // PruneDevices forgets the devices not heard from for notSeen, and their
 // own settings, and audits it; a dry run changes nothing and is not
 // audited.
-func (s *Service) PruneDevices(_ context.Context, notSeen string, dryRun bool, actor string) (*deviceupdate.PruneResult, error) {
+func (s *Service) PruneDevices(_ context.Context, notSeen string, dryRun bool, actor string) (res *deviceupdate.PruneResult, err error) {
 	age, err := deviceupdate.ParseAge(notSeen)
-	var res *deviceupdate.PruneResult
-	e := audit.Entry{Actor: actor, Action: "device.prune", Target: "inventory", Result: audit.ResultOK}
-	if err == nil {
-		cutoff := s.now().Add(-age)
-		e.Target = "not seen since " + cutoff.UTC().Format(time.RFC3339)
+	cutoff := s.now().Add(-age)
+	switch {
+	case dryRun && err == nil:
 		err = s.inventory().Forget(func() (err error) {
-			res, err = s.DB.PruneDevices(cutoff, dryRun)
+			res, err = s.DB.PruneDevices(cutoff, true)
 			return err
 		})
-	}
-	if dryRun {
 		return res, err
+	case dryRun:
+		return nil, err
 	}
+	e := audit.Entry{Actor: actor, Action: "device.prune", Target: "inventory"}
 	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-	} else {
-		e.After, _ = json.Marshal(res)
+		return nil, s.refuse(e, err)
 	}
-	return res, s.audited(e, err)
+	e.Target = "not seen since " + cutoff.UTC().Format(time.RFC3339)
+	err = s.forget(e, func(tx *store.DB, e *audit.Entry) (err error) {
+		if res, err = tx.PruneDevices(cutoff, false); err != nil {
+			return err
+		}
+		e.After, _ = json.Marshal(res)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// forget makes an audited change that deletes devices once the polls
+// waiting in the batch are written; when they cannot be, the change is
+// refused, and audited so.
+func (s *Service) forget(e audit.Entry, apply func(tx *store.DB, e *audit.Entry) error) error {
+	ran := false
+	err := s.inventory().Forget(func() error {
+		ran = true
+		return s.change(e, apply)
+	})
+	if err != nil && !ran {
+		return s.refuse(e, err)
+	}
+	return err
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
 var (
@@ -19,41 +20,40 @@ func (s *Service) Sites(context.Context) ([]deviceupdate.Site, error) {
 }
 
 // PutSite validates, stores and audits a site.
-func (s *Service) PutSite(_ context.Context, site deviceupdate.Site, actor string) (deviceupdate.Site, error) {
-	norm, err := site.Normalize()
-	var before *deviceupdate.Site
-	if err == nil {
-		before, err = s.DB.PutSite(norm)
+func (s *Service) PutSite(_ context.Context, site deviceupdate.Site, actor string) (norm deviceupdate.Site, err error) {
+	err = s.change(audit.Entry{Actor: actor, Action: "site.put", Target: site.Name}, func(tx *store.DB, e *audit.Entry) error {
+		norm, err = site.Normalize()
+		if err != nil {
+			return err
+		}
+		before, err := tx.PutSite(norm)
+		if err != nil {
+			return err
+		}
 		if before != nil {
 			norm.Name = before.Name
-		}
-	}
-	e := audit.Entry{Actor: actor, Action: "site.put", Target: site.Name, Result: audit.ResultOK}
-	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-	} else {
-		if before != nil {
 			e.Before, _ = json.Marshal(before)
 		}
 		e.After, _ = json.Marshal(norm)
-	}
-	return norm, s.audited(e, err)
+		return nil
+	})
+	return norm, err
 }
 
 // RemoveSite deletes a site with its settings, refused while test devices
 // are limited to it, and audits it with the settings it had.
 func (s *Service) RemoveSite(_ context.Context, name, actor string) error {
-	site, settings, err := s.DB.RemoveSite(name)
-	e := audit.Entry{Actor: actor, Action: "site.remove", Target: name, Result: audit.ResultOK}
-	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-	} else {
+	return s.change(audit.Entry{Actor: actor, Action: "site.remove", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+		site, settings, err := tx.RemoveSite(name)
+		if err != nil {
+			return err
+		}
 		e.Before, _ = json.Marshal(struct {
 			deviceupdate.Site
 			Settings map[string]string `json:"settings,omitempty"`
 		}{site, settings})
-	}
-	return s.audited(e, err)
+		return nil
+	})
 }
 
 // DeviceConfig returns one device's setting overrides.
@@ -71,24 +71,28 @@ func (s *Service) DeviceConfig(_ context.Context, id string) (deviceupdate.Devic
 
 // SetDeviceConfig validates, applies and audits one device's overrides.
 func (s *Service) SetDeviceConfig(_ context.Context, id string, settings map[string]string, actor string) (deviceupdate.DeviceConfig, error) {
-	e := audit.Entry{Actor: actor, Action: "device.config.set", Target: id, Result: audit.ResultOK}
-	norm, err := deviceupdate.DeviceID(id)
-	var checked, before, after map[string]string
-	if err == nil {
+	var dc deviceupdate.DeviceConfig
+	err := s.change(audit.Entry{Actor: actor, Action: "device.config.set", Target: id}, func(tx *store.DB, e *audit.Entry) error {
+		norm, err := deviceupdate.DeviceID(id)
+		if err != nil {
+			return err
+		}
 		e.Target = norm
-		checked, err = deviceupdate.CheckDeviceSettings(settings)
-	}
-	if err == nil {
-		before, after, err = s.DB.SetDeviceConfig(norm, checked)
-	}
+		checked, err := deviceupdate.CheckDeviceSettings(settings)
+		if err != nil {
+			return err
+		}
+		before, after, err := tx.SetDeviceConfig(norm, checked)
+		if err != nil {
+			return err
+		}
+		e.Before, _ = json.Marshal(before)
+		e.After, _ = json.Marshal(after)
+		dc = deviceupdate.DeviceConfig{ID: norm, Settings: after}
+		return nil
+	})
 	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-		return deviceupdate.DeviceConfig{}, s.audited(e, err)
-	}
-	e.Before, _ = json.Marshal(before)
-	e.After, _ = json.Marshal(after)
-	if err := s.audited(e, nil); err != nil {
 		return deviceupdate.DeviceConfig{}, err
 	}
-	return deviceupdate.DeviceConfig{ID: norm, Settings: after}, nil
+	return dc, nil
 }

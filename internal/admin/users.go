@@ -7,6 +7,7 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
 var _ deviceupdate.UserService = (*Service)(nil)
@@ -20,34 +21,37 @@ func (s *Service) Users(context.Context) ([]deviceupdate.User, error) {
 // user as the API shows it: never the password, never its hash.
 func (s *Service) AddUser(_ context.Context, name, password, actor string) (deviceupdate.User, error) {
 	u := deviceupdate.User{Name: name, CreatedAt: time.Now().UTC().Truncate(time.Second), CreatedBy: actor}
-	err := deviceupdate.ValidateUserName(name)
-	if err == nil {
-		err = deviceupdate.ValidatePassword(name, password)
-	}
-	if err == nil {
-		err = s.DB.AddUser(u, password)
-	}
-	e := audit.Entry{Actor: actor, Action: "user.add", Target: name, Result: audit.ResultOK}
-	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-		u = deviceupdate.User{}
-	} else {
+	err := s.change(audit.Entry{Actor: actor, Action: "user.add", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+		err := deviceupdate.ValidateUserName(name)
+		if err == nil {
+			err = deviceupdate.ValidatePassword(name, password)
+		}
+		if err == nil {
+			err = tx.AddUser(u, password)
+		}
+		if err != nil {
+			return err
+		}
 		e.After, _ = json.Marshal(u)
+		return nil
+	})
+	if err != nil {
+		return deviceupdate.User{}, err
 	}
-	return u, s.audited(e, err)
+	return u, nil
 }
 
 // RemoveUser deletes and audits a user; its credentials stop working at
 // once.
 func (s *Service) RemoveUser(_ context.Context, name, actor string) error {
-	u, err := s.DB.RemoveUser(name)
-	e := audit.Entry{Actor: actor, Action: "user.remove", Target: name, Result: audit.ResultOK}
-	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-	} else {
+	return s.change(audit.Entry{Actor: actor, Action: "user.remove", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+		u, err := tx.RemoveUser(name)
+		if err != nil {
+			return err
+		}
 		e.Before, _ = json.Marshal(u)
-	}
-	return s.audited(e, err)
+		return nil
+	})
 }
 
 // Authenticate checks a user's credentials; it is not audited (phones

@@ -3,6 +3,12 @@
 // carrying the hash of the line before it. Altering, removing or reordering
 // any entry breaks the chain, which Verify reports; Read reads past the
 // break, so that what is left of a tampered trail can still be shown.
+//
+// The chain alone cannot show that entries were removed from its end, so
+// the store keeps its head (the last entry's sequence number and hash),
+// written in the same transaction as the change the entry records
+// (store.DB.Audited). Once anchored to that head, a trail that ends before
+// it, or holds another entry there, is broken too.
 package audit
 
 import (
@@ -16,6 +22,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +51,32 @@ type Entry = deviceupdate.AuditEntry
 // ResultOK is the Result of an action that succeeded.
 const ResultOK = "ok"
 
+// Entries the server writes itself, with ServerActor as their actor.
+const (
+	// ActionAbandoned marks entries written whose change the store did
+	// not commit (a crash or a failed commit between the two): its After
+	// names them, {"entries": [7], "reason": "..."}.
+	ActionAbandoned = "audit.abandoned"
+	// ActionAnchored is the first entry of a trail whose head the store
+	// did not keep yet (a store made before it did).
+	ActionAnchored = "audit.anchored"
+	// ServerActor is the actor of the entries the server writes itself.
+	ServerActor = "deviceupdate"
+)
+
+// Head is the chain's last entry, as the store keeps it apart from the
+// trail.
+type Head struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// HeadReader reads the head the store keeps; ok is false when it keeps
+// none yet.
+type HeadReader interface {
+	AuditHead() (h Head, ok bool, err error)
+}
+
 // BrokenError names the first entry where the chain breaks.
 type BrokenError struct {
 	Line   int    // 1-based line number in the file
@@ -63,9 +98,14 @@ type Trail struct {
 	path   string
 	seq    uint64
 	prev   string
+	size   int64 // bytes of whole entries; a failed append is cut back to it
+	torn   bool  // a failed append could not be cut back yet
 	now    func() time.Time
+	heads  atomic.Pointer[headReader]  // set by Anchor
 	broken atomic.Pointer[BrokenError] // as last found, nil while intact
 }
+
+type headReader struct{ HeadReader }
 
 // Open opens (or creates) the trail under dataDir and checks the whole
 // chain. A broken trail is opened all the same, so that the service, its
@@ -89,7 +129,12 @@ func Open(dataDir string, now func() time.Time) (*Trail, error) {
 		f.Close()
 		return nil, fmt.Errorf("open audit trail %s: %w", path, err)
 	}
-	t := &Trail{f: f, path: path, now: now}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open audit trail %s: %w", path, err)
+	}
+	t := &Trail{f: f, path: path, now: now, size: fi.Size()}
 	var last *Entry
 	brk, err := Read(f, func(e Entry, _ bool) { last = &e })
 	if err != nil {
@@ -109,9 +154,43 @@ func (t *Trail) Broken() *BrokenError { return t.broken.Load() }
 
 // Read reads the trail file from the start like the function Read, and
 // remembers what it found for Broken. Besides what the file shows, it
-// knows how far this process wrote: a trail that ends before that lost
-// entries from its end.
+// knows how far this process wrote, and, once anchored, the head the
+// store keeps: a trail that ends before either lost entries from its end.
 func (t *Trail) Read(fn func(e Entry, verified bool)) (*BrokenError, error) {
+	sum, err := t.read(fn)
+	if err != nil {
+		return nil, err
+	}
+	t.broken.Store(sum.brk)
+	return sum.brk, nil
+}
+
+// summary is what one read of the trail found.
+type summary struct {
+	brk      *BrokenError
+	head     Head // the head the store keeps, read before the file
+	recorded bool // the store keeps a head
+	last     Head // the last entry that reads, verified or not
+	atHead   Head // the entry that reads with the head's number, if any
+	lines    int  // lines read as verified entries
+	// pastHead holds each entry past the head: true when it is an
+	// audit.abandoned entry or a later one names it.
+	pastHead map[uint64]bool
+}
+
+// read reads the head (first: an append in flight lands in the file
+// before its head in the store), then the file, and says where the chain
+// breaks, in the file or against the head.
+func (t *Trail) read(fn func(e Entry, verified bool)) (*summary, error) {
+	sum := &summary{}
+	if hr := t.heads.Load(); hr != nil {
+		h, ok, err := hr.AuditHead()
+		if err != nil {
+			return nil, fmt.Errorf("read audit trail head: %w", err)
+		}
+		sum.head, sum.recorded = h, ok
+		sum.pastHead = map[uint64]bool{}
+	}
 	t.mu.Lock()
 	wrote := t.seq
 	t.mu.Unlock()
@@ -120,24 +199,131 @@ func (t *Trail) Read(fn func(e Entry, verified bool)) (*BrokenError, error) {
 		return nil, fmt.Errorf("read audit trail: %w", err)
 	}
 	defer f.Close()
-	var last uint64
-	lines := 0
+	var last uint64 // of the verified entries
 	brk, err := Read(f, func(e Entry, verified bool) {
 		if verified {
 			last = e.Seq
-			lines++
+			sum.lines++
+		}
+		sum.last = Head{e.Seq, e.Hash}
+		if sum.recorded {
+			switch {
+			case e.Seq == sum.head.Seq:
+				sum.atHead = sum.last
+			case e.Seq > sum.head.Seq:
+				sum.notePastHead(e)
+			}
 		}
 		fn(e, verified)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read audit trail %s: %w", t.path, err)
 	}
+	if brk == nil && sum.recorded {
+		brk = sum.headBreak(last)
+	}
 	if brk == nil && last < wrote {
-		brk = &BrokenError{Line: lines + 1, Seq: last + 1,
+		brk = &BrokenError{Line: sum.lines + 1, Seq: last + 1,
 			Reason: fmt.Sprintf("the trail ends at entry %d, but this server wrote up to entry %d (entries were removed from its end)", last, wrote)}
 	}
-	t.broken.Store(brk)
-	return brk, nil
+	sum.brk = brk
+	return sum, nil
+}
+
+// notePastHead records an entry past the head, and the entries an
+// audit.abandoned entry names as not applied.
+func (sum *summary) notePastHead(e Entry) {
+	if e.Action != ActionAbandoned || e.Actor != ServerActor {
+		if _, seen := sum.pastHead[e.Seq]; !seen {
+			sum.pastHead[e.Seq] = false
+		}
+		return
+	}
+	sum.pastHead[e.Seq] = true
+	var named struct {
+		Entries []uint64 `json:"entries"`
+	}
+	if json.Unmarshal(e.After, &named) == nil {
+		for _, seq := range named.Entries {
+			if seq > sum.head.Seq && seq < e.Seq {
+				sum.pastHead[seq] = true
+			}
+		}
+	}
+}
+
+// headBreak compares an intact chain whose last entry is last with the
+// head the store keeps.
+func (sum *summary) headBreak(last uint64) *BrokenError {
+	h := sum.head
+	switch {
+	case last < h.Seq:
+		return &BrokenError{Line: sum.lines + 1, Seq: last + 1,
+			Reason: fmt.Sprintf("the trail ends at entry %d, but the store records entry %d as written (entries were removed from its end)", last, h.Seq)}
+	case sum.atHead.Hash != h.Hash:
+		return &BrokenError{Line: int(h.Seq), Seq: h.Seq,
+			Reason: "it is not the entry the store records as written with that number (the trail was altered or replaced)"}
+	}
+	return nil
+}
+
+// Anchoring is what Anchor found.
+type Anchoring struct {
+	Recorded bool // the store keeps a head; when false, Last should become it
+	Last     Head // the trail's last entry that reads
+	// Unapplied lists the entries past the head that no audit.abandoned
+	// entry names: written, but the store did not commit their change.
+	Unapplied []uint64
+}
+
+// Anchor reads the head hr keeps, and from now on Read checks the trail
+// against it. When the trail ends before the head, or holds another entry
+// there, the next entry follows the head, not the file: the trail breaks
+// there for good, and a later change cannot hide the loss. A trail that
+// agrees with the head may run past it: those entries, written but not
+// committed, are returned in Unapplied for the caller to mark.
+func (t *Trail) Anchor(hr HeadReader) (*Anchoring, error) {
+	t.heads.Store(&headReader{hr})
+	sum, err := t.read(func(Entry, bool) {})
+	if err != nil {
+		return nil, err
+	}
+	t.broken.Store(sum.brk)
+	a := &Anchoring{Recorded: sum.recorded, Last: sum.last}
+	if !sum.recorded {
+		return a, nil
+	}
+	if sum.last.Seq < sum.head.Seq || sum.atHead.Hash != sum.head.Hash {
+		t.mu.Lock()
+		t.seq, t.prev = max(t.seq, sum.head.Seq), sum.head.Hash
+		t.mu.Unlock()
+		return a, nil
+	}
+	for seq, marked := range sum.pastHead {
+		if !marked {
+			a.Unapplied = append(a.Unapplied, seq)
+		}
+	}
+	slices.Sort(a.Unapplied)
+	return a, nil
+}
+
+// Abandoned returns the entry that marks entries as not applied, for the
+// reason given.
+func Abandoned(seqs []uint64, reason string) Entry {
+	nums := make([]string, len(seqs))
+	for i, seq := range seqs {
+		nums[i] = strconv.FormatUint(seq, 10)
+	}
+	target := "entry " + nums[0]
+	if len(nums) > 1 {
+		target = "entries " + strings.Join(nums, ", ")
+	}
+	after, _ := json.Marshal(struct {
+		Entries []uint64 `json:"entries"`
+		Reason  string   `json:"reason"`
+	}{seqs, reason})
+	return Entry{Actor: ServerActor, Action: ActionAbandoned, Target: target, Result: ResultOK, After: after}
 }
 
 // dropTornTail cuts off a last line without its newline: an append that a
@@ -175,10 +361,18 @@ func dropTornTail(f *os.File) error {
 func (t *Trail) Path() string { return t.path }
 
 // Append stamps e with the time, its sequence number and the chain hashes,
-// writes it and syncs the file before returning it.
+// writes it and syncs the file before returning it. When that fails, the
+// part of the line written is cut off again, so the trail holds only
+// whole entries, each acknowledged. Only store.DB.Audited calls it,
+// inside the transaction that records the new head.
 func (t *Trail) Append(e Entry) (Entry, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.torn {
+		if err := t.cut(); err != nil {
+			return e, fmt.Errorf("append audit entry: cut off an earlier failed append: %w", err)
+		}
+	}
 	e.Seq = t.seq + 1
 	e.Time = t.now().UTC()
 	e.Prev = t.prev
@@ -192,14 +386,28 @@ func (t *Trail) Append(e Entry) (Entry, error) {
 	if err != nil {
 		return e, fmt.Errorf("append audit entry: %w", err)
 	}
-	if _, err := t.f.Write(append(line, '\n')); err != nil {
+	line = append(line, '\n')
+	_, err = t.f.Write(line)
+	if err == nil {
+		err = t.f.Sync()
+	}
+	if err != nil {
+		if cerr := t.cut(); cerr != nil {
+			t.torn = true
+		}
 		return e, fmt.Errorf("append audit entry: %w", err)
 	}
-	if err := t.f.Sync(); err != nil {
-		return e, fmt.Errorf("append audit entry: %w", err)
-	}
-	t.seq, t.prev = e.Seq, e.Hash
+	t.seq, t.prev, t.size = e.Seq, e.Hash, t.size+int64(len(line))
 	return e, nil
+}
+
+// cut truncates the file to its whole entries.
+func (t *Trail) cut() error {
+	if err := t.f.Truncate(t.size); err != nil {
+		return err
+	}
+	t.torn = false
+	return t.f.Sync()
 }
 
 // Close closes the trail file.

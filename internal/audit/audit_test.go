@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/e2e"
 )
 
 func writeTrail(t testing.TB, n int) (string, []byte) {
@@ -284,4 +286,37 @@ func FuzzRead(f *testing.F) {
 			t.Errorf("Verify = %v, Read's break = %v", verr, brk)
 		}
 	})
+}
+
+// TestAppendOnFullDisk: an append the disk has no room for fails and
+// leaves the trail as it was, without the part of the line that fitted;
+// once there is room, the chain goes on intact.
+func TestAppendOnFullDisk(t *testing.T) {
+	dir := e2e.Tmpfs(t, 64<<10)
+	tr, err := audit.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if _, err := tr.Append(audit.Entry{Actor: "admin", Action: "import", Target: "a.cab", Result: audit.ResultOK}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(tr.Path())
+	free := e2e.Fill(t, dir)
+	// The trail's last page has room for part of a long entry, not all.
+	long := audit.Entry{Actor: "admin", Action: "import", Target: strings.Repeat("x", 8000), Result: audit.ResultOK}
+	if _, err := tr.Append(long); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v", err)
+	}
+	if after, _ := os.ReadFile(tr.Path()); !bytes.Equal(after, before) {
+		t.Fatalf("a failed append left %d bytes, the trail had %d", len(after), len(before))
+	}
+	free()
+	if e, err := tr.Append(long); err != nil || e.Seq != 2 {
+		t.Fatalf("append with room again = %d, %v", e.Seq, err)
+	}
+	data, _ := os.ReadFile(tr.Path())
+	if err := audit.Verify(bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -36,7 +37,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/deviceupdate/deviceupdate"
-	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/fsutil"
 )
 
@@ -57,8 +57,10 @@ type Options struct {
 	Quota    int64 // bytes all stored logs may take; 0 for no quota
 	Logger   *zap.Logger
 	Registry prometheus.Registerer
-	Trail    *audit.Trail // where ClearLogs is audited
-	Recorder Recorder     // optional
+	// Audit writes ClearLogs's entry, durably, before any log is deleted
+	// (admin.Service.Record); nil audits nothing.
+	Audit    func(e deviceupdate.AuditEntry) error
+	Recorder Recorder // optional
 	Now      func() time.Time
 }
 
@@ -130,41 +132,31 @@ func (s *Store) Close() error {
 	return s.Flush()
 }
 
-// stagedName encodes where a staged log belongs in its file name, so a
-// restart knows without another file: <time>.<n>-<hex of the path>.log;
-// names sort in upload order, so a replay keeps the last of a path.
-// The counter keeps two uploads in one clock tick apart.
-func (s *Store) stagedName(l deviceupdate.DeviceLog, at time.Time) string {
-	return fmt.Sprintf("%019d.%d-%s.log", at.UnixNano(), s.seq.Add(1), hex.EncodeToString([]byte(l.Path())))
+// stagedPath is where a complete upload waits in the cache, relative to
+// the staging folder: <LogType>/<device>/<time>.<n>-<file>, so a restart
+// knows where it belongs without another file. Each part is short enough
+// for any file system (NAME_MAX is 255 bytes): the first two are the
+// stored log's own, the last adds 41 bytes to a FileName of at most
+// MaxLogFileName. Within a folder, names sort in upload order (the clock,
+// then a counter for two uploads in one tick), so a replay keeps the last
+// upload of a path.
+func (s *Store) stagedPath(l deviceupdate.DeviceLog, at time.Time) string {
+	return fmt.Sprintf("%s/%s/%019d.%020d-%s", l.Type, l.Device, at.UnixNano(), s.seq.Add(1), l.Name)
 }
 
-// recoverStaging deletes partial uploads and queues complete ones.
-func (s *Store) recoverStaging() error {
-	entries, err := os.ReadDir(s.staging)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", s.staging, err)
-	}
-	for _, e := range entries {
-		p := filepath.Join(s.staging, e.Name())
-		l, ok := parseStaged(e.Name())
-		info, ierr := e.Info()
-		if !ok || ierr != nil || !info.Mode().IsRegular() {
-			_ = os.RemoveAll(p)
-			continue
-		}
-		l.Size, l.Modified = info.Size(), info.ModTime().UTC()
-		s.staged = append(s.staged, staged{file: p, log: l})
-		s.cached += l.Size
-	}
-	return nil
-}
-
-func parseStaged(name string) (deviceupdate.DeviceLog, bool) {
-	stem, ok := strings.CutSuffix(name, ".log")
-	if !ok {
+// parseStaged reads a path stagedPath made, and the single names of
+// earlier versions, <time>.<n>-<hex of the log's path>.log, which a
+// cache written before an upgrade may hold.
+func parseStaged(rel string) (deviceupdate.DeviceLog, bool) {
+	dir, base := path.Split(rel)
+	stamp, name, ok := strings.Cut(base, "-")
+	if !ok || !validStamp(stamp) {
 		return deviceupdate.DeviceLog{}, false
 	}
-	_, enc, ok := strings.Cut(stem, "-")
+	if dir != "" {
+		return parsePath(dir + name)
+	}
+	enc, ok := strings.CutSuffix(name, ".log")
 	if !ok {
 		return deviceupdate.DeviceLog{}, false
 	}
@@ -173,6 +165,61 @@ func parseStaged(name string) (deviceupdate.DeviceLog, bool) {
 		return deviceupdate.DeviceLog{}, false
 	}
 	return parsePath(string(raw))
+}
+
+// validStamp reports whether s is <digits>.<digits>.
+func validStamp(s string) bool {
+	t, n, ok := strings.Cut(s, ".")
+	return ok && allDigits(t) && allDigits(n)
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// recoverStaging deletes partial uploads and anything else it does not
+// recognise, queues complete uploads, and removes the folders left empty.
+func (s *Store) recoverStaging() error {
+	var dirs []string
+	err := filepath.WalkDir(s.staging, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(s.staging, p)
+		rel = filepath.ToSlash(rel)
+		switch {
+		case rel == ".":
+			return nil
+		case d.IsDir() && strings.Count(rel, "/") < 2:
+			dirs = append(dirs, p)
+			return nil
+		}
+		l, ok := parseStaged(rel)
+		info, ierr := d.Info()
+		if !ok || ierr != nil || !info.Mode().IsRegular() {
+			_ = os.RemoveAll(p)
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		l.Size, l.Modified = info.Size(), info.ModTime().UTC()
+		s.staged = append(s.staged, staged{file: p, log: l})
+		s.cached += l.Size
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.staging, err)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = os.Remove(dirs[i]) // only an empty one goes
+	}
+	return nil
 }
 
 // parsePath reads <LogType>/<device>/<file>, accepting only what an
@@ -293,13 +340,27 @@ func (s *Store) upload(u deviceupdate.LogUpload, r io.Reader, size int64) (devic
 		return l, storageError("close device log", err)
 	}
 	now := s.o.Now().UTC()
-	final := filepath.Join(s.staging, s.stagedName(l, now))
+	final := filepath.Join(s.staging, filepath.FromSlash(s.stagedPath(l, now)))
+	dir := filepath.Dir(final)
+	_, err = os.Stat(dir)
+	created := err != nil
+	if created {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return l, storageError("stage device log", err)
+		}
+	}
 	if err := os.Rename(part, final); err != nil {
 		return l, storageError("stage device log", err)
 	}
 	part = ""
-	if err := fsutil.SyncDir(s.staging); err != nil {
-		return l, storageError("stage device log", err)
+	syncs := []string{dir}
+	if created {
+		syncs = append(syncs, filepath.Dir(dir), s.staging)
+	}
+	for _, d := range syncs {
+		if err := fsutil.SyncDir(d); err != nil {
+			return l, storageError("stage device log", err)
+		}
 	}
 	l.Size, l.Modified = n, now
 	s.mu.Lock()
@@ -459,25 +520,37 @@ func (s *Store) OpenLog(_ context.Context, logType, device, name string) (io.Rea
 	return f, l, nil
 }
 
-// ClearLogs implements deviceupdate.LogService.
+// ClearLogs implements deviceupdate.LogService. Its audit entry, naming
+// what it will delete, is written before anything is: a failure to write
+// it deletes nothing. A deletion that then fails is audited too.
 func (s *Store) ClearLogs(_ context.Context, daysBack int, actor string) (deviceupdate.ClearLogsResult, error) {
-	e := audit.Entry{Actor: actor, Action: "logs.clear", Target: fmt.Sprintf("days-back=%d", daysBack), Result: audit.ResultOK}
-	var res deviceupdate.ClearLogsResult
-	var err error
-	if daysBack < deviceupdate.MinClearDays || daysBack > deviceupdate.MaxClearDays {
-		err = deviceupdate.Errorf(deviceupdate.EINVALID, "--days-back %d: want %d to %d", daysBack, deviceupdate.MinClearDays, deviceupdate.MaxClearDays)
-	} else {
-		res, err = s.deleteOlder(s.o.Now().Add(-time.Duration(daysBack) * 24 * time.Hour))
-	}
-	if err != nil {
-		e.Result = deviceupdate.ErrorMessage(err)
-	} else {
-		e.After = []byte(fmt.Sprintf(`{"deleted":%d,"bytes":%d}`, res.Deleted, res.Bytes))
-	}
-	if s.o.Trail != nil {
-		if _, aerr := s.o.Trail.Append(e); aerr != nil && err == nil {
-			err = fmt.Errorf("audit logs clear: %w", aerr)
+	e := deviceupdate.AuditEntry{Actor: actor, Action: "logs.clear", Target: fmt.Sprintf("days-back=%d", daysBack)}
+	audit := func(res *deviceupdate.ClearLogsResult, err error) error {
+		e.Result, e.After = deviceupdate.ErrorMessage(err), nil
+		if res != nil {
+			e.After = []byte(fmt.Sprintf(`{"deleted":%d,"bytes":%d}`, res.Deleted, res.Bytes))
 		}
+		if s.o.Audit == nil {
+			return nil
+		}
+		return s.o.Audit(e)
+	}
+	if daysBack < deviceupdate.MinClearDays || daysBack > deviceupdate.MaxClearDays {
+		err := deviceupdate.Errorf(deviceupdate.EINVALID, "--days-back %d: want %d to %d", daysBack, deviceupdate.MinClearDays, deviceupdate.MaxClearDays)
+		return deviceupdate.ClearLogsResult{}, errors.Join(err, audit(nil, err))
+	}
+	intended, recorded := false, false
+	res, err := s.deleteOlder(s.o.Now().Add(-time.Duration(daysBack)*24*time.Hour), func(plan deviceupdate.ClearLogsResult) error {
+		intended = true
+		err := audit(&plan, nil)
+		recorded = err == nil
+		return err
+	})
+	switch {
+	case err != nil && !intended: // refused before the entry: nothing deleted
+		err = errors.Join(err, audit(nil, err))
+	case err != nil && recorded: // the entry said more than was done
+		err = errors.Join(err, audit(&res, err))
 	}
 	return res, err
 }
@@ -488,24 +561,36 @@ func (s *Store) CleanUp() (deviceupdate.ClearLogsResult, error) {
 	if err != nil {
 		return deviceupdate.ClearLogsResult{}, err
 	}
-	return s.deleteOlder(s.o.Now().Add(-time.Duration(ls.CleanUpDays) * 24 * time.Hour))
+	return s.deleteOlder(s.o.Now().Add(-time.Duration(ls.CleanUpDays)*24*time.Hour), nil)
 }
 
 // deleteOlder deletes the stored logs last written before cutoff, after a
-// flush, so a log cached before the cutoff goes too.
-func (s *Store) deleteOlder(cutoff time.Time) (deviceupdate.ClearLogsResult, error) {
+// flush, so a log cached before the cutoff goes too. intent, when not nil,
+// is told what will be deleted before anything is, and its error stops it.
+func (s *Store) deleteOlder(cutoff time.Time, intent func(plan deviceupdate.ClearLogsResult) error) (deviceupdate.ClearLogsResult, error) {
 	if err := s.Flush(); err != nil {
 		return deviceupdate.ClearLogsResult{}, err
 	}
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	var res deviceupdate.ClearLogsResult
+	var res, plan deviceupdate.ClearLogsResult
 	s.mu.Lock()
 	defer func() { s.m.stored.Set(float64(s.total)); s.mu.Unlock() }()
+	var doomed []string
 	for p, l := range s.index {
-		if !l.Modified.Before(cutoff) {
-			continue
+		if l.Modified.Before(cutoff) {
+			doomed = append(doomed, p)
+			plan.Deleted++
+			plan.Bytes += l.Size
 		}
+	}
+	if intent != nil {
+		if err := intent(plan); err != nil {
+			return res, err
+		}
+	}
+	for _, p := range doomed {
+		l := s.index[p]
 		if err := os.Remove(filepath.Join(s.o.Dir, filepath.FromSlash(p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return res, fmt.Errorf("delete device log %s: %w", p, err)
 		}

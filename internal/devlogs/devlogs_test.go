@@ -3,6 +3,7 @@ package devlogs_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -192,11 +193,20 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.WriteFile(filepath.Join(dir, devlogs.StagingDir, "garbage.log"), []byte("x"), 0o600)
+	_ = os.MkdirAll(filepath.Join(dir, devlogs.StagingDir, "CELog", "not a device"), 0o750)
+	// A cache an earlier version wrote names the log's path in hex.
+	legacy := "0000000000000000001.1-" + hex.EncodeToString([]byte("Watson/SN-9/old.dmp")) + ".log"
+	if err := os.WriteFile(filepath.Join(dir, devlogs.StagingDir, legacy), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	s2 := mustOpen(t, dir, st, 0, nil)
-	if got := files(t, dir); len(got) != 1 || got[0] != "CELog/00-04-F2-AA-BB-CC/kept.txt" {
+	if got := files(t, dir); len(got) != 2 || got[0] != "CELog/00-04-F2-AA-BB-CC/kept.txt" || got[1] != "Watson/SN-9/old.dmp" {
 		t.Fatalf("after restart: %v", got)
 	}
-	logs, _ := s2.Logs(context.Background(), deviceupdate.LogFilter{})
+	if _, err := os.Stat(filepath.Join(dir, devlogs.StagingDir, "CELog", "not a device")); err == nil {
+		t.Error("a folder the cache does not make is left in it")
+	}
+	logs, _ := s2.Logs(context.Background(), deviceupdate.LogFilter{Type: "CELog"})
 	if len(logs) != 1 || logs[0].Size != int64(len("complete")) {
 		t.Fatalf("index after restart: %+v", logs)
 	}
@@ -307,5 +317,59 @@ func TestDiskFull(t *testing.T) {
 	}
 	if _, err := s.Upload(context.Background(), upload("small.txt", "CELog"), strings.NewReader("fits"), -1); err != nil {
 		t.Fatalf("the next small upload: %v", err)
+	}
+}
+
+// TestLongNames: the longest names the rules allow (a 128-byte FileName,
+// a 64-character LogType and serial number) are stored, listed, opened
+// and recovered from the cache after a crash, each with its own content.
+func TestLongNames(t *testing.T) {
+	longType := strings.Repeat("T", deviceupdate.MaxIdentifierLen)
+	name := func(n int, c string) string { return strings.Repeat(c, n-4) + ".txt" }
+	tests := []struct {
+		name string
+		u    deviceupdate.LogUpload
+	}{
+		{"90-byte name", upload(name(90, "a"), "CELog")},
+		{"128-byte name", upload(name(deviceupdate.MaxLogFileName, "b"), "CELog")},
+		{"longest path", deviceupdate.LogUpload{DeviceType: "UCPhone", Serial: strings.Repeat("S", 64), LogType: longType,
+			FileName: name(deviceupdate.MaxLogFileName, "c")}},
+	}
+	for _, crash := range []bool{false, true} {
+		dir := t.TempDir()
+		st := &settings{m: map[string]string{"ValidLogFileTypes": "CELog," + longType, "MaxLogCacheLimit": "1000000"}}
+		s, err := devlogs.Open(devlogs.Options{Dir: dir, Settings: st.get})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range tests {
+			if _, err := s.Upload(context.Background(), tt.u, strings.NewReader("content of "+tt.name), -1); err != nil {
+				t.Fatalf("crash %v: upload %s: %v", crash, tt.name, err)
+			}
+		}
+		if crash { // no Close: the uploads wait in the cache for the next start
+			s = mustOpen(t, dir, st, 0, nil)
+		} else {
+			t.Cleanup(func() { _ = s.Close() })
+		}
+		logs, err := s.Logs(context.Background(), deviceupdate.LogFilter{})
+		if err != nil || len(logs) != len(tests) {
+			t.Fatalf("crash %v: Logs = %+v, %v", crash, logs, err)
+		}
+		for _, tt := range tests {
+			dev := tt.u.Serial
+			if dev == "" {
+				dev = "00-04-F2-AA-BB-CC"
+			}
+			f, got, err := s.OpenLog(context.Background(), tt.u.LogType, dev, tt.u.FileName)
+			if err != nil {
+				t.Fatalf("crash %v: open %s: %v", crash, tt.name, err)
+			}
+			data, _ := io.ReadAll(f)
+			f.Close()
+			if string(data) != "content of "+tt.name || got.Name != tt.u.FileName {
+				t.Errorf("crash %v: %s reads %q as %q", crash, tt.name, got.Name, data)
+			}
+		}
 	}
 }

@@ -63,11 +63,15 @@ func (s *Server) handleLogs(c echo.Context) error {
 
 // handleLogDownload serves one stored log: GET /logs/{type}/{device}/{name}.
 func (s *Server) handleLogDownload(c echo.Context) error {
-	name, err := url.PathUnescape(c.Param("name"))
-	if err != nil {
-		return deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such device log")
+	var parts [3]string
+	for i, p := range []string{"type", "device", "name"} {
+		v, err := pathParam(c, p)
+		if err != nil {
+			return deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such device log")
+		}
+		parts[i] = v
 	}
-	f, l, err := s.logs.OpenLog(c.Request().Context(), c.Param("type"), c.Param("device"), name)
+	f, l, err := s.logs.OpenLog(c.Request().Context(), parts[0], parts[1], parts[2])
 	if err != nil {
 		return err
 	}
@@ -77,6 +81,20 @@ func (s *Server) handleLogDownload(c echo.Context) error {
 	w.Header().Set(echo.HeaderContentDisposition, `attachment; filename="`+strings.ReplaceAll(l.Name, `"`, "_")+`"`)
 	http.ServeContent(sendfileWriter{w}, c.Request(), l.Name, l.Modified, f)
 	return nil
+}
+
+// pathParam returns a path parameter decoded exactly once. Echo matches
+// the raw path, and hands its parameters still escaped, only when the
+// request's path holds escapes Go would not write itself (URL.RawPath is
+// set); otherwise it matches the decoded path and they are decoded
+// already, so decoding them again would read a FileName holding "%41" as
+// another log's "A".
+func pathParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v, nil
+	}
+	return url.PathUnescape(v)
 }
 
 func (s *Server) handleClearLogs(c echo.Context) error {

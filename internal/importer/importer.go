@@ -105,23 +105,42 @@ func trustNote(t *certs.Trust) string {
 // their rules. name is the package's file name, for messages and the audit
 // trail; actor says who imports. Every outcome is audited.
 func (im *Importer) Import(ctx context.Context, src io.Reader, size int64, name, actor string) (*deviceupdate.ImportResult, error) {
-	res, err := im.importPackage(ctx, src, size, name)
-	entry := audit.Entry{Actor: actor, Action: "import", Target: name, Result: audit.ResultOK}
-	if err != nil {
-		entry.Result = deviceupdate.ErrorMessage(err)
-	} else {
-		entry.After, _ = json.Marshal(res)
-	}
-	if _, aerr := im.Audit.Append(entry); aerr != nil {
-		im.Logger.Error("audit import", zap.Error(aerr))
-		if err == nil {
-			return nil, &deviceupdate.Error{Code: deviceupdate.EINTERNAL, Message: "the package was imported but the audit trail could not be written", Err: aerr}
-		}
+	entry := audit.Entry{Actor: actor, Action: "import", Target: name}
+	audited := false // the commit, with its entry, was tried
+	res, err := im.importPackage(ctx, src, size, name, func(records []*deviceupdate.StoredUpdate, sum string) (res *deviceupdate.ImportResult, err error) {
+		audited = true
+		err = im.audited(entry, func(tx *store.DB, e *audit.Entry) error {
+			updates, err := tx.CommitImport(records)
+			if err != nil {
+				return prefixName(err, name)
+			}
+			res = &deviceupdate.ImportResult{PackageSHA256: sum, Updates: updates}
+			e.After, _ = json.Marshal(res)
+			return nil
+		})
+		return res, err
+	})
+	if err != nil && !audited {
+		// Refused before its commit: nothing changed; audit the refusal.
+		err = im.audited(entry, func(*store.DB, *audit.Entry) error { return err })
 	}
 	return res, err
 }
 
-func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64, name string) (*deviceupdate.ImportResult, error) {
+// audited makes an audited change (store.DB.Audited), logging one the
+// server could not make.
+func (im *Importer) audited(e audit.Entry, apply func(tx *store.DB, e *audit.Entry) error) error {
+	err := im.DB.Audited(im.Audit, e, apply)
+	if errors.Is(err, store.ErrNotMade) {
+		im.Logger.Error("admin change not made", zap.String("action", e.Action), zap.String("target", e.Target), zap.Error(err))
+	}
+	return err
+}
+
+// importPackage verifies a package, moves its new updates' files into the
+// store and has commit record them, with the import's audit entry.
+func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64, name string,
+	commit func(records []*deviceupdate.StoredUpdate, sum string) (*deviceupdate.ImportResult, error)) (*deviceupdate.ImportResult, error) {
 	maxSize := im.MaxSize
 	if maxSize == 0 {
 		maxSize = DefaultMaxPackageSize
@@ -230,13 +249,12 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 			return nil, err
 		}
 	}
-	updates, err := im.DB.CommitImport(records)
+	res, err := commit(records, sum)
 	if err != nil {
 		im.abandon(moving)
-		return nil, prefixName(err, name)
+		return nil, err
 	}
-	res := &deviceupdate.ImportResult{PackageSHA256: sum, Updates: updates}
-	im.Logger.Info("package imported", zap.String("package", name), zap.String("sha256", sum), zap.Int("updates", len(updates)),
+	im.Logger.Info("package imported", zap.String("package", name), zap.String("sha256", sum), zap.Int("updates", len(res.Updates)),
 		zap.Int64("bytes", n64), zap.Duration("receive", t1.Sub(t0)), zap.Duration("verify", t2.Sub(t1)), zap.Duration("commit", time.Since(t2)))
 	return res, nil
 }
@@ -447,39 +465,41 @@ func prefixName(err error, name string) error {
 }
 
 // ClearFiles deletes every stored version no rule references (Lync's
-// Clear-CsDeviceUpdateFile): the records in one transaction, which records
-// their removal as in progress, then their folders. It holds the import
-// lock, so no import is between moving its files and committing them. A
-// crash after the commit leaves folders the store names as being
-// removed, which Reconcile removes at the next start.
+// Clear-CsDeviceUpdateFile): the records in one transaction, with the
+// audit entry, which also records their removal as in progress; then
+// their folders. It holds the import lock, so no import is between moving
+// its files and committing them. A crash after the commit leaves folders
+// the store names as being removed, which Reconcile removes at the next
+// start.
 func (im *Importer) ClearFiles(_ context.Context, actor string) (*deviceupdate.ClearResult, error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
-	removed, err := im.DB.DeleteUnreferenced()
 	res := &deviceupdate.ClearResult{Removed: []deviceupdate.ClearedUpdate{}}
-	if err == nil {
-		changes := make([]store.InProgress, len(removed))
-		for i, u := range removed {
+	var removed []deviceupdate.StoredUpdate
+	err := im.audited(audit.Entry{Actor: actor, Action: "files.clear", Target: StoreDir}, func(tx *store.DB, e *audit.Entry) (err error) {
+		if removed, err = tx.DeleteUnreferenced(); err != nil {
+			return err
+		}
+		for _, u := range removed {
 			var n int64
 			for _, f := range u.Files() {
 				n += f.Size
 			}
-			changes[i] = store.InProgress{RuleKey: u.RuleKey, Version: u.Version, Op: store.OpClear}
 			res.Removed = append(res.Removed, deviceupdate.ClearedUpdate{Key: u.RuleKey, Version: u.Version, Bytes: n})
 			res.Bytes += n
 		}
-		if _, ferr := im.finish(changes); ferr != nil {
-			im.Logger.Warn("remove cleared update files; the next start removes what is left", zap.Error(ferr))
-		}
-	}
-	entry := audit.Entry{Actor: actor, Action: "files.clear", Target: StoreDir, Result: audit.ResultOK}
+		e.After, _ = json.Marshal(res)
+		return nil
+	})
 	if err != nil {
-		entry.Result = deviceupdate.ErrorMessage(err)
-	} else {
-		entry.After, _ = json.Marshal(res)
+		return nil, err
 	}
-	if _, aerr := im.Audit.Append(entry); aerr != nil && err == nil {
-		return res, &deviceupdate.Error{Code: deviceupdate.EINTERNAL, Message: "the files were cleared but the audit trail could not be written", Err: aerr}
+	changes := make([]store.InProgress, len(removed))
+	for i, u := range removed {
+		changes[i] = store.InProgress{RuleKey: u.RuleKey, Version: u.Version, Op: store.OpClear}
 	}
-	return res, err
+	if _, ferr := im.finish(changes); ferr != nil {
+		im.Logger.Warn("remove cleared update files; the next start removes what is left", zap.Error(ferr))
+	}
+	return res, nil
 }

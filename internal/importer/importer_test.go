@@ -34,7 +34,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	data, certsDir := t.TempDir(), t.TempDir()
+	return newEnvIn(t, t.TempDir())
+}
+
+// newEnvIn is newEnv with the data folder in dir.
+func newEnvIn(t *testing.T, data string) *env {
+	t.Helper()
+	certsDir := t.TempDir()
 	db, err := store.Open(data, store.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 // ConfigOverrides returns the settings stored at the global scope and at
 // scope (the same map twice when scope is global).
 func (db *DB) ConfigOverrides(scope string) (global, site map[string]string, err error) {
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		global, site, err = readOverrides(tx, scope)
 		return err
 	})
@@ -47,7 +47,7 @@ type ScopeConfig struct {
 // is ENOTFOUND.
 func (db *DB) ScopeConfig(scope string) (ScopeConfig, error) {
 	var sc ScopeConfig
-	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+	err := db.view(func(tx *bolt.Tx) (err error) {
 		sc, err = readScope(tx, scope)
 		return err
 	})

@@ -130,7 +130,7 @@ func (db *DB) PruneDevices(cutoff time.Time, dryRun bool) (*deviceupdate.PruneRe
 	}
 	var err error
 	if dryRun {
-		err = db.bolt.View(prune)
+		err = db.view(prune)
 	} else {
 		err = db.update(prune)
 	}

@@ -12,7 +12,7 @@ import (
 func (db *DB) FindRule(id string) (*deviceupdate.Rule, error) {
 	var r deviceupdate.Rule
 	var found bool
-	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+	err := db.view(func(tx *bolt.Tx) (err error) {
 		found, err = getJSON(tx.Bucket(bucketRules), []byte(id), &r)
 		return err
 	})

@@ -172,7 +172,7 @@ func deleteScope(b *bolt.Bucket, site string) (map[string]string, error) {
 // DeviceConfigs returns every device's setting overrides, by device ID.
 func (db *DB) DeviceConfigs() (map[string]map[string]string, error) {
 	out := map[string]map[string]string{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDevConf)
 		return b.ForEach(func(k, _ []byte) error {
 			m := map[string]string{}
@@ -192,7 +192,7 @@ func (db *DB) DeviceConfigs() (map[string]map[string]string, error) {
 // DeviceConfig returns one device's setting overrides (empty when none).
 func (db *DB) DeviceConfig(id string) (map[string]string, error) {
 	m := map[string]string{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		_, err := getJSON(tx.Bucket(bucketDevConf), []byte(id), &m)
 		return err
 	})

@@ -80,21 +80,55 @@ var (
 var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf, bucketUsers, bucketInProgress}
 
 // DB is the open store. It is safe for concurrent use.
+//
+// Audited hands its change a DB bound to the change's transaction (tx
+// set): the same methods, reading and writing in that transaction, which
+// commits or rolls back as a whole when the change is done.
 type DB struct {
 	bolt *bolt.DB
 	path string
 	gen  atomic.Uint64 // counts committed changes that can alter a poll's answer
 	auth authCache     // verified credentials of users (users.go)
+	tx   *bolt.Tx      // the transaction a bound DB works in, else nil
+	root *DB           // the DB a bound one was made from
 }
 
-// update runs fn in a write transaction and, when it commits, advances
-// the generation that Generation reports.
+// write runs fn in a write transaction, or in the one db is bound to.
+func (db *DB) write(fn func(tx *bolt.Tx) error) error {
+	if db.tx != nil {
+		return fn(db.tx)
+	}
+	return db.bolt.Update(fn)
+}
+
+// view runs fn in a read transaction, or in the one db is bound to.
+func (db *DB) view(fn func(tx *bolt.Tx) error) error {
+	if db.tx != nil {
+		return fn(db.tx)
+	}
+	return db.bolt.View(fn)
+}
+
+// update is write for changes that can alter a poll's answer: when it
+// commits, the generation that Generation reports advances (for a bound
+// DB, when Audited commits).
 func (db *DB) update(fn func(tx *bolt.Tx) error) error {
-	err := db.bolt.Update(fn)
-	if err == nil {
+	err := db.write(fn)
+	if err == nil && db.tx == nil {
 		db.gen.Add(1)
 	}
 	return err
+}
+
+// afterCommit runs fn with the unbound DB once what db wrote is committed:
+// at once, or when the transaction db is bound to commits.
+func (db *DB) afterCommit(fn func(root *DB)) {
+	if db.tx == nil {
+		fn(db)
+		return
+	}
+	root := db.root
+	db.tx.OnCommit(func() { fn(root) })
 }
 
 // Generation changes whenever rules, updates, test devices or the

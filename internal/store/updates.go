@@ -42,7 +42,7 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 func (db *DB) FindUpdate(k deviceupdate.RuleKey, v deviceupdate.Version) (*deviceupdate.StoredUpdate, error) {
 	var u deviceupdate.StoredUpdate
 	var found bool
-	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+	err := db.view(func(tx *bolt.Tx) (err error) {
 		found, err = getJSON(tx.Bucket(bucketUpdates), updateKey(k, v), &u)
 		return err
 	})
@@ -58,7 +58,7 @@ func (db *DB) FindUpdate(k deviceupdate.RuleKey, v deviceupdate.Version) (*devic
 // listJSON decodes every value of a bucket.
 func listJSON[T any](db *DB, bucket []byte) ([]T, error) {
 	var out []T
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 			var item T
 			if err := json.Unmarshal(v, &item); err != nil {
@@ -101,7 +101,7 @@ func (db *DB) Rules() ([]deviceupdate.Rule, error) {
 // ECONFLICT error.
 func (db *DB) CheckImport(updates []*deviceupdate.StoredUpdate) ([]string, error) {
 	var statuses []string
-	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+	err := db.view(func(tx *bolt.Tx) (err error) {
 		statuses, err = importStatuses(tx, updates)
 		return err
 	})

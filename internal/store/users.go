@@ -87,14 +87,14 @@ func (db *DB) AddUser(u deviceupdate.User, password string) error {
 		return fmt.Errorf("add user: hash password: %w", err)
 	}
 	rec := userRecord{User: u, Scheme: hashScheme, Hash: string(hash)}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
 		if b.Get(userKey(u.Name)) != nil {
 			return conflict
 		}
 		return putJSON(b, userKey(u.Name), rec)
 	})
-	db.auth.invalidate()
+	db.afterCommit(func(root *DB) { root.auth.invalidate() })
 	if err != nil {
 		return fmt.Errorf("add user: %w", err)
 	}
@@ -106,7 +106,7 @@ func (db *DB) AddUser(u deviceupdate.User, password string) error {
 // RemoveUser returns: remembered ones are forgotten.
 func (db *DB) RemoveUser(name string) (deviceupdate.User, error) {
 	var rec userRecord
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
 		found, err := getJSON(b, userKey(name), &rec)
 		if err != nil {
@@ -117,7 +117,7 @@ func (db *DB) RemoveUser(name string) (deviceupdate.User, error) {
 		}
 		return b.Delete(userKey(name))
 	})
-	db.auth.invalidate()
+	db.afterCommit(func(root *DB) { root.auth.invalidate() })
 	if err != nil {
 		return deviceupdate.User{}, fmt.Errorf("remove user: %w", err)
 	}
@@ -126,7 +126,7 @@ func (db *DB) RemoveUser(name string) (deviceupdate.User, error) {
 
 // findUser reads a user's record; found is false when there is none.
 func (db *DB) findUser(name string) (rec userRecord, found bool, err error) {
-	err = db.bolt.View(func(tx *bolt.Tx) (err error) {
+	err = db.view(func(tx *bolt.Tx) (err error) {
 		found, err = getJSON(tx.Bucket(bucketUsers), userKey(name), &rec)
 		return err
 	})

@@ -162,12 +162,24 @@ func TestStageRefusesBadPackages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := stage(t, testpkg.MakeCab(t, tt.files(t)), tt.trust)
+			_, dir, err := stage(t, testpkg.MakeCab(t, tt.files(t)), tt.trust)
 			if err == nil {
 				t.Fatal("Stage accepted the package")
 			}
 			if deviceupdate.ErrorCode(err) != tt.wantCode || !strings.Contains(deviceupdate.ErrorMessage(err), tt.wantText) {
 				t.Fatalf("error %s %q, want %s containing %q", deviceupdate.ErrorCode(err), deviceupdate.ErrorMessage(err), tt.wantCode, tt.wantText)
+			}
+			var written []string
+			filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					written = append(written, p)
+				}
+				return nil
+			})
+			// Only an image's own content can show it changed: it must be
+			// copied first. Every other reason is found before.
+			if tt.name != "image changed after signing" && len(written) > 0 {
+				t.Errorf("the refused package was written to staging: %v", written)
 			}
 		})
 	}
@@ -225,5 +237,37 @@ func TestStageFindsTheCabinet(t *testing.T) {
 				t.Fatalf("error %s %q, want EINVALID containing %q", deviceupdate.ErrorCode(err), deviceupdate.ErrorMessage(err), tt.wantText)
 			}
 		})
+	}
+}
+
+// TestStageSharedImage: two descriptions in one folder may name the same
+// image; each update gets it.
+func TestStageSharedImage(t *testing.T) {
+	ca := testpki.NewCA(t, "Polycom Root")
+	sign := testpkg.NewSigner(t, ca, testpki.Options{})
+	image := testpkg.Image(50000, 3)
+	files := testpkg.Files{"CPE.nbt": image}
+	for base, version := range map[string]string{"a": "4.0.7577.4366", "b": "4.0.7577.4400"} {
+		desc := testpkg.Description("", version)
+		ctl, err := catalog.Build([]catalog.Entry{
+			{Name: base + ".xml", SHA256: sha256.Sum256(desc)},
+			{Name: "CPE.nbt", SHA256: sha256.Sum256(image)},
+		}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[base+".xml"], files[base+".cat"] = desc, sign(ctl)
+	}
+	pkg, _, err := stage(t, testpkg.MakeCab(t, files), ca.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkg.Updates) != 2 {
+		t.Fatalf("%d updates, want 2", len(pkg.Updates))
+	}
+	for _, s := range pkg.Updates {
+		if got, err := os.ReadFile(filepath.Join(s.Dir, "CPE.nbt")); err != nil || !bytes.Equal(got, image) {
+			t.Errorf("update %s: its image %v", s.Update.Version, err)
+		}
 	}
 }
