@@ -249,6 +249,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.limitInventory(limits.MaxDevices, reg)
 	m.logs, err = devlogs.Open(devlogs.Options{
 		Dir: filepath.Join(c.Data, "Logs", "Client"), Settings: polls.LogSettings, Quota: limits.LogQuota,
 		Logger: m.Logger, Registry: reg, Trail: m.trail, Recorder: m.recorder,

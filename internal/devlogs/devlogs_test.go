@@ -160,7 +160,7 @@ func TestLiveSettingsAndCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs, err := s.Logs(ctx, deviceupdate.LogFilter{Device: "00-04-f2-aa-bb-cc"})
-	if err != nil || len(logs) != 3 {
+	if err != nil || len(logs.Logs) != 3 {
 		t.Fatalf("Logs = %v, %v; want 3", logs, err)
 	}
 	rc, l, err := s.OpenLog(ctx, "CELog", "00:04:F2:AA:BB:CC", "c.txt")
@@ -197,7 +197,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatalf("after restart: %v", got)
 	}
 	logs, _ := s2.Logs(context.Background(), deviceupdate.LogFilter{})
-	if len(logs) != 1 || logs[0].Size != int64(len("complete")) {
+	if len(logs.Logs) != 1 || logs.Logs[0].Size != int64(len("complete")) {
 		t.Fatalf("index after restart: %+v", logs)
 	}
 }

@@ -245,9 +245,20 @@ func (s *Server) handleDevices(c echo.Context) error {
 		}
 		f.Since = t
 	}
+	if err := pageOf(c, &f.Page); err != nil {
+		return err
+	}
 	devices, err := s.devices.Devices(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, devices)
+}
+
+// pageOf reads the limit and cursor parameters of a list that can grow
+// large (SPEC §7).
+func pageOf(c echo.Context, p *deviceupdate.Page) (err error) {
+	p.Limit, err = deviceupdate.ParsePageLimit(c.QueryParam("limit"))
+	p.Cursor = c.QueryParam("cursor")
+	return err
 }

@@ -62,6 +62,7 @@ type DB struct {
 	path string
 	gen  atomic.Uint64 // counts committed changes that can alter a poll's answer
 	auth authCache     // verified credentials of users (users.go)
+	cap  deviceCap     // the inventory's cap (devices.go)
 }
 
 // update runs fn in a write transaction and, when it commits, advances
