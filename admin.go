@@ -25,6 +25,7 @@ type AuditFilter struct {
 	Since, Until time.Time
 	Action       string // exact, or a prefix ending in "." such as "rule."
 	Target       string
+	Page         // the entries after the cursor, by sequence number
 }
 
 // Match reports whether e passes the filter.
@@ -63,6 +64,8 @@ type AuditList struct {
 	// Broken is where the chain breaks, nil while it is intact. The
 	// entries before it are verified; those after it are Unverified.
 	Broken *AuditBreak `json:"broken,omitempty"`
+	// Next is the cursor of the next page, "" at the end.
+	Next string `json:"next,omitempty"`
 }
 
 // AuditVerification is the outcome of checking the audit trail's chain.
@@ -76,7 +79,9 @@ type AuditVerification struct {
 
 // AuditService reads the admin audit trail.
 type AuditService interface {
-	// AuditEntries returns the entries that match f, oldest first. A
+	// AuditEntries returns the entries that match f, oldest first (in
+	// the file's order, which is by sequence number while the chain
+	// holds), with the cursor of the next page when more follow. A
 	// broken trail is listed too: the entries before the break, where it
 	// breaks, and the entries after it that can still be read, unverified.
 	AuditEntries(ctx context.Context, f AuditFilter) (*AuditList, error)

@@ -160,6 +160,7 @@ func SafeLogName(name string) (string, error) {
 type LogFilter struct {
 	Device string
 	Type   string
+	Page   // the logs listed after the cursor
 }
 
 // ClearLogsResult reports what a clean-up deleted.
@@ -183,8 +184,9 @@ type LogService interface {
 	// reading), EUNAVAILABLE (the disk is full). Nothing is left behind
 	// when it fails.
 	Upload(ctx context.Context, u LogUpload, r io.Reader, size int64) (DeviceLog, error)
-	// Logs lists the stored logs that match f, newest first.
-	Logs(ctx context.Context, f LogFilter) ([]DeviceLog, error)
+	// Logs lists the stored logs that match f, newest first, with the
+	// cursor of the next page when more follow.
+	Logs(ctx context.Context, f LogFilter) (*LogList, error)
 	// OpenLog opens one stored log. Errors: ENOTFOUND.
 	OpenLog(ctx context.Context, logType, device, name string) (io.ReadSeekCloser, DeviceLog, error)
 	// ClearLogs deletes the logs last written more than daysBack days ago

@@ -21,4 +21,7 @@ type ServerInfo struct {
 	// Listeners maps each listener (https, http, dns) to its bound
 	// address; `deviceupdate doctor` reads it to find the internal one.
 	Listeners map[string]string `json:"listeners,omitempty"`
+	// TLSMin is the oldest TLS version the HTTPS listeners accept
+	// (serve --tls-min): "1.2" unless lowered for Lync Phone Edition.
+	TLSMin string `json:"tlsMin,omitempty"`
 }

@@ -182,6 +182,7 @@ type DeviceFilter struct {
 	Model   string
 	Version Version // running this version in any module
 	Since   time.Time
+	Page    // the devices after the cursor, by ID
 }
 
 // Match reports whether d passes the filter.
@@ -203,8 +204,9 @@ func (f DeviceFilter) Match(d Device) bool {
 // DeviceService lists the inventory and forgets devices; every removal
 // is audited.
 type DeviceService interface {
-	// Devices returns the devices that match f, ordered by ID.
-	Devices(ctx context.Context, f DeviceFilter) ([]Device, error)
+	// Devices returns the devices that match f, ordered by ID, and the
+	// cursor of the next page when more follow.
+	Devices(ctx context.Context, f DeviceFilter) (*DeviceList, error)
 	// RemoveDevice forgets one device (named by its MAC address, in any
 	// form, or its serial number): its inventory record and its own
 	// settings. A poll from it afterwards records it anew. Errors:

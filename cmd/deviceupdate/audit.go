@@ -27,7 +27,8 @@ func newAuditListCommand(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List admin actions: who did what, when, to what, and the outcome",
-		Long: `List the entries of the admin audit trail, oldest first. --since and --until
+		Long: `List the entries of the admin audit trail, oldest first, fetched and printed a
+page at a time. --since and --until
 take a time (2026-11-21T08:00:00Z) or an age (24h, 90m, 7d). --action takes an
 action (import, rule.approve) or a family ending in a dot (rule.).
 
@@ -44,7 +45,11 @@ after it that can still be read, marked unverified ('audit verify' fails).`,
 	f.StringVar(&until, "until", "", "only entries at or before this time or age")
 	f.StringVar(&action, "action", "", "only this action, or family ending in '.'")
 	f.StringVar(&target, "target", "", "only entries on this target (a rule ID, a package file)")
+	limit := addLimitFlag(f, "entries")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkLimit(*limit); err != nil {
+			return err
+		}
 		q := url.Values{}
 		for _, p := range []struct{ name, v string }{{"since", since}, {"until", until}} {
 			if p.v == "" {
@@ -66,30 +71,66 @@ after it that can still be read, marked unverified ('audit verify' fails).`,
 		if err != nil {
 			return err
 		}
-		var list deviceupdate.AuditList
-		if err := c.Do(cmd.Context(), http.MethodGet, "/audit?"+q.Encode(), nil, &list); err != nil {
+		arr := &jsonArray{w: stdout, before: `{"entries":`}
+		var tbl auditTable
+		var broken *deviceupdate.AuditBreak
+		err = listPages(cmd.Context(), c, "/audit", q, *limit, func(list *deviceupdate.AuditList) (int, string, error) {
+			broken = list.Broken
+			if !asJSON {
+				return len(list.Entries), list.Next, tbl.page(stdout, list.Entries, list.Broken)
+			}
+			for _, e := range list.Entries {
+				if err := arr.add(e); err != nil {
+					return 0, "", err
+				}
+			}
+			return len(list.Entries), list.Next, nil
+		})
+		switch {
+		case err != nil:
+			return err
+		case !asJSON:
+			return tbl.end(stdout, broken)
+		case broken == nil:
+			return arr.end("}\n")
+		}
+		b, err := json.Marshal(broken)
+		if err != nil {
 			return err
 		}
-		if asJSON {
-			return writeJSON(stdout, list)
-		}
-		return printAuditList(stdout, list)
+		return arr.end(`,"broken":` + string(b) + "}\n")
 	}
 	return cmd
 }
 
-// printAuditList prints the entries as a table; on a broken trail, a line
-// marks the break and the entries after it are marked unverified. The
-// columns line up across the marker: it takes the place of an empty row.
+// printAuditList prints one list of entries as auditTable does.
 func printAuditList(w io.Writer, list deviceupdate.AuditList) error {
+	var tbl auditTable
+	if err := tbl.page(w, list.Entries, list.Broken); err != nil {
+		return err
+	}
+	return tbl.end(w, list.Broken)
+}
+
+// auditTable prints audit entries as a table, a page at a time; on a
+// broken trail, a line marks the break and the entries after it are
+// marked unverified. The columns of a page line up across the marker: it
+// takes the place of an empty row.
+type auditTable struct {
+	headed bool // the header line is out
+	marked bool // the marker is out
+}
+
+// page prints one page of entries.
+func (t *auditTable) page(w io.Writer, entries []deviceupdate.AuditRecord, broken *deviceupdate.AuditBreak) error {
 	headers := []string{"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "RESULT"}
 	var buf bytes.Buffer
-	tbl := newTable(&buf, headers...)
-	markAt := -1 // the row the marker takes
-	for i, e := range list.Entries {
+	tbl := newTable(&buf, headers...) // on every page, for the columns' width
+	markAt := -1                      // the row the marker takes
+	for i, e := range entries {
 		result := e.Result
 		if e.Unverified {
-			if markAt < 0 {
+			if markAt < 0 && !t.marked {
 				markAt = i
 				tbl.row(make([]string, len(headers))...)
 			}
@@ -97,19 +138,35 @@ func printAuditList(w io.Writer, list deviceupdate.AuditList) error {
 		}
 		tbl.row(strconv.FormatUint(e.Seq, 10), e.Time.UTC().Format(time.RFC3339), e.Actor, e.Action, e.Target, result)
 	}
-	if list.Broken != nil && markAt < 0 {
-		markAt = len(list.Entries)
-		tbl.row(make([]string, len(headers))...)
-	}
 	if err := tbl.flush(); err != nil {
 		return err
 	}
 	lines := strings.SplitAfter(buf.String(), "\n")
-	if list.Broken != nil {
-		lines[1+markAt] = fmt.Sprintf("---- chain broken at line %d: %s; entries below are not verified ----\n", list.Broken.Line, list.Broken.Reason)
+	if markAt >= 0 && broken != nil {
+		lines[1+markAt] = auditMarker(broken)
+		t.marked = true
 	}
+	if t.headed {
+		lines = lines[1:]
+	}
+	t.headed = true
 	_, err := io.WriteString(w, strings.Join(lines, ""))
 	return err
+}
+
+// end marks a break after the last entry, where no entry after it could
+// be read.
+func (t *auditTable) end(w io.Writer, broken *deviceupdate.AuditBreak) error {
+	if broken == nil || t.marked {
+		return nil
+	}
+	_, err := io.WriteString(w, auditMarker(broken))
+	return err
+}
+
+// auditMarker is the line that marks where the chain breaks.
+func auditMarker(b *deviceupdate.AuditBreak) string {
+	return fmt.Sprintf("---- chain broken at line %d: %s; entries below are not verified ----\n", b.Line, b.Reason)
 }
 
 // entryCount is "1 entry", "2 entries".

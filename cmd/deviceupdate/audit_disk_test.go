@@ -145,7 +145,7 @@ func TestAuditLastEntryDeleted(t *testing.T) {
 	if res.Code != 1 || !strings.Contains(res.Stderr, "entry 3") || !strings.Contains(res.Stderr, "removed") {
 		t.Errorf("audit verify of a trail without its last entry: exit %d %q", res.Code, res.Stderr)
 	}
-	_, body := get(t, srv.Client("127.0.0.1"), srv.URL()+"/metrics")
+	_, body := adminGet(t, srv, "/metrics")
 	if !strings.Contains(body, "\ndeviceupdate_audit_trail_broken 1\n") {
 		t.Error("the metric does not report the trail broken")
 	}

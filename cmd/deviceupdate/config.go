@@ -39,13 +39,19 @@ type Config struct {
 	MaxDownloads string `yaml:"max-downloads"`
 	MaxUploads   string `yaml:"max-uploads"`
 	LogQuota     string `yaml:"log-quota"`
+	// The listener published to the internet, the private metrics
+	// listener and the TLS floor (serve_tls.go); the inventory's cap.
+	External   string `yaml:"external"`
+	Metrics    string `yaml:"metrics"`
+	TLSMin     string `yaml:"tls-min"`
+	MaxDevices string `yaml:"max-devices"`
 }
 
 // flagHelp documents each setting for --help.
 var flagHelp = map[string]string{
 	"data":      "data folder: store, update files, device and audit logs",
 	"certs":     "folder for ca.crt, ca.key, server.crt, server.key, admin.token and trusted/",
-	"https":     "HTTPS listen address (phones, admin API, metrics)",
+	"https":     "HTTPS listen address (phones, admin API, metrics with the admin token)",
 	"http":      `internal plain-HTTP listen address ("" disables it)`,
 	"domain":    "DNS domain; the certificate carries UCUpdates-R2.<domain>",
 	"log-level": "log level: debug, info, warn or error",
@@ -59,6 +65,12 @@ var flagHelp = map[string]string{
 	// the discovery responder
 	"dns":        `discovery responder listen address for ucupdates-r2.<domain>, UDP and TCP, e.g. 10.0.0.5:53 ("" disables it)`,
 	"dns-answer": "addresses the responder answers with, comma-separated (default: the --https address, else this host's addresses)",
+
+	// the listener published to the internet, metrics, TLS, the inventory
+	"external":    `HTTPS listen address to publish to the internet: external phones' endpoints and /healthz only ("" disables it)`,
+	"metrics":     `plain-HTTP listen address of /metrics without a token, for a private network ("" disables it)`,
+	"tls-min":     "oldest TLS version accepted: 1.2 (AEAD suites only), 1.3, or 1.0/1.1 for Lync Phone Edition phones (weaker: a warning at start)",
+	"max-devices": "devices the inventory holds at most; past it new devices are answered but not recorded",
 }
 
 // DefaultConfig returns the embedded defaults.
@@ -181,6 +193,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	if err := c.validateDNS(); err != nil {
+		return err
+	}
+	if err := c.validateListeners(); err != nil {
 		return err
 	}
 	return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,14 +76,17 @@ func newDeviceListCommand(stdout io.Writer) *cobra.Command {
 	var asJSON bool
 	var model, version, since string
 	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "List every device seen: identity, versions, last poll",
-		Example: "  deviceupdate device list --model CX600 --since 24h\n  deviceupdate device list --version 4.0.7577.4100 --json",
+		Use:   "list",
+		Short: "List every device seen: identity, versions, last poll",
+		Long: `List the inventory by device ID. It is fetched and printed a page at a time,
+so a large inventory starts printing at once and never sits whole in memory.`,
+		Example: "  deviceupdate device list --model CX600 --since 24h\n  deviceupdate device list --version 4.0.7577.4100 --json\n  deviceupdate device list --limit 20",
 		Args:    exactArgs(0, "no arguments"),
 	}
 	connect := addClientFlags(cmd)
 	f := cmd.Flags()
 	f.BoolVar(&asJSON, "json", false, "print one JSON array")
+	limit := addLimitFlag(f, "devices")
 	f.StringVar(&model, "model", "", "only this model")
 	f.StringVar(&version, "version", "", "only devices running this version")
 	f.StringVar(&since, "since", "", "only devices seen since this time or age (24h)")
@@ -103,26 +105,23 @@ func newDeviceListCommand(stdout io.Writer) *cobra.Command {
 			}
 			q.Set("since", t.UTC().Format(time.RFC3339))
 		}
+		if err := checkLimit(*limit); err != nil {
+			return err
+		}
 		c, err := connect()
 		if err != nil {
 			return err
 		}
-		var devices []deviceupdate.Device
-		if err := c.Do(cmd.Context(), http.MethodGet, "/devices?"+q.Encode(), nil, &devices); err != nil {
-			return err
-		}
-		if asJSON {
-			return json.NewEncoder(stdout).Encode(devices)
-		}
-		tbl := newTable(stdout, "ID", "MODEL", "RUNNING", "OFFERED", "LAST SEEN", "FROM")
-		for _, d := range devices {
-			running := "-"
-			if len(d.Modules) > 0 {
-				running = d.Modules[0].Version.String()
-			}
-			tbl.row(d.ID, d.Model, running, dash(d.Offered), lastSeen(d.LastSeen), d.Remote)
-		}
-		return tbl.flush()
+		return printList(cmd.Context(), c, stdout, "/devices", q, *limit, asJSON,
+			func(l *deviceupdate.DeviceList) ([]deviceupdate.Device, string) { return l.Devices, l.Next },
+			[]string{"ID", "MODEL", "RUNNING", "OFFERED", "LAST SEEN", "FROM"},
+			func(d deviceupdate.Device) []string {
+				running := "-"
+				if len(d.Modules) > 0 {
+					running = d.Modules[0].Version.String()
+				}
+				return []string{d.ID, d.Model, running, dash(d.Offered), lastSeen(d.LastSeen), d.Remote}
+			})
 	}
 	return cmd
 }

@@ -32,6 +32,8 @@ func newDoctorCommand(stdout io.Writer) *cobra.Command {
   dns            ucupdates-r2.<domain> resolves (through --dns-server, else this
                  host's resolver) to addresses where the service answers
   tls            the server at --server answers TLS
+  tls-min        whether it refuses TLS 1.0 and 1.1 (never fails: serve
+                 --tls-min 1.0 admits Lync Phone Edition phones knowingly)
   cert-sans      its certificate holds UCUpdates-R2 and UCUpdates-R2.<domain>
   cert-chain     it chains to <certs>/ca.crt
   cert-validity  it and the CA are valid now and for 30 more days
@@ -43,6 +45,8 @@ func newDoctorCommand(stdout io.Writer) *cobra.Command {
   server         the admin API names the same --domain (needs the admin token)
   audit          the admin audit trail's hash chain is intact (needs the token)
   http           the internal HTTP listener answers /healthz and polls
+  external       the --external listener answers /healthz and external phones
+                 only: 404 to internal polls, the admin API and /metrics
   disk           the data folder has 1 GiB free (run on the server, or --data;
                  a ./DeviceUpdateFiles without deviceupdate.db is skipped)
 

@@ -10,7 +10,12 @@ import (
 type Limits struct {
 	Polls, Downloads, Uploads int
 	LogQuota                  int64
+	// MaxDevices caps the inventory (--max-devices).
+	MaxDevices int
 }
+
+// maxMaxDevices bounds --max-devices far beyond any fleet.
+const maxMaxDevices = 1_000_000_000
 
 // Limits parses the herd-control limits and the log quota.
 func (c *Config) Limits() (Limits, error) {
@@ -30,6 +35,11 @@ func (c *Config) Limits() (Limits, error) {
 		return l, fmt.Errorf("--log-quota %q: want a size such as 2GiB, 500MiB or 1073741824 (0 for no quota)", c.LogQuota)
 	}
 	l.LogQuota = q
+	n, err := strconv.Atoi(strings.TrimSpace(c.MaxDevices))
+	if err != nil || n < 1 || n > maxMaxDevices {
+		return l, fmt.Errorf("--max-devices %q: want a whole number from 1 to %d", c.MaxDevices, maxMaxDevices)
+	}
+	l.MaxDevices = n
 	return l, nil
 }
 

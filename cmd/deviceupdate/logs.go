@@ -26,7 +26,7 @@ func newLogsListCommand(stdout io.Writer) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:     "list [--device ID] [--type T]",
-		Short:   "List the stored device logs, newest first",
+		Short:   "List the stored device logs, newest first (fetched and printed a page at a time)",
 		Example: "  deviceupdate logs list --device 00-04-F2-AA-BB-CC\n  deviceupdate logs list --type Watson --json",
 		Args:    exactArgs(0, "no arguments"),
 	}
@@ -35,7 +35,11 @@ func newLogsListCommand(stdout io.Writer) *cobra.Command {
 	f.StringVar(&device, "device", "", "only this device's logs (its MAC address or serial number)")
 	f.StringVar(&logType, "type", "", "only logs of this type (CELog, Watson, ...)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON array")
+	limit := addLimitFlag(f, "logs")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkLimit(*limit); err != nil {
+			return err
+		}
 		q := url.Values{}
 		if device != "" {
 			q.Set("device", device)
@@ -47,18 +51,12 @@ func newLogsListCommand(stdout io.Writer) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var logs []deviceupdate.DeviceLog
-		if err := c.Do(cmd.Context(), http.MethodGet, "/logs?"+q.Encode(), nil, &logs); err != nil {
-			return err
-		}
-		if asJSON {
-			return writeJSON(stdout, logs)
-		}
-		tb := newTable(stdout, "MODIFIED", "BYTES", "LOG")
-		for _, l := range logs {
-			tb.row(l.Modified.Format(time.RFC3339), strconv.FormatInt(l.Size, 10), l.Path())
-		}
-		return tb.flush()
+		return printList(cmd.Context(), c, stdout, "/logs", q, *limit, asJSON,
+			func(l *deviceupdate.LogList) ([]deviceupdate.DeviceLog, string) { return l.Logs, l.Next },
+			[]string{"MODIFIED", "BYTES", "LOG"},
+			func(l deviceupdate.DeviceLog) []string {
+				return []string{l.Modified.Format(time.RFC3339), strconv.FormatInt(l.Size, 10), l.Path()}
+			})
 	}
 	return cmd
 }

@@ -18,7 +18,8 @@ func TestDefaultConfig(t *testing.T) {
 	got := DefaultConfig()
 	want := Config{Data: "./DeviceUpdateFiles", Certs: "./certs", HTTPS: ":443", HTTP: ":80", Domain: "", LogLevel: "info",
 		MaxPolls: strconv.Itoa(handler.DefaultPollLimit), MaxDownloads: strconv.Itoa(handler.DefaultDownloadLimit),
-		MaxUploads: strconv.Itoa(handler.DefaultUploadLimit), LogQuota: "2GiB"}
+		MaxUploads: strconv.Itoa(handler.DefaultUploadLimit), LogQuota: "2GiB",
+		TLSMin: "1.2", MaxDevices: "1000000"}
 	if got != want {
 		t.Fatalf("DefaultConfig = %+v, want SPEC §1's %+v", got, want)
 	}
@@ -51,7 +52,7 @@ func TestConfigLayers(t *testing.T) {
 	}
 	apply(&got)
 	want := Config{Data: "./DeviceUpdateFiles", Certs: "./certs", HTTPS: ":8443", HTTP: "", Domain: "file.example", LogLevel: "debug",
-		MaxPolls: "1024", MaxDownloads: "512", MaxUploads: "256", LogQuota: "2GiB"}
+		MaxPolls: "1024", MaxDownloads: "512", MaxUploads: "256", LogQuota: "2GiB", TLSMin: "1.2", MaxDevices: "1000000"}
 	if got != want {
 		t.Errorf("config = %+v, want %+v", got, want)
 	}
@@ -76,6 +77,18 @@ func TestConfigValidate(t *testing.T) {
 		{"bad download limit", func(c *Config) { c.MaxDownloads = "many" }, `--max-downloads "many"`},
 		{"bad quota", func(c *Config) { c.LogQuota = "lots" }, `--log-quota "lots"`},
 		{"no quota", func(c *Config) { c.LogQuota = "0" }, ""},
+		{"external and metrics", func(c *Config) { c.External, c.Metrics = ":8444", "10.0.0.5:9100" }, ""},
+		{"external not an address", func(c *Config) { c.External = "internet" }, `--external "internet" is not a listen address`},
+		{"metrics not an address", func(c *Config) { c.Metrics = "9100" }, `--metrics "9100" is not a listen address`},
+		{"external on the https port", func(c *Config) { c.External = ":443" }, "--https and --external are both :443"},
+		{"metrics on the http port", func(c *Config) { c.Metrics = ":80" }, "--http and --metrics are both :80"},
+		{"tls 1.0 for Lync Phone Edition", func(c *Config) { c.TLSMin = "1.0" }, ""},
+		{"tls 1.3 only", func(c *Config) { c.TLSMin = "1.3" }, ""},
+		{"bad tls version", func(c *Config) { c.TLSMin = "TLS1.2" }, `--tls-min "TLS1.2": want 1.2`},
+		{"ssl 3", func(c *Config) { c.TLSMin = "0.3" }, `--tls-min "0.3"`},
+		{"small inventory", func(c *Config) { c.MaxDevices = "1000" }, ""},
+		{"no inventory", func(c *Config) { c.MaxDevices = "0" }, `--max-devices "0": want a whole number from 1`},
+		{"inventory of words", func(c *Config) { c.MaxDevices = "1e6" }, `--max-devices "1e6"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

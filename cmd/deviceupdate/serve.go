@@ -53,10 +53,13 @@ func newServeCommand(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "serve",
 		Short: "Run the service",
 		Long: `Run the device update service: an HTTPS listener for phones, the admin API and
-metrics, and a plain-HTTP listener for internal phones. On the first start it
+metrics, and a plain-HTTP listener for internal phones; optionally an HTTPS
+listener to publish to the internet that serves external phones only
+(--external), and a private plain-HTTP listener of /metrics (--metrics). On the first start it
 creates what --certs lacks: a CA, a server certificate for UCUpdates-R2 and
 UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`,
 		Example: `  deviceupdate serve --domain contoso.com
+  deviceupdate serve --domain contoso.com --external 203.0.113.5:443 --metrics 10.0.0.5:9100
   deviceupdate serve --https 127.0.0.1:8443 --http 127.0.0.1:8080 --domain contoso.com
   deviceupdate serve --config /etc/deviceupdate.yaml`,
 		Args: exactArgs(0, "no arguments"),
@@ -155,8 +158,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.listen(handler.ListenerHTTPS, c.HTTPS, "--https"); err != nil {
 		return err
 	}
-	if c.HTTP != "" {
-		if err := m.listen(handler.ListenerHTTP, c.HTTP, "--http"); err != nil {
+	for _, l := range []struct{ name, addr, flag string }{
+		{handler.ListenerHTTP, c.HTTP, "--http"}, {handler.ListenerExternal, c.External, "--external"}, {handler.ListenerMetrics, c.Metrics, "--metrics"},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		if err := m.listen(l.name, l.addr, l.flag); err != nil {
 			return err
 		}
 	}
@@ -244,6 +252,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.limitInventory(limits.MaxDevices, reg)
 	m.logs, err = devlogs.Open(devlogs.Options{
 		Dir: filepath.Join(c.Data, "Logs", "Client"), Settings: polls.LogSettings, Quota: limits.LogQuota,
 		Logger: m.Logger, Registry: reg, Audit: svc.Record, Recorder: m.recorder,
@@ -275,9 +284,10 @@ func (m *Main) Run(ctx context.Context) error {
 		StoreDir:       filepath.Join(c.Data, importer.StoreDir),
 		HTTPPort:       m.port(handler.ListenerHTTP),
 		HTTPSPort:      m.port(handler.ListenerHTTPS),
+		ExternalPort:   m.port(handler.ListenerExternal),
 		Info: deviceupdate.ServerInfo{
 			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
-			Listeners: m.listenerAddrs(),
+			Listeners: m.listenerAddrs(), TLSMin: c.TLSMin,
 		},
 	})
 	if err != nil {
@@ -286,7 +296,17 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// A renewed server.crt and server.key (`deviceupdate certs renew`) are
 	// served from the next handshake on, within a second.
-	tlsConfig := &tls.Config{GetCertificate: serverCert.GetCertificate, MinVersion: tls.VersionTLS12}
+	tlsMin, err := c.tlsMinVersion()
+	if err != nil {
+		return err
+	}
+	tlsConfig := newTLSConfig(tlsMin)
+	tlsConfig.GetCertificate = serverCert.GetCertificate
+	if tlsMin < tls.VersionTLS12 {
+		m.Logger.Warn("tls versions below 1.2 accepted", zap.String("tls_min", c.TLSMin),
+			zap.String("why", "--tls-min admits Lync Phone Edition phones, with CBC suites an attacker on the path may exploit"),
+			zap.String("fix", "drop --tls-min once no such phone is left"))
+	}
 	// External phones may sign in with a certificate the service CA issued
 	// (`deviceupdate certs client`); phones without one still connect. A
 	// client certificate never stands in for the admin token.
@@ -296,17 +316,17 @@ func (m *Main) Run(ctx context.Context) error {
 		tlsConfig.ClientAuth = tls.VerifyClientCertIfGiven
 		tlsConfig.ClientCAs = pool
 	}
+	handlers := map[string]http.Handler{
+		handler.ListenerHTTPS: h.Secure(), handler.ListenerHTTP: h.Internal(),
+		handler.ListenerExternal: h.External(), handler.ListenerMetrics: h.Metrics(),
+	}
 	for _, l := range m.servers {
-		if l.name == handler.ListenerHTTPS {
-			l.srv = m.newHTTPServer(l.name, h.Secure())
-		} else {
-			l.srv = m.newHTTPServer(l.name, h.Internal())
-		}
+		l.srv = m.newHTTPServer(l.name, handlers[l.name])
 		m.wg.Add(1)
 		go func(l *listener) {
 			defer m.wg.Done()
 			var err error
-			if l.name == handler.ListenerHTTPS {
+			if l.name == handler.ListenerHTTPS || l.name == handler.ListenerExternal {
 				l.srv.TLSConfig = tlsConfig
 				err = l.srv.ServeTLS(l.ln, "", "")
 			} else {

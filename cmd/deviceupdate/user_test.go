@@ -33,11 +33,11 @@ const (
 )
 
 // startWithApprovedUpdate starts a server holding an approved CX600
-// update 4.0.7577.4366 and returns it, the admin commands' environment and
-// the image.
-func startWithApprovedUpdate(t *testing.T) (*e2e.Server, []string, []byte) {
+// update 4.0.7577.4366, with serve's further flags args, and returns it,
+// the admin commands' environment and the image.
+func startWithApprovedUpdate(t *testing.T, args ...string) (*e2e.Server, []string, []byte) {
 	t.Helper()
-	srv := e2e.Start(t, e2e.Options{})
+	srv := e2e.Start(t, e2e.Options{Args: args})
 	ca := testpki.NewCA(t, "Polycom Root")
 	trustPublisher(t, srv, ca)
 	files := testpkg.Files{}

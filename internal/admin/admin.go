@@ -90,17 +90,33 @@ func (s *Service) ChangeRule(_ context.Context, id string, action deviceupdate.R
 	return before, after, nil
 }
 
-// AuditEntries returns the trail's entries that match f; of a broken
-// trail, those it can read, with where it breaks.
+// AuditEntries returns a page of the trail's entries that match f: those
+// above the cursor's sequence number, in the file's order; of a broken
+// trail, those it can read, with where it breaks. The whole trail is read
+// to check its chain, but only the page is kept. Errors: EINVALID (a
+// cursor it did not give).
 func (s *Service) AuditEntries(_ context.Context, f deviceupdate.AuditFilter) (*deviceupdate.AuditList, error) {
+	after, err := deviceupdate.ParseAuditCursor(f.Cursor)
+	if err != nil {
+		return nil, err
+	}
 	list := &deviceupdate.AuditList{Entries: []deviceupdate.AuditRecord{}}
+	more := false
 	brk, err := s.readTrail(func(e audit.Entry, verified bool) {
-		if f.Match(e) {
-			list.Entries = append(list.Entries, deviceupdate.AuditRecord{AuditEntry: e, Unverified: !verified})
+		if e.Seq <= after || !f.Match(e) || more {
+			return
 		}
+		if f.Limit > 0 && len(list.Entries) == f.Limit {
+			more = true
+			return
+		}
+		list.Entries = append(list.Entries, deviceupdate.AuditRecord{AuditEntry: e, Unverified: !verified})
 	})
 	if err != nil {
 		return nil, err
+	}
+	if more {
+		list.Next = deviceupdate.AuditCursor(list.Entries[len(list.Entries)-1].Seq)
 	}
 	if brk != nil {
 		list.Broken = &deviceupdate.AuditBreak{Line: brk.Line, Seq: brk.Seq, Reason: brk.Reason}

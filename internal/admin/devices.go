@@ -37,24 +37,26 @@ type noBatch struct{}
 func (noBatch) Flush() error                     { return nil }
 func (noBatch) Forget(forget func() error) error { return forget() }
 
-// Devices returns the inventory records that match f, the pending ones
-// included once they can be written; while they cannot (a full disk), the
-// stored ones.
-func (s *Service) Devices(_ context.Context, f deviceupdate.DeviceFilter) ([]deviceupdate.Device, error) {
-	if err := s.inventory().Flush(); err != nil && s.Logger != nil {
-		s.Logger.Warn("devices listed without the records waiting to be written", zap.Error(err))
-	}
-	all, err := s.DB.Devices()
+// Devices returns a page of the inventory records that match f, the
+// pending ones included once they can be written; while they cannot (a
+// full disk), the stored ones. Errors: EINVALID (a cursor it did not give).
+func (s *Service) Devices(_ context.Context, f deviceupdate.DeviceFilter) (*deviceupdate.DeviceList, error) {
+	after, err := deviceupdate.DecodeCursor(f.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	out := []deviceupdate.Device{}
-	for _, d := range all {
-		if f.Match(d) {
-			out = append(out, d)
-		}
+	if err := s.inventory().Flush(); err != nil && s.Logger != nil {
+		s.Logger.Warn("devices listed without the records waiting to be written", zap.Error(err))
 	}
-	return out, nil
+	page, next, err := s.DB.DevicesPage(after, f.Limit, f.Match)
+	if err != nil {
+		return nil, err
+	}
+	list := &deviceupdate.DeviceList{Devices: page}
+	if next != "" {
+		list.Next = deviceupdate.EncodeCursor(next)
+	}
+	return list, nil
 }
 
 // RemoveDevice forgets one device and its own settings, and audits it. A

@@ -40,7 +40,7 @@ func deviceIDs(t *testing.T, s *admin.Service) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, d := range all {
+	for _, d := range all.Devices {
 		out = append(out, d.ID)
 	}
 	return out

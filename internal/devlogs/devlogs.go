@@ -26,6 +26,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -466,32 +467,50 @@ func (s *Store) enforceQuota() {
 }
 
 // Logs implements deviceupdate.LogService.
-func (s *Store) Logs(_ context.Context, f deviceupdate.LogFilter) ([]deviceupdate.DeviceLog, error) {
+func (s *Store) Logs(_ context.Context, f deviceupdate.LogFilter) (*deviceupdate.LogList, error) {
+	after, err := deviceupdate.ParseLogCursor(f.Cursor)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.Flush(); err != nil {
 		return nil, err
 	}
 	var dev string
 	if f.Device != "" {
-		var err error
 		if dev, err = deviceupdate.DeviceID(f.Device); err != nil {
 			return nil, err
 		}
 	}
+	// The page is the first Limit logs in the list's order: keep the
+	// first Limit+1 seen, in order, rather than sort every log.
+	keep := f.Limit + 1
+	page := []deviceupdate.DeviceLog{}
 	s.mu.Lock()
-	out := []deviceupdate.DeviceLog{}
 	for _, l := range s.index {
-		if (dev == "" || l.Device == dev) && (f.Type == "" || strings.EqualFold(f.Type, l.Type)) {
-			out = append(out, l)
+		if dev != "" && l.Device != dev || f.Type != "" && !strings.EqualFold(f.Type, l.Type) || after != nil && !after.ListedBefore(l) {
+			continue
+		}
+		if f.Limit > 0 && len(page) == keep && !l.ListedBefore(page[keep-1]) {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(page, l, func(a, b deviceupdate.DeviceLog) int {
+			if a.ListedBefore(b) {
+				return -1
+			}
+			return 1
+		})
+		page = slices.Insert(page, i, l)
+		if f.Limit > 0 && len(page) > keep {
+			page = page[:keep]
 		}
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Modified.Equal(out[j].Modified) {
-			return out[i].Modified.After(out[j].Modified)
-		}
-		return out[i].Path() < out[j].Path()
-	})
-	return out, nil
+	list := &deviceupdate.LogList{Logs: page}
+	if f.Limit > 0 && len(page) > f.Limit {
+		list.Logs = page[:f.Limit]
+		list.Next = deviceupdate.LogCursor(list.Logs[f.Limit-1])
+	}
+	return list, nil
 }
 
 // OpenLog implements deviceupdate.LogService: only indexed logs open.

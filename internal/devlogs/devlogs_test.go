@@ -161,7 +161,7 @@ func TestLiveSettingsAndCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs, err := s.Logs(ctx, deviceupdate.LogFilter{Device: "00-04-f2-aa-bb-cc"})
-	if err != nil || len(logs) != 3 {
+	if err != nil || len(logs.Logs) != 3 {
 		t.Fatalf("Logs = %v, %v; want 3", logs, err)
 	}
 	rc, l, err := s.OpenLog(ctx, "CELog", "00:04:F2:AA:BB:CC", "c.txt")
@@ -207,7 +207,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Error("a folder the cache does not make is left in it")
 	}
 	logs, _ := s2.Logs(context.Background(), deviceupdate.LogFilter{Type: "CELog"})
-	if len(logs) != 1 || logs[0].Size != int64(len("complete")) {
+	if len(logs.Logs) != 1 || logs.Logs[0].Size != int64(len("complete")) {
 		t.Fatalf("index after restart: %+v", logs)
 	}
 }
@@ -353,7 +353,7 @@ func TestLongNames(t *testing.T) {
 			t.Cleanup(func() { _ = s.Close() })
 		}
 		logs, err := s.Logs(context.Background(), deviceupdate.LogFilter{})
-		if err != nil || len(logs) != len(tests) {
+		if err != nil || len(logs.Logs) != len(tests) {
 			t.Fatalf("crash %v: Logs = %+v, %v", crash, logs, err)
 		}
 		for _, tt := range tests {

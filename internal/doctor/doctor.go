@@ -28,6 +28,7 @@ const (
 const (
 	CheckDNS          = "dns"
 	CheckTLS          = "tls"
+	CheckTLSMin       = "tls-min"
 	CheckSANs         = "cert-sans"
 	CheckChain        = "cert-chain"
 	CheckValidity     = "cert-validity"
@@ -39,6 +40,7 @@ const (
 	CheckServer       = "server"
 	CheckAudit        = "audit"
 	CheckHTTP         = "http"
+	CheckExternal     = "external"
 	CheckDisk         = "disk"
 )
 

@@ -127,11 +127,11 @@ func (r *runner) run(ctx context.Context) []Result {
 	if err != nil {
 		out = append(out, fail(CheckTLS, "start deviceupdate serve there, or fix --server (or $DEVICEUPDATE_SERVER)",
 			"no TLS answer from %s: %v", r.base.Host, err))
-		for _, c := range []string{CheckSANs, CheckChain, CheckValidity, CheckKey, CheckClock, CheckHTTPS, CheckPoll, CheckPollExternal, CheckServer, CheckAudit} {
+		for _, c := range []string{CheckTLSMin, CheckSANs, CheckChain, CheckValidity, CheckKey, CheckClock, CheckHTTPS, CheckPoll, CheckPollExternal, CheckServer, CheckAudit} {
 			out = append(out, skip(c, "not checked: the TLS handshake with %s failed", r.base.Host))
 		}
 	} else {
-		out = append(out, ok(CheckTLS, "%s answers %s", r.base.Host, tls.VersionName(state.Version)))
+		out = append(out, ok(CheckTLS, "%s answers %s", r.base.Host, tls.VersionName(state.Version)), r.checkTLSMin(ctx))
 		now := r.Now()
 		leaf := chain[0]
 		roots, ca := r.loadCA()
@@ -154,7 +154,7 @@ func (r *runner) run(ctx context.Context) []Result {
 		info, res = r.checkServer(ctx)
 		out = append(out, res, r.checkAudit(ctx, info))
 	}
-	out = append(out, r.checkInternal(ctx, info), r.checkDisk())
+	out = append(out, r.checkInternal(ctx, info), r.checkExternal(ctx, info), r.checkDisk())
 	return out
 }
 
@@ -198,28 +198,46 @@ func (r *runner) checkDNS(ctx context.Context) Result {
 // fetchChain makes a TLS handshake that accepts any certificate, and
 // returns what the server sent, for the cert-* checks to judge.
 func (r *runner) fetchChain(ctx context.Context) ([]*x509.Certificate, tls.ConnectionState, error) {
-	host := r.base.Host
-	if r.base.Port() == "" {
-		host = net.JoinHostPort(r.base.Hostname(), r.port)
-	}
-	d := &tls.Dialer{
-		NetDialer: &net.Dialer{Timeout: r.Timeout},
-		// Any certificate: the cert-* checks judge it, so that a bad one is
-		// reported as such rather than as a failed connection.
-		Config: &tls.Config{InsecureSkipVerify: true, ServerName: r.name},
-	}
-	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
-	defer cancel()
-	conn, err := d.DialContext(ctx, "tcp", host)
+	// Any certificate: the cert-* checks judge it, so that a bad one is
+	// reported as such rather than as a failed connection.
+	state, err := r.handshake(ctx, &tls.Config{InsecureSkipVerify: true, ServerName: r.name})
 	if err != nil {
-		return nil, tls.ConnectionState{}, err
+		return nil, state, err
 	}
-	defer conn.Close()
-	state := conn.(*tls.Conn).ConnectionState()
 	if len(state.PeerCertificates) == 0 {
 		return nil, state, errors.New("the server sent no certificate")
 	}
 	return state.PeerCertificates, state, nil
+}
+
+// handshake makes a TLS handshake with the server and returns its state.
+func (r *runner) handshake(ctx context.Context, cfg *tls.Config) (tls.ConnectionState, error) {
+	host := r.base.Host
+	if r.base.Port() == "" {
+		host = net.JoinHostPort(r.base.Hostname(), r.port)
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: r.Timeout}, Config: cfg}
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer conn.Close()
+	return conn.(*tls.Conn).ConnectionState(), nil
+}
+
+// checkTLSMin reports whether the server accepts TLS older than 1.2,
+// which `serve --tls-min` allows for Lync Phone Edition phones. It is
+// reported, not failed: an admin with such phones chose it.
+func (r *runner) checkTLSMin(ctx context.Context) Result {
+	state, err := r.handshake(ctx, &tls.Config{InsecureSkipVerify: true, ServerName: r.name,
+		MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	if err != nil {
+		return ok(CheckTLSMin, "%s refuses TLS 1.0 and 1.1: TLS 1.2 or newer only", r.base.Host)
+	}
+	return ok(CheckTLSMin, "%s accepts %s (serve --tls-min): TLS 1.0 and 1.1 with CBC suites, weaker, for Lync Phone Edition phones only; "+
+		"drop --tls-min once no such phone is left", r.base.Host, tls.VersionName(state.Version))
 }
 
 // loadCA reads ca.crt: the pool to verify against and its first
@@ -370,32 +388,81 @@ func entries(n int) string {
 // checkInternal checks the plain-HTTP listener the admin API reported:
 // /healthz and a poll.
 func (r *runner) checkInternal(ctx context.Context, info *deviceupdate.ServerInfo) Result {
-	if info == nil {
-		return skip(CheckHTTP, "not checked: the internal listener's address comes from the admin API, which did not answer")
-	}
-	if info.Listeners == nil {
-		return skip(CheckHTTP, "not checked: this server does not report its listeners")
-	}
-	addr := info.Listeners["http"]
-	if addr == "" {
-		return skip(CheckHTTP, "the server runs without the internal HTTP listener (--http \"\")")
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fail(CheckHTTP, "read the server's log", "the server reports its HTTP listener as %q", addr)
-	}
-	if ip, err := netip.ParseAddr(host); err != nil || ip.IsUnspecified() {
-		host = r.base.Hostname()
-	}
-	base := "http://" + net.JoinHostPort(host, port)
-	health, _ := r.checkHealth(ctx, base, CheckHTTP)
-	if health.Status != OK {
-		return health
+	base, res := r.reportedListener(ctx, info, CheckHTTP, "http", "the server runs without the internal HTTP listener (--http \"\")")
+	if res != nil {
+		return *res
 	}
 	if res := r.checkPoll(ctx, CheckHTTP, base+"/RequestHandler/ucdevice.upx", http.StatusOK); res.Status != OK {
 		return res
 	}
 	return ok(CheckHTTP, "%s answers /healthz and polls", base)
+}
+
+// reportedListener returns the base URL of the listener name (http or
+// external) that the admin API reported, with this side's host for a
+// wildcard address, once it answers /healthz. Otherwise it returns the
+// check's result: skipped (without says why when the server runs without
+// that listener) or failed.
+func (r *runner) reportedListener(ctx context.Context, info *deviceupdate.ServerInfo, check, name, without string) (string, *Result) {
+	done := func(res Result) (string, *Result) { return "", &res }
+	switch {
+	case info == nil:
+		return done(skip(check, "not checked: the %s listener's address comes from the admin API, which did not answer", name))
+	case info.Listeners == nil:
+		return done(skip(check, "not checked: this server does not report its listeners"))
+	case info.Listeners[name] == "":
+		return done(skip(check, "%s", without))
+	}
+	addr := info.Listeners[name]
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return done(fail(check, "read the server's log", "the server reports its %s listener as %q", name, addr))
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || ip.IsUnspecified() {
+		host = r.base.Hostname()
+	}
+	scheme := "https"
+	if name == "http" {
+		scheme = "http"
+	}
+	base := scheme + "://" + net.JoinHostPort(host, port)
+	if health, _ := r.checkHealth(ctx, base, check); health.Status != OK {
+		return done(health)
+	}
+	return base, nil
+}
+
+// checkExternal checks the listener published to the internet (serve
+// --external): it answers /healthz and refuses anonymous external phones
+// (401), while no internal endpoint or admin API answers there (404).
+func (r *runner) checkExternal(ctx context.Context, info *deviceupdate.ServerInfo) Result {
+	base, res := r.reportedListener(ctx, info, CheckExternal, "external", "the server runs without an external listener (--external)")
+	if res != nil {
+		return *res
+	}
+	if res := r.checkPoll(ctx, CheckExternal, base+"/RequestHandlerExt/ucdevice.upx", http.StatusUnauthorized); res.Status != OK {
+		return res
+	}
+	const fix = "upgrade or restart deviceupdate serve: the external listener must serve the external endpoints only"
+	for _, path := range []string{"/RequestHandler/ucdevice.upx", "/admin/api/v1/server", "/metrics"} {
+		method := http.MethodGet
+		if strings.HasSuffix(path, ".upx") {
+			method = http.MethodPost
+		}
+		req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(PollBody))
+		if err != nil {
+			return fail(CheckExternal, "read the server's log", "bad URL %s: %v", base+path, err)
+		}
+		resp, err := r.client.Do(req) // no token: a 401 would show the admin API there as well as a 200
+		if err != nil {
+			return fail(CheckExternal, "start deviceupdate serve there, or open the port", "%s %s: %v", method, base+path, unwrapURL(err))
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			return fail(CheckExternal, fix, "%s %s answered %s on the listener published to the internet, want 404", method, base+path, resp.Status)
+		}
+	}
+	return ok(CheckExternal, "%s answers /healthz and refuses anonymous external phones (401); no internal endpoint, admin API or metrics answers there", base)
 }
 
 // checkDisk checks the free space of the data folder.

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,12 +32,16 @@ type fakeService struct {
 	http     *httptest.Server
 	dns      *discovery.Server
 	token    string
-	domain   string // what the admin API reports
-	external int    // status of the external poll endpoint
+	domain   string           // what the admin API reports
+	external int              // status of the external poll endpoint
+	ext      *httptest.Server // the --external listener
+	extLeaks bool             // it serves internal endpoints too, as it must not
 	audit    deviceupdate.AuditVerification
 }
 
-func newFakeService(t *testing.T, certDomain string) *fakeService {
+// newFakeService starts the fake; tweak, when given, changes its HTTPS
+// listeners' TLS settings.
+func newFakeService(t *testing.T, certDomain string, tweak ...func(*tls.Config)) *fakeService {
 	t.Helper()
 	f := &fakeService{certs: t.TempDir(), data: t.TempDir(), domain: "contoso.test", external: http.StatusUnauthorized,
 		audit: deviceupdate.AuditVerification{Intact: true, Entries: 12}}
@@ -75,7 +81,8 @@ func newFakeService(t *testing.T, certDomain string) *fakeService {
 		}
 		_ = json.NewEncoder(w).Encode(deviceupdate.ServerInfo{
 			Version: "test", Domain: f.domain, StartedAt: time.Unix(1_700_000_000, 0),
-			Listeners: map[string]string{"https": f.https.Listener.Addr().String(), "http": f.http.Listener.Addr().String()},
+			Listeners: map[string]string{"https": f.https.Listener.Addr().String(), "http": f.http.Listener.Addr().String(),
+				"external": f.ext.Listener.Addr().String()},
 		})
 	})
 	secure.HandleFunc("GET /admin/api/v1/audit/verify", func(w http.ResponseWriter, r *http.Request) {
@@ -85,10 +92,32 @@ func newFakeService(t *testing.T, certDomain string) *fakeService {
 		}
 		_ = json.NewEncoder(w).Encode(f.audit)
 	})
-	f.https = httptest.NewUnstartedServer(secure)
-	f.https.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
-	f.https.StartTLS()
-	t.Cleanup(f.https.Close)
+	external := http.NewServeMux()
+	external.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	external.HandleFunc("POST /RequestHandlerExt/ucdevice.upx", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "anonymous access is not supported", http.StatusUnauthorized)
+	})
+	external.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if f.extLeaks {
+			secure.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	})
+	for _, srv := range []**httptest.Server{&f.https, &f.ext} {
+		h := http.Handler(secure)
+		if srv == &f.ext {
+			h = external
+		}
+		*srv = httptest.NewUnstartedServer(h)
+		(*srv).TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+		(*srv).Config.ErrorLog = log.New(io.Discard, "", 0) // the tls-min check's refused handshakes
+		for _, tw := range tweak {
+			tw((*srv).TLS)
+		}
+		(*srv).StartTLS()
+		t.Cleanup((*srv).Close)
+	}
 
 	f.dns = startResponder(t, "contoso.test", "127.0.0.1")
 	return f
@@ -132,8 +161,8 @@ func runDoctor(t *testing.T, o Options) map[string]Result {
 		names = append(names, r.Check)
 		byName[r.Check] = r
 	}
-	want := []string{CheckDNS, CheckTLS, CheckSANs, CheckChain, CheckValidity, CheckKey, CheckClock,
-		CheckHTTPS, CheckPoll, CheckPollExternal, CheckServer, CheckAudit, CheckHTTP, CheckDisk}
+	want := []string{CheckDNS, CheckTLS, CheckTLSMin, CheckSANs, CheckChain, CheckValidity, CheckKey, CheckClock,
+		CheckHTTPS, CheckPoll, CheckPollExternal, CheckServer, CheckAudit, CheckHTTP, CheckExternal, CheckDisk}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Fatalf("checks %v, want %v", names, want)
 	}
@@ -145,6 +174,7 @@ func runDoctor(t *testing.T, o Options) map[string]Result {
 func TestRun(t *testing.T) {
 	f := newFakeService(t, "contoso.test")
 	other := newFakeService(t, "fabrikam.test")
+	lowTLS := newFakeService(t, "contoso.test", func(c *tls.Config) { c.MinVersion = tls.VersionTLS10 })
 	tests := []struct {
 		name   string
 		change func(o *Options)
@@ -154,10 +184,24 @@ func TestRun(t *testing.T) {
 		phrase map[string]string
 	}{
 		{name: "healthy", phrase: map[string]string{
-			CheckDNS:   "ucupdates-r2.contoso.test resolves to 127.0.0.1 through " + f.dns.Addr() + ", where the service answers on port",
-			CheckHTTP:  "answers /healthz and polls",
-			CheckAudit: "the admin audit trail is intact: 12 entries",
+			CheckDNS:      "ucupdates-r2.contoso.test resolves to 127.0.0.1 through " + f.dns.Addr() + ", where the service answers on port",
+			CheckHTTP:     "answers /healthz and polls",
+			CheckAudit:    "the admin audit trail is intact: 12 entries",
+			CheckTLSMin:   "refuses TLS 1.0 and 1.1: TLS 1.2 or newer only",
+			CheckExternal: "refuses anonymous external phones (401); no internal endpoint, admin API or metrics answers there",
 		}},
+		{
+			name:   "TLS 1.0 accepted",
+			change: func(o *Options) { o.Server, o.Token, o.Certs = lowTLS.https.URL, lowTLS.token, lowTLS.certs },
+			phrase: map[string]string{CheckTLSMin: "accepts TLS 1.1 (serve --tls-min)"},
+		},
+		{
+			name:   "the external listener serves internal endpoints",
+			before: func() { f.extLeaks = true },
+			after:  func() { f.extLeaks = false },
+			want:   map[string]Status{CheckExternal: Fail},
+			phrase: map[string]string{CheckExternal: "/RequestHandler/ucdevice.upx answered 200 OK on the listener published to the internet, want 404"},
+		},
 		{
 			name: "the audit trail was tampered with",
 			before: func() {
@@ -204,13 +248,13 @@ func TestRun(t *testing.T) {
 		{
 			name:   "a wrong token",
 			change: func(o *Options) { o.Token = "nope" },
-			want:   map[string]Status{CheckServer: Fail, CheckAudit: Skip, CheckHTTP: Skip},
+			want:   map[string]Status{CheckServer: Fail, CheckAudit: Skip, CheckHTTP: Skip, CheckExternal: Skip},
 			phrase: map[string]string{CheckServer: "refused the token"},
 		},
 		{
 			name:   "no token",
 			change: func(o *Options) { o.Token = "" },
-			want:   map[string]Status{CheckServer: Skip, CheckAudit: Skip, CheckHTTP: Skip},
+			want:   map[string]Status{CheckServer: Skip, CheckAudit: Skip, CheckHTTP: Skip, CheckExternal: Skip},
 		},
 		{
 			name:   "external endpoint open to anonymous phones",
@@ -252,8 +296,8 @@ func TestRun(t *testing.T) {
 				ln.Close()
 			},
 			want: map[string]Status{
-				CheckDNS: Fail, CheckTLS: Fail, CheckSANs: Skip, CheckChain: Skip, CheckValidity: Skip, CheckKey: Skip, CheckClock: Skip,
-				CheckHTTPS: Skip, CheckPoll: Skip, CheckPollExternal: Skip, CheckServer: Skip, CheckAudit: Skip, CheckHTTP: Skip,
+				CheckDNS: Fail, CheckTLS: Fail, CheckTLSMin: Skip, CheckSANs: Skip, CheckChain: Skip, CheckValidity: Skip, CheckKey: Skip, CheckClock: Skip,
+				CheckHTTPS: Skip, CheckPoll: Skip, CheckPollExternal: Skip, CheckServer: Skip, CheckAudit: Skip, CheckHTTP: Skip, CheckExternal: Skip,
 			},
 			phrase: map[string]string{CheckTLS: "no TLS answer"},
 		},

@@ -143,6 +143,10 @@ type Server struct {
 	stderr    *lockedBuffer
 	done      chan struct{}
 	waitErr   error
+
+	// ExternalAddr and MetricsAddr are the --external (HTTPS) and
+	// --metrics (plain HTTP) listeners' host:port, "" when off.
+	ExternalAddr, MetricsAddr string
 }
 
 // Start runs `deviceupdate serve` on 127.0.0.1:0 and returns once it has
@@ -220,6 +224,10 @@ func Start(tb testing.TB, o Options) *Server {
 					s.HTTPAddr, _ = line["addr"].(string)
 				case "dns":
 					s.DNSAddr, _ = line["addr"].(string)
+				case "external":
+					s.ExternalAddr, _ = line["addr"].(string)
+				case "metrics":
+					s.MetricsAddr, _ = line["addr"].(string)
 				}
 			case "started":
 				if !reported {
@@ -251,6 +259,12 @@ func (s *Server) URL() string { return "https://" + s.HTTPSAddr }
 // InternalURL returns the plain-HTTP base URL.
 func (s *Server) InternalURL() string { return "http://" + s.HTTPAddr }
 
+// ExternalURL returns the base URL of the --external HTTPS listener.
+func (s *Server) ExternalURL() string { return "https://" + s.ExternalAddr }
+
+// MetricsURL returns the base URL of the --metrics listener.
+func (s *Server) MetricsURL() string { return "http://" + s.MetricsAddr }
+
 // CAPool returns the pool holding the server's ca.crt.
 func (s *Server) CAPool() *x509.CertPool {
 	s.tb.Helper()
@@ -281,6 +295,27 @@ func (s *Server) Token() string {
 		s.tb.Fatal(err)
 	}
 	return strings.TrimSpace(string(data))
+}
+
+// Metrics returns the text of /metrics, asked over HTTPS with the admin
+// token.
+func (s *Server) Metrics() string {
+	s.tb.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.URL()+"/metrics", nil)
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.Token())
+	resp, err := s.Client("127.0.0.1").Do(req)
+	if err != nil {
+		s.tb.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		s.tb.Fatalf("GET /metrics: %s %v: %.200s", resp.Status, err, body)
+	}
+	return string(body)
 }
 
 // Stop sends SIGTERM and returns the exit code.

@@ -6,9 +6,12 @@
 // a safe message in one place, handleError; internal detail only reaches
 // the log.
 //
-// A Server builds two handlers, one per listener: Internal for plain HTTP
-// (internal phones: the internal handler and internal files only) and
-// Secure for HTTPS (everything, including the admin API and metrics).
+// A Server builds one handler per listener: Internal for plain HTTP
+// (internal phones: the internal handler and internal files only), Secure
+// for HTTPS (everything; /metrics takes the admin token there), External
+// for the HTTPS listener published to the internet (the external
+// endpoints and /healthz only) and Metrics for a private plain-HTTP
+// listener of /metrics and /healthz.
 package handler
 
 import (
@@ -30,8 +33,10 @@ import (
 
 // Listener names, used in logs and metric labels.
 const (
-	ListenerHTTP  = "http"
-	ListenerHTTPS = "https"
+	ListenerHTTP     = "http"
+	ListenerHTTPS    = "https"
+	ListenerExternal = "external"
+	ListenerMetrics  = "metrics"
 )
 
 // Default concurrency limits of the phone endpoints.
@@ -83,6 +88,9 @@ type Config struct {
 	// HTTPPort and HTTPSPort are the listeners' ports, for the download
 	// URLs of a poll's answer; HTTPPort is empty when plain HTTP is off.
 	HTTPPort, HTTPSPort string
+	// ExternalPort is the --external listener's port, "" when there is
+	// none: ExternalBaseURL names it, else HTTPSPort.
+	ExternalPort string
 	// MaxPackageSize bounds an uploaded package (413 past it).
 	MaxPackageSize int64
 	Now            func() time.Time
@@ -114,12 +122,15 @@ type Server struct {
 	storeDir       string
 	httpPort       string
 	httpsPort      string
+	externalPort   string // of ExternalBaseURL
 	rootOnce       sync.Once
 	root           *os.Root
 	rootErr        error
 
 	internal *echo.Echo
 	secure   *echo.Echo
+	external *echo.Echo // the external endpoints only
+	metricsL *echo.Echo // /metrics without a token, for a private network
 }
 
 // New builds the handlers. It registers the HTTP metrics with
@@ -160,11 +171,19 @@ func New(cfg Config) (*Server, error) {
 		storeDir:       cfg.StoreDir,
 		httpPort:       cfg.HTTPPort,
 		httpsPort:      cfg.HTTPSPort,
+		externalPort:   cfg.ExternalPort,
+	}
+	if s.externalPort == "" {
+		s.externalPort = cfg.HTTPSPort
 	}
 	s.internal = s.newEcho(ListenerHTTP)
 	s.secure = s.newEcho(ListenerHTTPS)
+	s.external = s.newEcho(ListenerExternal)
+	s.metricsL = s.newEcho(ListenerMetrics)
 
-	s.internal.GET("/healthz", s.handleHealth)
+	for _, e := range []*echo.Echo{s.internal, s.secure, s.external, s.metricsL} {
+		e.GET("/healthz", s.handleHealth)
+	}
 	if s.polls != nil {
 		if cfg.PollLimit <= 0 {
 			cfg.PollLimit = DefaultPollLimit
@@ -179,10 +198,12 @@ func New(cfg Config) (*Server, error) {
 			e.HEAD("/DeviceUpdateFiles_Int/*", s.handleFile, limit(downloads, "60"))
 		}
 		// External phones: the same handlers and limits, behind
-		// credentials (HTTPS only).
-		s.secure.POST("/RequestHandlerExt/ucdevice.upx", s.handlePoll, limit(polls, "30"), s.requireExternal)
-		s.secure.GET("/DeviceUpdateFiles_Ext/*", s.handleFile, limit(downloads, "60"), s.requireExternal)
-		s.secure.HEAD("/DeviceUpdateFiles_Ext/*", s.handleFile, limit(downloads, "60"), s.requireExternal)
+		// credentials (HTTPS and the external listener only).
+		for _, e := range []*echo.Echo{s.secure, s.external} {
+			e.POST("/RequestHandlerExt/ucdevice.upx", s.handlePoll, limit(polls, "30"), s.requireExternal)
+			e.GET("/DeviceUpdateFiles_Ext/*", s.handleFile, limit(downloads, "60"), s.requireExternal)
+			e.HEAD("/DeviceUpdateFiles_Ext/*", s.handleFile, limit(downloads, "60"), s.requireExternal)
+		}
 	}
 
 	if s.logs != nil {
@@ -193,11 +214,14 @@ func New(cfg Config) (*Server, error) {
 		for _, e := range []*echo.Echo{s.internal, s.secure} {
 			e.POST("/RequestHandler/Files", s.handleLogUpload, limit(uploads, "60"))
 		}
-		s.secure.POST("/RequestHandlerExt/Files", s.handleLogUpload, limit(uploads, "60"), s.requireExternal)
+		for _, e := range []*echo.Echo{s.secure, s.external} {
+			e.POST("/RequestHandlerExt/Files", s.handleLogUpload, limit(uploads, "60"), s.requireExternal)
+		}
 	}
 
-	s.secure.GET("/healthz", s.handleHealth)
-	s.secure.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	metrics := echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	s.secure.GET("/metrics", metrics, s.requireAdmin)
+	s.metricsL.GET("/metrics", metrics)
 	admin := s.secure.Group(AdminPrefix, s.requireAdmin)
 	admin.GET("/server", s.handleServerInfo)
 	if s.packages != nil {
@@ -256,6 +280,13 @@ func (s *Server) Internal() http.Handler { return s.internal }
 // Secure returns the handler for the HTTPS listener.
 func (s *Server) Secure() http.Handler { return s.secure }
 
+// External returns the handler for the HTTPS listener published to the
+// internet: the external endpoints and /healthz, nothing else.
+func (s *Server) External() http.Handler { return s.external }
+
+// Metrics returns the handler for the private /metrics listener.
+func (s *Server) Metrics() http.Handler { return s.metricsL }
+
 func (s *Server) newEcho(listener string) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
@@ -265,7 +296,22 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.observe(listener))
+	if listener == ListenerHTTPS || listener == ListenerExternal {
+		e.Use(strictTransport)
+	}
 	return e
+}
+
+// hstsValue keeps browsers (the console, API clients) on HTTPS for a year.
+const hstsValue = "max-age=31536000"
+
+// strictTransport sets Strict-Transport-Security on every HTTPS answer,
+// errors and 404s included.
+func strictTransport(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Strict-Transport-Security", hstsValue)
+		return next(c)
+	}
 }
 
 // handleHealth answers 200 once the store is open and answering.

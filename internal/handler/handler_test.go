@@ -73,6 +73,17 @@ func TestRoutes(t *testing.T) {
 		{"admin with wrong token", s.Secure(), "GET", AdminPrefix + "/server", map[string]string{"Authorization": "Bearer nope"}, 401, "missing or invalid admin token"},
 		{"admin with basic auth", s.Secure(), "GET", AdminPrefix + "/server", map[string]string{"Authorization": "Basic " + testToken}, 401, ""},
 		{"admin with token", s.Secure(), "GET", AdminPrefix + "/server", auth, 200, `"domain":"contoso.com"`},
+		{"bearer scheme in lower case", s.Secure(), "GET", AdminPrefix + "/server", map[string]string{"Authorization": "bearer " + testToken}, 200, `"domain":"contoso.com"`},
+		{"bearer scheme in upper case", s.Secure(), "GET", AdminPrefix + "/server", map[string]string{"Authorization": "BEARER  " + testToken}, 200, `"domain":"contoso.com"`},
+		{"bearer scheme alone", s.Secure(), "GET", AdminPrefix + "/server", map[string]string{"Authorization": "Bearer"}, 401, ""},
+		{"metrics over https without token", s.Secure(), "GET", "/metrics", nil, 401, "missing or invalid admin token"},
+		{"metrics over https with token", s.Secure(), "GET", "/metrics", auth, 200, "deviceupdate_http_requests_total"},
+		{"metrics on its own listener", s.Metrics(), "GET", "/metrics", nil, 200, "deviceupdate_http_requests_total"},
+		{"health on the metrics listener", s.Metrics(), "GET", "/healthz", nil, 200, "ok"},
+		{"no admin API on the metrics listener", s.Metrics(), "GET", AdminPrefix + "/server", auth, 404, ""},
+		{"health on the external listener", s.External(), "GET", "/healthz", nil, 200, "ok"},
+		{"no admin API on the external listener", s.External(), "GET", AdminPrefix + "/server", auth, 404, ""},
+		{"no metrics on the external listener", s.External(), "GET", "/metrics", auth, 404, ""},
 		{"unknown admin path is a JSON error", s.Secure(), "GET", AdminPrefix + "/nope", auth, 404, `{"error":{"code":"not_found","message":"no such endpoint"}}`},
 	}
 	for _, tt := range tests {
@@ -172,7 +183,7 @@ func TestMetricsCountRequests(t *testing.T) {
 		do(s.Secure(), "GET", "/healthz", nil)
 	}
 	do(s.Internal(), "GET", "/nope", nil)
-	rec := do(s.Secure(), "GET", "/metrics", nil)
+	rec := do(s.Secure(), "GET", "/metrics", map[string]string{"Authorization": "Bearer " + testToken})
 	body := rec.Body.String()
 	for _, want := range []string{
 		`deviceupdate_http_requests_total{code="200",listener="https",method="GET",route="/healthz"} 3`,

@@ -54,7 +54,11 @@ func clipField(s string) string {
 }
 
 func (s *Server) handleLogs(c echo.Context) error {
-	logs, err := s.logs.Logs(c.Request().Context(), deviceupdate.LogFilter{Device: c.QueryParam("device"), Type: c.QueryParam("type")})
+	f := deviceupdate.LogFilter{Device: c.QueryParam("device"), Type: c.QueryParam("type")}
+	if err := pageOf(c, &f.Page); err != nil {
+		return err
+	}
+	logs, err := s.logs.Logs(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}

@@ -116,8 +116,8 @@ func (s *Server) observe(listener string) echo.MiddlewareFunc {
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		header := c.Request().Header.Get(echo.HeaderAuthorization)
-		tok, ok := strings.CutPrefix(header, "Bearer ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		tok, ok := bearerToken(header)
+		sum := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
 			reason := "wrong admin token"
 			switch {
@@ -131,6 +131,16 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// bearerToken returns the credentials of an Authorization header of the
+// Bearer scheme, whose name is read in any case (RFC 7235 §2.1).
+func bearerToken(header string) (string, bool) {
+	scheme, tok, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
 }
 
 func validRequestID(id string) bool {

@@ -77,7 +77,7 @@ func (s *Server) handlePoll(c echo.Context) error {
 		rel := strings.Join([]string{u.DeviceType, u.Brand, u.Model, u.Revision, u.Locale, u.Version.String(), u.UpdateType}, "/")
 		res.Version = u.Version.String()
 		res.BaseURL = s.internalBase(hostOr(ans.InternalHost, c)) + "/DeviceUpdateFiles_Int/" + rel
-		res.ExternalBaseURL = baseURL("https", hostOr(ans.ExternalHost, c), s.httpsPort) + "/DeviceUpdateFiles_Ext/" + rel
+		res.ExternalBaseURL = baseURL("https", hostOr(ans.ExternalHost, c), s.externalPort) + "/DeviceUpdateFiles_Ext/" + rel
 		res.Files = &upx.Files{}
 		for _, f := range append(append(make([]deviceupdate.UpdateFile, 0, len(u.Images)+1), u.Images...), u.Catalog) {
 			uf := upx.File{Name: f.Name, Size: f.Size, SHA256: f.SHA256}
@@ -245,9 +245,20 @@ func (s *Server) handleDevices(c echo.Context) error {
 		}
 		f.Since = t
 	}
+	if err := pageOf(c, &f.Page); err != nil {
+		return err
+	}
 	devices, err := s.devices.Devices(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, devices)
+}
+
+// pageOf reads the limit and cursor parameters of a list that can grow
+// large (SPEC §7).
+func pageOf(c echo.Context, p *deviceupdate.Page) (err error) {
+	p.Limit, err = deviceupdate.ParsePageLimit(c.QueryParam("limit"))
+	p.Cursor = c.QueryParam("cursor")
+	return err
 }

@@ -83,6 +83,9 @@ func (s *Server) handleAudit(c echo.Context) error {
 		}
 	}
 	f.Action, f.Target = c.QueryParam("action"), c.QueryParam("target")
+	if err := pageOf(c, &f.Page); err != nil {
+		return err
+	}
 	list, err := s.audit.AuditEntries(c.Request().Context(), f)
 	if err != nil {
 		return err

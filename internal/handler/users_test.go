@@ -229,7 +229,7 @@ func TestExternalEndpoints(t *testing.T) {
 	}
 
 	// The failures are counted by reason.
-	rec := do(s.Secure(), "GET", "/metrics", nil)
+	rec := do(s.Metrics(), "GET", "/metrics", nil)
 	for _, want := range []string{
 		`deviceupdate_external_auth_failures_total{reason="no_credentials"} 3`,
 		`deviceupdate_external_auth_failures_total{reason="bad_credentials"} 2`,

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,29 +14,172 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 )
 
+// deviceCap bounds the inventory: anonymous polls with invented MAC
+// addresses must not grow it without end. Every write of the devices
+// bucket holds mu, which makes count exact: it is read from the bucket
+// once, then moved by what each committed write added or deleted.
+type deviceCap struct {
+	mu      sync.Mutex
+	max     int // 0: no cap
+	count   int // devices stored; -1 until read
+	counted bool
+	full    func(refused int) // told of each batch that left devices out
+	refused atomic.Uint64     // new devices left out since the start
+}
+
+// LimitDevices caps the inventory at max devices (0: no cap): past it,
+// PutDevices records no new device, counts it as refused and calls full
+// (when not nil) with the number a batch left out. Devices already
+// recorded keep updating.
+func (db *DB) LimitDevices(max int, full func(refused int)) {
+	db.cap.mu.Lock()
+	defer db.cap.mu.Unlock()
+	db.cap.max, db.cap.full = max, full
+}
+
+// DeviceCount returns how many devices the inventory holds.
+func (db *DB) DeviceCount() int {
+	db.cap.mu.Lock()
+	defer db.cap.mu.Unlock()
+	if !db.cap.counted {
+		_ = db.bolt.View(func(tx *bolt.Tx) error {
+			db.countDevices(tx)
+			return nil
+		})
+	}
+	return db.cap.count
+}
+
+// RefusedDevices returns how many new devices the cap left out since the
+// store was opened.
+func (db *DB) RefusedDevices() uint64 { return db.cap.refused.Load() }
+
+// countDevices reads the number of stored devices, once; hold cap.mu.
+func (db *DB) countDevices(tx *bolt.Tx) {
+	if !db.cap.counted {
+		db.cap.count, db.cap.counted = tx.Bucket(bucketDevices).Stats().KeyN, true
+	}
+}
+
+// updateDevices runs fn, which returns how many devices it added (less
+// than 0 when it deleted), in a write transaction holding cap.mu, and
+// moves the count once the transaction commits.
+func (db *DB) updateDevices(update func(func(*bolt.Tx) error) error, fn func(tx *bolt.Tx) (int, error)) error {
+	if db.tx != nil {
+		// Bound to an audited change, which holds the store's write
+		// lock already: taking cap.mu here would invert PutDevices'
+		// order (cap.mu, then the write lock). The count moves once the
+		// change commits, after the write lock is released; until then
+		// it may count deleted devices still, which errs on refusing.
+		var added int
+		err := update(func(tx *bolt.Tx) (err error) {
+			added, err = fn(tx)
+			return err
+		})
+		if err == nil {
+			db.afterCommit(func(root *DB) {
+				root.cap.mu.Lock()
+				defer root.cap.mu.Unlock()
+				if root.cap.counted {
+					root.cap.count += added
+				}
+			})
+		}
+		return err
+	}
+	db.cap.mu.Lock()
+	defer db.cap.mu.Unlock()
+	var added int
+	err := update(func(tx *bolt.Tx) (err error) {
+		db.countDevices(tx)
+		added, err = fn(tx)
+		return err
+	})
+	if err == nil {
+		db.cap.count += added
+	}
+	return err
+}
+
 // PutDevices upserts a batch of inventory records in one transaction,
-// merging each into the stored one (deviceupdate.Device.Merge).
+// merging each into the stored one (deviceupdate.Device.Merge). A device
+// not stored yet is left out while the inventory is at its cap
+// (LimitDevices).
 func (db *DB) PutDevices(batch []deviceupdate.Device) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	refused := 0
+	err := db.updateDevices(db.bolt.Update, func(tx *bolt.Tx) (int, error) {
 		b := tx.Bucket(bucketDevices)
+		added := 0
+		refused = 0
 		for _, d := range batch {
 			var old deviceupdate.Device
-			if _, err := getJSON(b, []byte(d.ID), &old); err != nil {
-				return err
+			found, err := getJSON(b, []byte(d.ID), &old)
+			if err != nil {
+				return 0, err
+			}
+			if !found {
+				if db.cap.max > 0 && db.cap.count+added >= db.cap.max {
+					refused++
+					continue
+				}
+				added++
 			}
 			if err := putJSON(b, []byte(d.ID), old.Merge(d)); err != nil {
-				return err
+				return 0, err
 			}
 		}
-		return nil
+		return added, nil
 	})
 	if err != nil {
 		return fmt.Errorf("record %d devices: %w", len(batch), err)
 	}
+	if refused > 0 {
+		db.cap.refused.Add(uint64(refused))
+		if db.cap.full != nil {
+			db.cap.full(refused)
+		}
+	}
 	return nil
+}
+
+// DevicesPage returns, in ID order, up to limit (0: no limit) devices
+// whose ID sorts after after ("" for the first page) and that match (nil:
+// every device),
+// and the ID to continue after: the last one returned when another
+// matching device follows, else "". It reads the records from a cursor
+// sought to after, so a page costs the memory of the page alone.
+func (db *DB) DevicesPage(after string, limit int, match func(deviceupdate.Device) bool) ([]deviceupdate.Device, string, error) {
+	out := []deviceupdate.Device{}
+	next := ""
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDevices).Cursor()
+		k, v := c.Seek([]byte(after))
+		if k != nil && after != "" && bytes.Equal(k, []byte(after)) {
+			k, v = c.Next()
+		}
+		for ; k != nil; k, v = c.Next() {
+			var d deviceupdate.Device
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("decode device %s: %w", k, err)
+			}
+			if match != nil && !match(d) {
+				continue
+			}
+			if limit > 0 && len(out) == limit {
+				next = out[len(out)-1].ID
+				return nil
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list devices: %w", err)
+	}
+	return out, next, nil
 }
 
 // Devices returns the inventory, ordered by ID.
@@ -48,23 +194,26 @@ func (db *DB) Devices() ([]deviceupdate.Device, error) {
 // neither.
 func (db *DB) RemoveDevice(id string) (deviceupdate.RemovedDevice, error) {
 	var removed deviceupdate.RemovedDevice
-	err := db.update(func(tx *bolt.Tx) error {
+	err := db.updateDevices(db.update, func(tx *bolt.Tx) (int, error) {
 		removed = deviceupdate.RemovedDevice{}
 		var d deviceupdate.Device
 		found, err := getJSON(tx.Bucket(bucketDevices), []byte(id), &d)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if found {
 			removed.Device = &d
 		}
 		if removed.Settings, err = deleteDevice(tx, []byte(id)); err != nil {
-			return err
+			return 0, err
 		}
 		if !found && removed.Settings == nil {
-			return deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no device %q in the inventory; `deviceupdate device list` shows them", id)
+			return 0, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no device %q in the inventory; `deviceupdate device list` shows them", id)
 		}
-		return nil
+		if found {
+			return -1, nil
+		}
+		return 0, nil
 	})
 	if err != nil {
 		return removed, fmt.Errorf("remove device: %w", err)
@@ -132,7 +281,12 @@ func (db *DB) PruneDevices(cutoff time.Time, dryRun bool) (*deviceupdate.PruneRe
 	if dryRun {
 		err = db.view(prune)
 	} else {
-		err = db.update(prune)
+		err = db.updateDevices(db.update, func(tx *bolt.Tx) (int, error) {
+			if err := prune(tx); err != nil {
+				return 0, err
+			}
+			return -res.Count, nil
+		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("prune devices: %w", err)

@@ -91,6 +91,7 @@ type DB struct {
 	auth authCache     // verified credentials of users (users.go)
 	tx   *bolt.Tx      // the transaction a bound DB works in, else nil
 	root *DB           // the DB a bound one was made from
+	cap  deviceCap     // the inventory's cap (devices.go)
 }
 
 // write runs fn in a write transaction, or in the one db is bound to.
