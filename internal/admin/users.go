@@ -21,15 +21,25 @@ func (s *Service) Users(context.Context) ([]deviceupdate.User, error) {
 // user as the API shows it: never the password, never its hash.
 func (s *Service) AddUser(_ context.Context, name, password, actor string) (deviceupdate.User, error) {
 	u := deviceupdate.User{Name: name, CreatedAt: time.Now().UTC().Truncate(time.Second), CreatedBy: actor}
-	err := s.change(audit.Entry{Actor: actor, Action: "user.add", Target: name}, func(tx *store.DB, e *audit.Entry) error {
-		err := deviceupdate.ValidateUserName(name)
-		if err == nil {
-			err = deviceupdate.ValidatePassword(name, password)
+	// The password is hashed before the audited change, which holds the
+	// store's write lock: the inventory's writes would wait out the hash.
+	err := deviceupdate.ValidateUserName(name)
+	if err == nil {
+		err = deviceupdate.ValidatePassword(name, password)
+	}
+	if err == nil {
+		err = s.DB.CheckUserFree(name)
+	}
+	var hash store.PasswordHash
+	if err == nil {
+		hash, err = store.HashPassword(password)
+	}
+	refused := err
+	err = s.change(audit.Entry{Actor: actor, Action: "user.add", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+		if refused != nil {
+			return refused
 		}
-		if err == nil {
-			err = tx.AddUser(u, password)
-		}
-		if err != nil {
+		if err := tx.AddUser(u, hash); err != nil {
 			return err
 		}
 		e.After, _ = json.Marshal(u)

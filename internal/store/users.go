@@ -69,28 +69,45 @@ func (db *DB) Users() ([]deviceupdate.User, error) {
 	return out, err
 }
 
-// AddUser stores a user whose name and password the caller validated,
-// with the password hashed. A name already taken (in any case) is an
-// ECONFLICT, checked in the same transaction as the write. Credentials
-// remembered by Authenticate are forgotten.
-func (db *DB) AddUser(u deviceupdate.User, password string) error {
-	conflict := deviceupdate.Errorf(deviceupdate.ECONFLICT, "a user named %q exists; remove it first or choose another name", u.Name)
-	// Refuse a taken name before the costly hash, and check again below.
-	if _, found, err := db.findUser(u.Name); err != nil || found {
-		if err == nil {
-			err = conflict
-		}
-		return fmt.Errorf("add user: %w", err)
-	}
+// PasswordHash is a user's password as the store keeps it (bcrypt of its
+// SHA-256). HashPassword makes one: it costs about 60 ms, so it is made
+// before the change that stores it, never while holding the store's write
+// lock, which the inventory's writes wait for.
+type PasswordHash string
+
+// HashPassword hashes password for AddUser.
+func HashPassword(password string) (PasswordHash, error) {
 	hash, err := bcrypt.GenerateFromPassword(prehash(password), bcryptCost)
 	if err != nil {
-		return fmt.Errorf("add user: hash password: %w", err)
+		return "", fmt.Errorf("hash password: %w", err)
 	}
+	return PasswordHash(hash), nil
+}
+
+// CheckUserFree returns ECONFLICT when a user of that name, in any case,
+// exists: a check before the costly hash; AddUser checks again.
+func (db *DB) CheckUserFree(name string) error {
+	_, found, err := db.findUser(name)
+	if err == nil && found {
+		err = userTaken(name)
+	}
+	return err
+}
+
+func userTaken(name string) error {
+	return deviceupdate.Errorf(deviceupdate.ECONFLICT, "a user named %q exists; remove it first or choose another name", name)
+}
+
+// AddUser stores a user whose name and password the caller validated,
+// with its password hashed by HashPassword. A name already taken (in any case) is an
+// ECONFLICT, checked in the same transaction as the write. Credentials
+// remembered by Authenticate are forgotten.
+func (db *DB) AddUser(u deviceupdate.User, hash PasswordHash) error {
 	rec := userRecord{User: u, Scheme: hashScheme, Hash: string(hash)}
-	err = db.write(func(tx *bolt.Tx) error {
+	err := db.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
 		if b.Get(userKey(u.Name)) != nil {
-			return conflict
+			return userTaken(u.Name)
 		}
 		return putJSON(b, userKey(u.Name), rec)
 	})

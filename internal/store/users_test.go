@@ -17,7 +17,11 @@ const alicePassword = "correct horse battery"
 
 func mustAddUser(t *testing.T, db *store.DB, name, password string) {
 	t.Helper()
-	if err := db.AddUser(deviceupdate.User{Name: name, CreatedAt: time.Now().UTC(), CreatedBy: "admin@127.0.0.1"}, password); err != nil {
+	hash, err := store.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddUser(deviceupdate.User{Name: name, CreatedAt: time.Now().UTC(), CreatedBy: "admin@127.0.0.1"}, hash); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -27,7 +31,10 @@ func TestUsers(t *testing.T) {
 	mustAddUser(t, db, "alice", alicePassword)
 	mustAddUser(t, db, "Bob@contoso.com", "another long password")
 
-	if err := db.AddUser(deviceupdate.User{Name: "ALICE"}, "whatever password"); deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT {
+	if err := db.CheckUserFree("Alice"); deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT {
+		t.Errorf("CheckUserFree of a taken name in another case = %v, want ECONFLICT", err)
+	}
+	if err := db.AddUser(deviceupdate.User{Name: "ALICE"}, "$2a$04$whatever"); deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT {
 		t.Errorf("adding ALICE next to alice = %v, want a conflict", err)
 	}
 	users, err := db.Users()
