@@ -26,6 +26,7 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/admin"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/backup"
 	"github.com/deviceupdate/deviceupdate/internal/certs"
 	"github.com/deviceupdate/deviceupdate/internal/devlogs"
 	"github.com/deviceupdate/deviceupdate/internal/discovery"
@@ -248,6 +249,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	info := deviceupdate.ServerInfo{
+		Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
+		Listeners: m.listenerAddrs(),
+	}
 	h, err := handler.New(handler.Config{
 		Logger:         m.Logger,
 		Logs:           m.logs,
@@ -272,9 +277,10 @@ func (m *Main) Run(ctx context.Context) error {
 		StoreDir:       filepath.Join(c.Data, importer.StoreDir),
 		HTTPPort:       m.port(handler.ListenerHTTP),
 		HTTPSPort:      m.port(handler.ListenerHTTPS),
-		Info: deviceupdate.ServerInfo{
-			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
-			Listeners: m.listenerAddrs(),
+		Info:           info,
+		Backup: &backup.Service{
+			DB: m.db, Trail: m.trail, Imports: im, Inventory: m.recorder,
+			DataDir: c.Data, CertsDir: c.Certs, Info: info, Logger: m.Logger,
 		},
 	})
 	if err != nil {
