@@ -39,20 +39,8 @@ func TestImportSurvivesSIGKILL(t *testing.T) {
 	ca := testpki.NewCA(t, "Polycom Root")
 	sign := testpkg.NewSigner(t, ca, testpki.Options{})
 
-	// Packages of two updates each (CX600 and CX700), distinct versions.
 	const nPackages = 12
-	packages := make([][]byte, nPackages)
-	for i := range packages {
-		files := testpkg.Files{}
-		v := fmt.Sprintf("4.0.7577.%d", 5000+i)
-		testpkg.AddUpdate(t, files, "CX600/", v, testpkg.Image(1<<20+i*4096, byte(i)), sign)
-		testpkg.AddUpdate(t, files, "CX700/", v, testpkg.Image(1<<20+i*8192, byte(i+100)), sign)
-		b, err := os.ReadFile(testpkg.MakeCab(t, files))
-		if err != nil {
-			t.Fatal(err)
-		}
-		packages[i] = b
-	}
+	packages := twoModelPackages(t, sign, nPackages, 5000, 1<<20)
 
 	rng := rand.New(rand.NewPCG(7, 11))
 	killedDuring := 0
@@ -91,6 +79,25 @@ func TestImportSurvivesSIGKILL(t *testing.T) {
 	if killedDuring < crashTrials/4 {
 		t.Errorf("only %d of %d kills interrupted an import; the timing no longer exercises crashes", killedDuring, crashTrials)
 	}
+}
+
+// twoModelPackages returns n packages of two updates each (CX600 and
+// CX700) of images about size bytes, versions 4.0.7577.<first+i>.
+func twoModelPackages(t *testing.T, sign testpkg.Signer, n, first, size int) [][]byte {
+	t.Helper()
+	packages := make([][]byte, n)
+	for i := range packages {
+		files := testpkg.Files{}
+		v := fmt.Sprintf("4.0.7577.%d", first+i)
+		testpkg.AddUpdate(t, files, "CX600/", v, testpkg.Image(size+i*4096, byte(i)), sign)
+		testpkg.AddUpdate(t, files, "CX700/", v, testpkg.Image(size+i*8192, byte(i+100)), sign)
+		b, err := os.ReadFile(testpkg.MakeCab(t, files))
+		if err != nil {
+			t.Fatal(err)
+		}
+		packages[i] = b
+	}
+	return packages
 }
 
 func checkConsistent(t *testing.T, trial int, data string) {

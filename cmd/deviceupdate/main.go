@@ -81,6 +81,8 @@ them per device model; phones poll, download and upload their logs.`,
 		newLogsCommand(stdout),
 		newPhoneCommand(stdout),
 		newDoctorCommand(stdout),
+		newBackupCommand(stdout),
+		newRestoreCommand(stdout),
 	)
 	return root
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/admin"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/backup"
 	"github.com/deviceupdate/deviceupdate/internal/certs"
 	"github.com/deviceupdate/deviceupdate/internal/devlogs"
 	"github.com/deviceupdate/deviceupdate/internal/discovery"
@@ -260,6 +261,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	info := deviceupdate.ServerInfo{
+		Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
+		Listeners: m.listenerAddrs(), TLSMin: c.TLSMin,
+	}
 	h, err := handler.New(handler.Config{
 		Logger:         m.Logger,
 		Logs:           m.logs,
@@ -285,9 +290,10 @@ func (m *Main) Run(ctx context.Context) error {
 		HTTPPort:       m.port(handler.ListenerHTTP),
 		HTTPSPort:      m.port(handler.ListenerHTTPS),
 		ExternalPort:   m.port(handler.ListenerExternal),
-		Info: deviceupdate.ServerInfo{
-			Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
-			Listeners: m.listenerAddrs(), TLSMin: c.TLSMin,
+		Info:           info,
+		Backup: &backup.Service{
+			DB: m.db, Trail: m.trail, Imports: im, Inventory: m.recorder,
+			DataDir: c.Data, CertsDir: c.Certs, Info: info, Logger: m.Logger,
 		},
 	})
 	if err != nil {

@@ -129,24 +129,11 @@ func (c *Client) Upload(ctx context.Context, path string, body io.Reader, size i
 }
 
 func (c *Client) send(ctx context.Context, method, path string, body io.Reader, size int64, contentType string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+apiPrefix+path, body)
+	resp, err := c.open(ctx, method, path, body, size, contentType)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	if body != nil {
-		req.ContentLength = size
-		req.Header.Set("Content-Type", contentType)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return c.explain(err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return decodeError(resp)
-	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
@@ -161,6 +148,36 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 		return fmt.Errorf("decode answer from %s: %w", c.base, err)
 	}
 	return nil
+}
+
+// Stream GETs the admin API path and returns the answer for the caller to
+// read and close: its body as it arrives, then resp.Trailer. An error
+// answer comes back as a *deviceupdate.Error, as from Do.
+func (c *Client) Stream(ctx context.Context, path string) (*http.Response, error) {
+	return c.open(ctx, http.MethodGet, path, nil, -1, "")
+}
+
+// open sends a request and returns a 2xx answer, or the error it means.
+func (c *Client) open(ctx context.Context, method, path string, body io.Reader, size int64, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+apiPrefix+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	if body != nil {
+		req.ContentLength = size
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
 }
 
 // ServerInfo reports which server and build the client talks to.

@@ -93,7 +93,9 @@ type Config struct {
 	ExternalPort string
 	// MaxPackageSize bounds an uploaded package (413 past it).
 	MaxPackageSize int64
-	Now            func() time.Time
+	// Backup takes the backups GET /backup streams.
+	Backup deviceupdate.BackupService
+	Now    func() time.Time
 }
 
 // Server holds the two echo instances and their shared state.
@@ -119,6 +121,7 @@ type Server struct {
 	deviceConfig   deviceupdate.DeviceConfigService
 	logs           deviceupdate.LogService
 	users          deviceupdate.UserService
+	backup         deviceupdate.BackupService
 	storeDir       string
 	httpPort       string
 	httpsPort      string
@@ -168,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 		deviceConfig:   cfg.DeviceConfig,
 		logs:           cfg.Logs,
 		users:          cfg.Users,
+		backup:         cfg.Backup,
 		storeDir:       cfg.StoreDir,
 		httpPort:       cfg.HTTPPort,
 		httpsPort:      cfg.HTTPSPort,
@@ -270,6 +274,9 @@ func New(cfg Config) (*Server, error) {
 		admin.GET("/users", s.handleUsers)
 		admin.POST("/users", s.handleAddUser)
 		admin.DELETE("/users/:name", s.handleRemoveUser)
+	}
+	if s.backup != nil {
+		admin.GET("/backup", s.handleBackup)
 	}
 	return s, nil
 }
