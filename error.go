@@ -17,11 +17,12 @@ const (
 	EFORBIDDEN      = "forbidden"       // credentials are valid but not enough
 	ETOOLARGE       = "too_large"       // a body or file exceeds a configured limit
 	EUNAVAILABLE    = "unavailable"     // overloaded or shutting down; retry later
+	ETIMEOUT        = "timeout"         // the client sent its request too slowly and was cut off
 	ENOTIMPLEMENTED = "not_implemented" // the operation is not supported
 )
 
 // Codes lists every application error code.
-var Codes = []string{ECONFLICT, EINTERNAL, EINVALID, ENOTFOUND, EUNAUTHORIZED, EFORBIDDEN, ETOOLARGE, EUNAVAILABLE, ENOTIMPLEMENTED}
+var Codes = []string{ECONFLICT, EINTERNAL, EINVALID, ENOTFOUND, EUNAUTHORIZED, EFORBIDDEN, ETOOLARGE, EUNAVAILABLE, ETIMEOUT, ENOTIMPLEMENTED}
 
 // Error is the application error. Code is machine-readable, Message is safe
 // to show to any client. Err, when set, carries internal detail for the log.

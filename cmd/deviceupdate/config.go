@@ -45,6 +45,11 @@ type Config struct {
 	Metrics    string `yaml:"metrics"`
 	TLSMin     string `yaml:"tls-min"`
 	MaxDevices string `yaml:"max-devices"`
+
+	// Herd control of the external phones, a pool of their own (limits.go).
+	MaxExternalPolls     string `yaml:"max-external-polls"`
+	MaxExternalDownloads string `yaml:"max-external-downloads"`
+	MaxExternalUploads   string `yaml:"max-external-uploads"`
 }
 
 // flagHelp documents each setting for --help.
@@ -61,6 +66,11 @@ var flagHelp = map[string]string{
 	"max-downloads": "update file downloads served at once; past it 503 with Retry-After",
 	"max-uploads":   "device log uploads received at once; past it 503 with Retry-After",
 	"log-quota":     "disk space all device logs may take (e.g. 2GiB, 500MiB); the oldest are deleted past it; 0 for no quota",
+
+	// herd control of the external phones
+	"max-external-polls":     "external phones' polls answered at once, apart from --max-polls; past it 503",
+	"max-external-downloads": "external phones' downloads served at once, apart from --max-downloads; past it 503",
+	"max-external-uploads":   "external phones' log uploads received at once, apart from --max-uploads; past it 503",
 
 	// the discovery responder
 	"dns":        `discovery responder listen address for ucupdates-r2.<domain>, UDP and TCP, e.g. 10.0.0.5:53 ("" disables it)`,

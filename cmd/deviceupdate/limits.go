@@ -8,8 +8,9 @@ import (
 
 // Limits are the numeric settings of serve, parsed.
 type Limits struct {
-	Polls, Downloads, Uploads int
-	LogQuota                  int64
+	Polls, Downloads, Uploads                         int
+	ExternalPolls, ExternalDownloads, ExternalUploads int
+	LogQuota                                          int64
 	// MaxDevices caps the inventory (--max-devices).
 	MaxDevices int
 }
@@ -23,7 +24,11 @@ func (c *Config) Limits() (Limits, error) {
 	for _, f := range []struct {
 		flag, v string
 		dst     *int
-	}{{"max-polls", c.MaxPolls, &l.Polls}, {"max-downloads", c.MaxDownloads, &l.Downloads}, {"max-uploads", c.MaxUploads, &l.Uploads}} {
+	}{
+		{"max-polls", c.MaxPolls, &l.Polls}, {"max-downloads", c.MaxDownloads, &l.Downloads}, {"max-uploads", c.MaxUploads, &l.Uploads},
+		{"max-external-polls", c.MaxExternalPolls, &l.ExternalPolls}, {"max-external-downloads", c.MaxExternalDownloads, &l.ExternalDownloads},
+		{"max-external-uploads", c.MaxExternalUploads, &l.ExternalUploads},
+	} {
 		n, err := strconv.Atoi(strings.TrimSpace(f.v))
 		if err != nil || n < 1 || n > 1<<20 {
 			return l, fmt.Errorf("--%s %q: want a whole number from 1 to 1048576", f.flag, f.v)

@@ -19,7 +19,9 @@ func TestDefaultConfig(t *testing.T) {
 	want := Config{Data: "./DeviceUpdateFiles", Certs: "./certs", HTTPS: ":443", HTTP: ":80", Domain: "", LogLevel: "info",
 		MaxPolls: strconv.Itoa(handler.DefaultPollLimit), MaxDownloads: strconv.Itoa(handler.DefaultDownloadLimit),
 		MaxUploads: strconv.Itoa(handler.DefaultUploadLimit), LogQuota: "2GiB",
-		TLSMin: "1.2", MaxDevices: "1000000"}
+		TLSMin: "1.2", MaxDevices: "1000000",
+		MaxExternalPolls: strconv.Itoa(handler.DefaultExternalPollLimit), MaxExternalDownloads: strconv.Itoa(handler.DefaultExternalDownloadLimit),
+		MaxExternalUploads: strconv.Itoa(handler.DefaultExternalUploadLimit)}
 	if got != want {
 		t.Fatalf("DefaultConfig = %+v, want SPEC §1's %+v", got, want)
 	}
@@ -52,7 +54,8 @@ func TestConfigLayers(t *testing.T) {
 	}
 	apply(&got)
 	want := Config{Data: "./DeviceUpdateFiles", Certs: "./certs", HTTPS: ":8443", HTTP: "", Domain: "file.example", LogLevel: "debug",
-		MaxPolls: "1024", MaxDownloads: "512", MaxUploads: "256", LogQuota: "2GiB", TLSMin: "1.2", MaxDevices: "1000000"}
+		MaxPolls: "1024", MaxDownloads: "512", MaxUploads: "256", LogQuota: "2GiB", TLSMin: "1.2", MaxDevices: "1000000",
+		MaxExternalPolls: "256", MaxExternalDownloads: "128", MaxExternalUploads: "64"}
 	if got != want {
 		t.Errorf("config = %+v, want %+v", got, want)
 	}
@@ -75,6 +78,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no data", func(c *Config) { c.Data = "" }, "--data is empty"},
 		{"zero polls", func(c *Config) { c.MaxPolls = "0" }, `--max-polls "0"`},
 		{"bad download limit", func(c *Config) { c.MaxDownloads = "many" }, `--max-downloads "many"`},
+		{"zero external polls", func(c *Config) { c.MaxExternalPolls = "0" }, `--max-external-polls "0"`},
 		{"bad quota", func(c *Config) { c.LogQuota = "lots" }, `--log-quota "lots"`},
 		{"no quota", func(c *Config) { c.LogQuota = "0" }, ""},
 		{"external and metrics", func(c *Config) { c.External, c.Metrics = ":8444", "10.0.0.5:9100" }, ""},

@@ -38,8 +38,10 @@ import (
 )
 
 // Server timeouts. Downloads of large images may take long, so there is
-// no whole-request timeout; a client must send its headers promptly and
-// an idle connection is closed.
+// no whole-request timeout; a client must send its headers (and finish a
+// TLS handshake, which net/http bounds by readHeaderTimeout too) promptly
+// and an idle connection is closed. The handlers bound slow bodies and
+// stalled downloads (internal/handler/slow.go, --stall-timeout).
 const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 120 * time.Second
@@ -67,6 +69,9 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 	}
 	apply := cfg.bindFlags(cmd.Flags())
 	cmd.Flags().StringVar(&configFile, "config", "", "YAML file of settings (same keys as these flags; flags win)")
+	// For tests that must see a stalled client cut off in seconds.
+	stall := cmd.Flags().Duration("stall-timeout", handler.DefaultStallTimeout, "how long a download may make no progress")
+	_ = cmd.Flags().MarkHidden("stall-timeout")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c := DefaultConfig()
 		if configFile != "" {
@@ -87,6 +92,7 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		m := NewMain(c, logger, stdout)
+		m.StallTimeout = *stall
 		if err := m.Run(ctx); err != nil {
 			_ = m.Close()
 			return err
@@ -127,6 +133,9 @@ type Main struct {
 	Config Config
 	Logger *zap.Logger
 	Stdout io.Writer // where files created at start are announced
+	// StallTimeout bounds slow clients (handler.Config.StallTimeout); 0
+	// means the default.
+	StallTimeout time.Duration
 
 	db       *store.DB
 	trail    *audit.Trail
@@ -295,6 +304,10 @@ func (m *Main) Run(ctx context.Context) error {
 			DB: m.db, Trail: m.trail, Imports: im, Inventory: m.recorder,
 			DataDir: c.Data, CertsDir: c.Certs, Info: info, Logger: m.Logger,
 		},
+		StallTimeout:          m.StallTimeout,
+		ExternalPollLimit:     limits.ExternalPolls,
+		ExternalDownloadLimit: limits.ExternalDownloads,
+		ExternalUploadLimit:   limits.ExternalUploads,
 	})
 	if err != nil {
 		return err

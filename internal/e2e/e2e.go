@@ -346,6 +346,10 @@ func (s *Server) Kill() {
 	}
 }
 
+// PID returns the server's process ID, e.g. to read its peak memory in
+// /proc/PID/status.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Stdout returns what the server printed on stdout so far.
 func (s *Server) Stdout() string {
 	data, err := os.ReadFile(s.stdout)

@@ -22,6 +22,7 @@ var statusOf = map[string]int{
 	deviceupdate.EFORBIDDEN:      http.StatusForbidden,
 	deviceupdate.ETOOLARGE:       http.StatusRequestEntityTooLarge,
 	deviceupdate.EUNAVAILABLE:    http.StatusServiceUnavailable,
+	deviceupdate.ETIMEOUT:        http.StatusRequestTimeout,
 	deviceupdate.ENOTIMPLEMENTED: http.StatusNotImplemented,
 }
 
@@ -34,6 +35,7 @@ var codeOf = map[int]string{
 	http.StatusUnauthorized:          deviceupdate.EUNAUTHORIZED,
 	http.StatusBadRequest:            deviceupdate.EINVALID,
 	http.StatusServiceUnavailable:    deviceupdate.EUNAVAILABLE,
+	http.StatusRequestTimeout:        deviceupdate.ETIMEOUT,
 }
 
 // errorBody is the admin API's error envelope (SPEC §7).

@@ -39,11 +39,17 @@ const (
 	ListenerMetrics  = "metrics"
 )
 
-// Default concurrency limits of the phone endpoints.
+// Default concurrency limits of the phone endpoints. External phones
+// have limits of their own, so that nothing arriving at the external
+// endpoints takes the internal phones' capacity.
 const (
 	DefaultPollLimit     = 1024
 	DefaultDownloadLimit = 512
 	DefaultUploadLimit   = 256
+
+	DefaultExternalPollLimit     = 256
+	DefaultExternalDownloadLimit = 128
+	DefaultExternalUploadLimit   = 64
 )
 
 // AdminPrefix is the path under which the admin API lives.
@@ -83,6 +89,13 @@ type Config struct {
 	// PollLimit and DownloadLimit bound the polls and the downloads served
 	// at once (503 with Retry-After past them); 0 means the defaults.
 	PollLimit, DownloadLimit int
+	// The same limits for external phones, a pool of their own; 0 means
+	// the defaults.
+	ExternalPollLimit, ExternalDownloadLimit, ExternalUploadLimit int
+	// StallTimeout is how long a download may make no progress, the window
+	// over which an upload must average MinUploadRate, and three times the
+	// deadline of a poll's body; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// StoreDir is DeviceUpdateStore, whose files the download endpoints serve.
 	StoreDir string
 	// HTTPPort and HTTPSPort are the listeners' ports, for the download
@@ -123,6 +136,9 @@ type Server struct {
 	users          deviceupdate.UserService
 	backup         deviceupdate.BackupService
 	storeDir       string
+	stall          time.Duration
+	throttle       *authThrottle
+	authWait       time.Duration // how long a sign-in may wait for a password check
 	httpPort       string
 	httpsPort      string
 	externalPort   string // of ExternalBaseURL
@@ -141,6 +157,9 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	if cfg.Packages != nil && cfg.MaxPackageSize <= 0 {
 		return nil, fmt.Errorf("handler: MaxPackageSize must be set with Packages")
@@ -173,6 +192,9 @@ func New(cfg Config) (*Server, error) {
 		users:          cfg.Users,
 		backup:         cfg.Backup,
 		storeDir:       cfg.StoreDir,
+		stall:          cfg.StallTimeout,
+		throttle:       newAuthThrottle(cfg.Now),
+		authWait:       authWait,
 		httpPort:       cfg.HTTPPort,
 		httpsPort:      cfg.HTTPSPort,
 		externalPort:   cfg.ExternalPort,
@@ -188,38 +210,33 @@ func New(cfg Config) (*Server, error) {
 	for _, e := range []*echo.Echo{s.internal, s.secure, s.external, s.metricsL} {
 		e.GET("/healthz", s.handleHealth)
 	}
+	// External endpoints check credentials first and then take a slot
+	// of their own pools: a flood of bad credentials holds no capacity,
+	// and external phones none of the internal phones'.
 	if s.polls != nil {
-		if cfg.PollLimit <= 0 {
-			cfg.PollLimit = DefaultPollLimit
-		}
-		if cfg.DownloadLimit <= 0 {
-			cfg.DownloadLimit = DefaultDownloadLimit
-		}
-		polls, downloads := make(chan struct{}, cfg.PollLimit), make(chan struct{}, cfg.DownloadLimit)
+		polls, extPolls := slots(cfg.PollLimit, DefaultPollLimit), slots(cfg.ExternalPollLimit, DefaultExternalPollLimit)
+		downloads, extDownloads := slots(cfg.DownloadLimit, DefaultDownloadLimit), slots(cfg.ExternalDownloadLimit, DefaultExternalDownloadLimit)
 		for _, e := range []*echo.Echo{s.internal, s.secure} {
-			e.POST("/RequestHandler/ucdevice.upx", s.handlePoll, limit(polls, "30"))
+			e.POST("/RequestHandler/ucdevice.upx", s.pollHandler(polls))
 			e.GET("/DeviceUpdateFiles_Int/*", s.handleFile, limit(downloads, "60"))
 			e.HEAD("/DeviceUpdateFiles_Int/*", s.handleFile, limit(downloads, "60"))
 		}
-		// External phones: the same handlers and limits, behind
-		// credentials (HTTPS and the external listener only).
+		// External phones: the same handlers, behind credentials (HTTPS
+		// and the external listener only), with limits of their own.
 		for _, e := range []*echo.Echo{s.secure, s.external} {
-			e.POST("/RequestHandlerExt/ucdevice.upx", s.handlePoll, limit(polls, "30"), s.requireExternal)
-			e.GET("/DeviceUpdateFiles_Ext/*", s.handleFile, limit(downloads, "60"), s.requireExternal)
-			e.HEAD("/DeviceUpdateFiles_Ext/*", s.handleFile, limit(downloads, "60"), s.requireExternal)
+			e.POST("/RequestHandlerExt/ucdevice.upx", s.pollHandler(extPolls), s.requireExternal)
+			e.GET("/DeviceUpdateFiles_Ext/*", s.handleFile, s.requireExternal, limit(extDownloads, "60"))
+			e.HEAD("/DeviceUpdateFiles_Ext/*", s.handleFile, s.requireExternal, limit(extDownloads, "60"))
 		}
 	}
 
 	if s.logs != nil {
-		if cfg.UploadLimit <= 0 {
-			cfg.UploadLimit = DefaultUploadLimit
-		}
-		uploads := make(chan struct{}, cfg.UploadLimit)
+		uploads, extUploads := slots(cfg.UploadLimit, DefaultUploadLimit), slots(cfg.ExternalUploadLimit, DefaultExternalUploadLimit)
 		for _, e := range []*echo.Echo{s.internal, s.secure} {
 			e.POST("/RequestHandler/Files", s.handleLogUpload, limit(uploads, "60"))
 		}
 		for _, e := range []*echo.Echo{s.secure, s.external} {
-			e.POST("/RequestHandlerExt/Files", s.handleLogUpload, limit(uploads, "60"), s.requireExternal)
+			e.POST("/RequestHandlerExt/Files", s.handleLogUpload, s.requireExternal, limit(extUploads, "60"))
 		}
 	}
 
@@ -279,6 +296,14 @@ func New(cfg Config) (*Server, error) {
 		admin.GET("/backup", s.handleBackup)
 	}
 	return s, nil
+}
+
+// slots is a pool of n request slots, def when n is 0.
+func slots(n, def int) chan struct{} {
+	if n <= 0 {
+		n = def
+	}
+	return make(chan struct{}, n)
 }
 
 // Internal returns the handler for the plain-HTTP listener.

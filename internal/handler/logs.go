@@ -34,8 +34,9 @@ func (s *Server) handleLogUpload(c echo.Context) error {
 		DeviceType: queryFold(q, "DeviceType"), MAC: queryFold(q, "MacAddress"), Serial: queryFold(q, "SerialNumber"),
 		LogType: queryFold(q, "LogType"), FileName: queryFold(q, "FileName"), Remote: c.RealIP(),
 	}
-	l, err := s.logs.Upload(req.Context(), u, req.Body, req.ContentLength)
-	if err != nil {
+	body := s.newMinRateBody(c)
+	l, err := s.logs.Upload(req.Context(), u, body, req.ContentLength)
+	if err = s.cut(c, body, err); err != nil {
 		Logger(c).Info("device log refused", zap.String("reason", deviceupdate.ErrorMessage(err)),
 			zap.String("log_type", clipField(u.LogType)), zap.String("file_name", clipField(u.FileName)),
 			zap.String("mac", clipField(u.MAC)), zap.String("serial", clipField(u.Serial)))
@@ -83,7 +84,7 @@ func (s *Server) handleLogDownload(c echo.Context) error {
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "application/octet-stream")
 	w.Header().Set(echo.HeaderContentDisposition, `attachment; filename="`+strings.ReplaceAll(l.Name, `"`, "_")+`"`)
-	http.ServeContent(sendfileWriter{w}, c.Request(), l.Name, l.Modified, f)
+	http.ServeContent(s.newFileWriter(c), c.Request(), l.Name, l.Modified, f)
 	return nil
 }
 

@@ -16,6 +16,12 @@ type httpMetrics struct {
 	// authFailures counts external requests refused for want of valid
 	// credentials, by reason (see requireExternal).
 	authFailures *prometheus.CounterVec
+	// authThrottled counts external sign-ins refused without a password
+	// check, by reason (see externalPrincipal).
+	authThrottled *prometheus.CounterVec
+	// slowCuts counts clients cut off for sending or reading too slowly,
+	// by kind: poll, upload, download.
+	slowCuts *prometheus.CounterVec
 
 	// series caches the children of requests and duration by their
 	// labels: a label lookup hashes every value, a map of a small struct
@@ -72,8 +78,16 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Name: "deviceupdate_external_auth_failures_total",
 			Help: "External phone requests refused with 401, by reason: no_credentials, unsupported_scheme, bad_credentials, bad_certificate.",
 		}, []string{"reason"}),
+		authThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deviceupdate_external_auth_throttled_total",
+			Help: "External HTTP Basic sign-ins refused without a password check, by reason: failures (the source address failed too often lately; 401), in_flight (the source has as many checks running as it may; 503), wait (no password check free within 2 s; 503).",
+		}, []string{"reason"}),
+		slowCuts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deviceupdate_slow_clients_cut_total",
+			Help: "Clients cut off for being too slow, by kind: poll (body not in within its deadline), upload (below the minimum rate), download (no progress for the stall timeout).",
+		}, []string{"kind"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.authFailures} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.authFailures, m.authThrottled, m.slowCuts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register http metrics: %w", err)
 		}

@@ -39,8 +39,10 @@ func (s *Server) importPackage(c echo.Context, name string) (*deviceupdate.Impor
 	if s.maxPackageSize > 0 && req.ContentLength > s.maxPackageSize {
 		return nil, deviceupdate.Errorf(deviceupdate.ETOOLARGE, "%s: %d bytes is more than the %d a package may have", name, req.ContentLength, s.maxPackageSize)
 	}
-	body := limitedBody{http.MaxBytesReader(c.Response(), req.Body, s.maxPackageSize), name}
-	return s.packages.Import(req.Context(), body, req.ContentLength, name, actor(c))
+	slow := s.newMinRateBody(c)
+	body := limitedBody{http.MaxBytesReader(c.Response(), slow, s.maxPackageSize), name}
+	res, err := s.packages.Import(req.Context(), body, req.ContentLength, name, actor(c))
+	return res, s.cut(c, slow, err)
 }
 
 // actor names who made an admin request: the admin token's holder, from

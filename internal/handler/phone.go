@@ -45,19 +45,36 @@ func readBody(c echo.Context, buf []byte) ([]byte, error) {
 	}
 }
 
-// handlePoll answers POST .../ucdevice.upx.
-func (s *Server) handlePoll(c echo.Context) error {
-	bp := bodyPool.Get().(*[]byte)
-	defer bodyPool.Put(bp)
-	body, err := readBody(c, (*bp)[:0])
-	*bp = body[:0]
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return deviceupdate.Errorf(deviceupdate.ETOOLARGE, "request is larger than %d bytes", upx.MaxRequestSize)
-	case err != nil:
-		return deviceupdate.Errorf(deviceupdate.EINVALID, "request body could not be read")
+// pollHandler answers POST .../ucdevice.upx. The poll takes one of slots
+// only once its body is in: a client that sends it slowly holds no
+// capacity, and is cut off at the body's deadline.
+func (s *Server) pollHandler(slots chan struct{}) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		bp := bodyPool.Get().(*[]byte)
+		defer bodyPool.Put(bp)
+		s.pollBodyDeadline(c)
+		body, err := readBody(c, (*bp)[:0])
+		*bp = body[:0]
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return deviceupdate.Errorf(deviceupdate.ETOOLARGE, "request is larger than %d bytes", upx.MaxRequestSize)
+		case isTimeout(err):
+			s.slowCut(c, slowPoll, zap.Int("body_bytes", len(body)))
+			return slowError("the poll's body did not arrive within %v", s.stall/3)
+		case err != nil:
+			return deviceupdate.Errorf(deviceupdate.EINVALID, "request body could not be read")
+		}
+		if err := take(c, slots, "30"); err != nil {
+			return err
+		}
+		defer func() { <-slots }()
+		return s.answerPoll(c, body)
 	}
+}
+
+// answerPoll parses a poll's body and answers it.
+func (s *Server) answerPoll(c echo.Context, body []byte) error {
 	req, err := upx.ParseRequest(body)
 	if err != nil {
 		Logger(c).Info("unreadable poll", zap.String("reason", deviceupdate.ErrorMessage(err)),
@@ -182,7 +199,7 @@ func (s *Server) handleFile(c echo.Context) error {
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, ct)
 	w.Header().Set("ETag", `"`+f.SHA256+`"`)
-	http.ServeContent(sendfileWriter{w}, c.Request(), f.Name, fi.ModTime(), file)
+	http.ServeContent(s.newFileWriter(c), c.Request(), f.Name, fi.ModTime(), file)
 	return nil
 }
 
@@ -209,23 +226,6 @@ func (s *Server) storeRoot() (*os.Root, error) {
 		s.root, s.rootErr = os.OpenRoot(s.storeDir)
 	})
 	return s.root, s.rootErr
-}
-
-// limit admits at most cap(slots) requests at once; past that it answers
-// 503 with Retry-After, so a boot storm queues on the phones, not here.
-func limit(slots chan struct{}, retryAfter string) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			select {
-			case slots <- struct{}{}:
-				defer func() { <-slots }()
-				return next(c)
-			default:
-				c.Response().Header().Set("Retry-After", retryAfter)
-				return deviceupdate.Errorf(deviceupdate.EUNAVAILABLE, "busy; retry in %s seconds", retryAfter)
-			}
-		}
-	}
 }
 
 func (s *Server) handleDevices(c echo.Context) error {

@@ -1,9 +1,11 @@
 package handler
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"net/http"
+	"net/netip"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -29,6 +31,17 @@ const (
 	authUnsupportedScheme = "unsupported_scheme" // an Authorization header that is not HTTP Basic
 	authBadCredentials    = "bad_credentials"    // Basic credentials that do not authenticate
 	authBadCertificate    = "bad_certificate"    // a client certificate not valid for client authentication
+
+	// authThrottled is a sign-in refused unchecked: its source failed too
+	// often lately. It is counted in the throttle's metric, not as a failure.
+	authThrottled = "throttled"
+)
+
+// Reasons of the throttled sign-ins metric.
+const (
+	throttleFailures = "failures"
+	throttleInFlight = "in_flight"
+	throttleWait     = "wait"
 )
 
 // maxCertName bounds the common name carried into a principal.
@@ -54,9 +67,14 @@ func (s *Server) requireExternal(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		if principal == "" {
-			s.metrics.authFailures.WithLabelValues(reason).Inc()
+			detail := reason
+			if reason == authThrottled {
+				detail = "too many failed sign-ins from this address lately; not checked"
+			} else {
+				s.metrics.authFailures.WithLabelValues(reason).Inc()
+			}
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, basicChallenge)
-			return &deviceupdate.Error{Code: errAnonymous.Code, Message: errAnonymous.Message, Err: errors.New(reason)}
+			return &deviceupdate.Error{Code: errAnonymous.Code, Message: errAnonymous.Message, Err: errors.New(detail)}
 		}
 		c.Set(principalKey, principal)
 		c.Set(loggerKey, Logger(c).With(zap.String("principal", principal)))
@@ -69,6 +87,10 @@ func (s *Server) requireExternal(next echo.HandlerFunc) echo.HandlerFunc {
 // handshake has verified it (tls.VerifyClientCertIfGiven with the CA as
 // ClientCAs), which costs nothing more here. err is a failure of the
 // service, not of the credentials.
+//
+// A password costs a bcrypt check, so HTTP Basic passes the source
+// address's throttle first, and waits at most authWait for a check to be
+// free: a flood of guesses is refused fast and never queues.
 func (s *Server) externalPrincipal(c echo.Context) (principal, reason string, err error) {
 	reason = authNoCredentials
 	if st := c.Request().TLS; st != nil && len(st.PeerCertificates) > 0 {
@@ -84,15 +106,44 @@ func (s *Server) externalPrincipal(c echo.Context) (principal, reason string, er
 	if !ok || s.users == nil {
 		return "", authUnsupportedScheme, nil
 	}
-	u, err := s.users.Authenticate(c.Request().Context(), name, password)
-	switch code := deviceupdate.ErrorCode(err); code {
-	case "":
+	src, verdict := s.throttle.admit(remoteAddr(c))
+	switch verdict {
+	case overFailures:
+		s.metrics.authThrottled.WithLabelValues(throttleFailures).Inc()
+		return "", authThrottled, nil
+	case overInFlight:
+		s.metrics.authThrottled.WithLabelValues(throttleInFlight).Inc()
+		return "", "", busy(c, "30", "busy checking credentials from this address")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.authWait)
+	u, err := s.users.Authenticate(ctx, name, password)
+	cancel()
+	code := deviceupdate.ErrorCode(err)
+	// A check that found no bcrypt slot in time spends the budget too: a
+	// source whose checks keep timing out is loading the server all the same.
+	waited := errors.Is(err, context.DeadlineExceeded) && c.Request().Context().Err() == nil
+	s.throttle.done(src, code == deviceupdate.EUNAUTHORIZED || waited)
+	switch {
+	case code == "":
 		return u.Name, "", nil
-	case deviceupdate.EUNAUTHORIZED:
+	case code == deviceupdate.EUNAUTHORIZED:
 		return "", authBadCredentials, nil
+	case waited:
+		s.metrics.authThrottled.WithLabelValues(throttleWait).Inc()
+		return "", "", busy(c, "30", "busy checking credentials")
 	default:
 		return "", "", err
 	}
+}
+
+// remoteAddr is the address the request came from; the zero Addr when
+// it cannot be read, which the throttle counts as one source.
+func remoteAddr(c echo.Context) netip.Addr {
+	ap, err := netip.ParseAddrPort(c.Request().RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
 }
 
 // allowsClientAuth reports whether a certificate names client

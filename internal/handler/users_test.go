@@ -293,29 +293,42 @@ func TestExternalMatchesInternal(t *testing.T) {
 	}
 }
 
-// TestExternalSharesThePollLimit: an external poll waits in the same herd
-// control as internal ones.
-func TestExternalSharesThePollLimit(t *testing.T) {
-	polls := &blockingPolls{entered: make(chan struct{}, 1), release: make(chan struct{})}
+// TestExternalPollsHaveTheirOwnLimit: internal and external polls take
+// slots of separate pools: with every internal slot held an external poll
+// is served, and past the external limit it gets 503 while internal ones
+// are unaffected.
+func TestExternalPollsHaveTheirOwnLimit(t *testing.T) {
+	polls := &blockingPolls{entered: make(chan struct{}, 2), release: make(chan struct{})}
 	users := &fakeUsers{passwords: map[string]string{"phone1": testPassword}}
-	s, err := New(Config{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), Store: &fakePinger{}, Polls: polls, Users: users, PollLimit: 1})
+	s, err := New(Config{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), Store: &fakePinger{}, Polls: polls, Users: users, PollLimit: 1, ExternalPollLimit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.Secure().ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/RequestHandler/ucdevice.upx", strings.NewReader(pollXML)))
-	}()
-	<-polls.entered
-	req := httptest.NewRequest("POST", "/RequestHandlerExt/ucdevice.upx", strings.NewReader(pollXML))
-	req.Header.Set("Authorization", basic("phone1", testPassword))
-	rec := httptest.NewRecorder()
-	s.Secure().ServeHTTP(rec, req)
+	poll := func(path string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", path, strings.NewReader(pollXML))
+		req.Header.Set("Authorization", basic("phone1", testPassword))
+		rec := httptest.NewRecorder()
+		s.Secure().ServeHTTP(rec, req)
+		return rec
+	}
+	var wg sync.WaitGroup
+	held := make([]*httptest.ResponseRecorder, 2)
+	for i, path := range []string{"/RequestHandler/ucdevice.upx", "/RequestHandlerExt/ucdevice.upx"} {
+		wg.Add(1)
+		go func() { defer wg.Done(); held[i] = poll(path) }()
+		<-polls.entered // an internal poll holds the only internal slot; an external one is still served
+	}
+	for _, path := range []string{"/RequestHandler/ucdevice.upx", "/RequestHandlerExt/ucdevice.upx"} {
+		if rec := poll(path); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "30" {
+			t.Errorf("%s past its limit: %d, Retry-After %q", path, rec.Code, rec.Header().Get("Retry-After"))
+		}
+	}
 	close(polls.release)
-	<-done
-	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "30" {
-		t.Errorf("external poll past the limit: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	wg.Wait()
+	for i, rec := range held {
+		if rec.Code != http.StatusOK {
+			t.Errorf("held poll %d: %d %s", i, rec.Code, rec.Body)
+		}
 	}
 }
 
