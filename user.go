@@ -90,4 +90,9 @@ type UserService interface {
 	// the user is unknown or the password wrong; EINTERNAL when the store
 	// fails.
 	Authenticate(ctx context.Context, name, password string) (User, error)
+	// Remembered returns the user when Authenticate verified this name
+	// and password lately and nothing changed since; it costs no password
+	// check, so it may be asked before any throttle. ok is false
+	// otherwise, which says nothing of the credentials.
+	Remembered(name, password string) (u User, ok bool)
 }

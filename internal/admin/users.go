@@ -64,6 +64,12 @@ func (s *Service) RemoveUser(_ context.Context, name, actor string) error {
 	})
 }
 
+// Remembered returns the user whose credentials Authenticate verified
+// lately, without checking them again.
+func (s *Service) Remembered(name, password string) (deviceupdate.User, bool) {
+	return s.DB.Remembered(name, password)
+}
+
 // Authenticate checks a user's credentials; it is not audited (phones
 // authenticate on every poll).
 func (s *Service) Authenticate(ctx context.Context, name, password string) (deviceupdate.User, error) {

@@ -25,6 +25,16 @@ type checkedUsers struct {
 	*fakeUsers
 	calls atomic.Int32
 	hold  chan struct{}
+	// remembered holds "name:password" of credentials the store would
+	// remember, as its cache of verified ones does.
+	remembered sync.Map
+}
+
+func (u *checkedUsers) Remembered(name, password string) (deviceupdate.User, bool) {
+	if _, ok := u.remembered.Load(name + ":" + password); ok {
+		return deviceupdate.User{Name: name}, true
+	}
+	return deviceupdate.User{}, false
 }
 
 func (u *checkedUsers) Authenticate(ctx context.Context, name, password string) (deviceupdate.User, error) {
@@ -130,6 +140,37 @@ func TestFailedSignInsAreThrottled(t *testing.T) {
 	}
 	if got := counter(t, reg, "deviceupdate_external_auth_throttled_total", throttleFailures); got != 6 {
 		t.Errorf("deviceupdate_external_auth_throttled_total{reason=failures} = %v, want 6", got)
+	}
+}
+
+// TestRememberedCredentialsPassTheThrottle: a phone behind the same
+// address (a NAT) as someone guessing passwords keeps signing in with
+// credentials verified lately, at no cost; guesses stay refused unchecked.
+func TestRememberedCredentialsPassTheThrottle(t *testing.T) {
+	s, users, _, _ := newThrottledServer(t)
+	const nat = "198.51.100.7:40000"
+	for i := range authFailBurst {
+		externalPoll(s, nat, fmt.Sprintf("guess %d", i))
+	}
+	for _, tc := range []struct {
+		name     string
+		remember bool
+		password string
+		want     int
+	}{
+		{"not remembered: refused unchecked", false, testPassword, 401},
+		{"remembered: signed in unchecked", true, testPassword, 200},
+		{"a guess: refused unchecked", true, "guess 99", 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.remember {
+				users.remembered.Store("phone1:"+testPassword, true)
+			}
+			before := users.calls.Load()
+			if rec := externalPoll(s, nat, tc.password); rec.Code != tc.want || users.calls.Load() != before {
+				t.Errorf("%d with %d checks, want %d and none", rec.Code, users.calls.Load()-before, tc.want)
+			}
+		})
 	}
 }
 

@@ -213,3 +213,30 @@ func TestAuthenticateCancelled(t *testing.T) {
 		t.Fatalf("after a cancelled check: %v", err)
 	}
 }
+
+func TestRemembered(t *testing.T) {
+	db := MustOpen(t, t.TempDir())
+	mustAddUser(t, db, "alice", alicePassword)
+	if _, ok := db.Remembered("alice", alicePassword); ok {
+		t.Fatal("remembered before any sign-in")
+	}
+	if _, err := db.Authenticate(context.Background(), "alice", alicePassword); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, user, password string
+		want                 bool
+	}{
+		{"verified", "alice", alicePassword, true},
+		{"another password", "alice", alicePassword + "x", false},
+		{"another user", "bob", alicePassword, false},
+	} {
+		if u, ok := db.Remembered(tc.user, tc.password); ok != tc.want || (ok && u.Name != "alice") {
+			t.Errorf("%s: Remembered = %v, %v; want %v", tc.name, u.Name, ok, tc.want)
+		}
+	}
+	mustAddUser(t, db, "bob", "another long password")
+	if _, ok := db.Remembered("alice", alicePassword); ok {
+		t.Error("still remembered after the users changed")
+	}
+}
