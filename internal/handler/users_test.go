@@ -43,7 +43,9 @@ func (f *fakeUsers) Users(context.Context) ([]deviceupdate.User, error) {
 }
 
 // Remembered: the fake remembers nothing (see checkedUsers).
-func (f *fakeUsers) Remembered(string, string) (deviceupdate.User, bool) { return deviceupdate.User{}, false }
+func (f *fakeUsers) Remembered(string, string) (deviceupdate.User, bool) {
+	return deviceupdate.User{}, false
+}
 
 func (f *fakeUsers) AddUser(_ context.Context, name, password, actor string) (deviceupdate.User, error) {
 	f.mu.Lock()
