@@ -341,12 +341,17 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	for _, l := range m.servers {
 		l.srv = m.newHTTPServer(l.name, handlers[l.name])
+		tlsOn := l.name == handler.ListenerHTTPS || l.name == handler.ListenerExternal
+		if tlsOn {
+			// A copy each: ServeTLS adds its protocols to the config it
+			// is given, which two listeners must not share.
+			l.srv.TLSConfig = tlsConfig.Clone()
+		}
 		m.wg.Add(1)
 		go func(l *listener) {
 			defer m.wg.Done()
 			var err error
-			if l.name == handler.ListenerHTTPS || l.name == handler.ListenerExternal {
-				l.srv.TLSConfig = tlsConfig
+			if tlsOn {
 				err = l.srv.ServeTLS(l.ln, "", "")
 			} else {
 				err = l.srv.Serve(l.ln)
