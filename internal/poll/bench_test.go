@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/handler"
 	"github.com/deviceupdate/deviceupdate/internal/inventory"
@@ -51,5 +52,27 @@ func BenchmarkPollHandler(b *testing.B) {
 		if w.Code != 200 {
 			b.Fatal(w.Code, w.Body)
 		}
+	}
+}
+
+// BenchmarkPollOffer measures a poll answered with an offer of three
+// files, through the real handler stack, with peer sharing off and on
+// (each file's chunk list named in the answer).
+func BenchmarkPollOffer(b *testing.B) {
+	for _, sharing := range []string{"false", "true"} {
+		b.Run("sharing="+sharing, func(b *testing.B) {
+			f := goldenFixture(b)
+			f.set(b, deviceupdate.ScopeGlobal, map[string]string{"PeerFirmwareSharing": sharing})
+			bodies := make([]string, 1000)
+			for i := range bodies {
+				bodies[i] = string(loadgen.Body(i, "CX600", "4.0.7577.4100"))
+			}
+			f.post(b, "updates.example", "192.0.2.10", bodies[0]) // the chunk lists are read once
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				f.post(b, "updates.example", "192.0.2.10", bodies[i%len(bodies)])
+			}
+		})
 	}
 }
