@@ -32,6 +32,14 @@ type PollRequest struct {
 	Modules    []Module `json:"modules"`
 }
 
+// ID returns the phone's device ID: its MAC, else its serial number.
+func (p PollRequest) ID() string {
+	if p.MAC != "" {
+		return p.MAC
+	}
+	return p.Serial
+}
+
 // RuleKey returns the key of the rule that governs one of the phone's
 // modules.
 func (p PollRequest) RuleKey(m Module) RuleKey {
@@ -49,31 +57,78 @@ func (d TestDevice) Matches(mac, serial, site string) bool {
 	return d.Scope == ScopeGlobal || site != "" && strings.EqualFold(d.Scope, "site:"+site)
 }
 
+// OfferReason says why a module is offered a version, or nothing.
+type OfferReason string
+
+// The reasons of Decide.
+const (
+	OfferNoRule    OfferReason = "no rule"    // no rule governs the module
+	OfferNoVersion OfferReason = "no version" // the rule has no version for the device
+	OfferCurrent   OfferReason = "current"    // the device runs the version it should
+	OfferPending   OfferReason = "pending"    // a test device gets the pending version
+	OfferApproved  OfferReason = "approved"   // the approved version, newer than the running one
+	OfferRollback  OfferReason = "rollback"   // a version older than the running one (a restore)
+)
+
+// OfferInput is what the offer decision reads for one module of a
+// polling device.
+type OfferInput struct {
+	Rule       *Rule   // the rule that governs the module; nil when none does
+	Device     string  // the device's ID (PollRequest.ID), by which staged rollouts will place it
+	Running    Version // the version the module runs
+	TestDevice bool    // a test device matches the device (TestDevice.Matches)
+}
+
+// Offer is the decision for one module: the version to offer, zero for
+// nothing, and why.
+type Offer struct {
+	Version Version
+	Reason  OfferReason
+}
+
+// Offered reports whether the decision offers a version.
+func (o Offer) Offered() bool { return !o.Version.IsZero() }
+
 // Decide is the offer decision for one module (SPEC §5): a test device
 // gets the rule's pending version when there is one, every other device
 // the approved version; the answer offers that version when it differs
-// from the running one, older too (a restore). No rule, no version to
-// offer, or the same version: nothing is offered.
-func Decide(rule *Rule, running Version, testDevice bool) (target Version, offer bool) {
-	if rule == nil {
-		return Version{}, false
+// from the running one, older too (a rollback). No rule, no version to
+// offer, or the same version: nothing is offered. It reads nothing but
+// its input.
+func Decide(in OfferInput) Offer {
+	if in.Rule == nil {
+		return Offer{Reason: OfferNoRule}
 	}
-	target = rule.ApprovedVersion
-	if testDevice && !rule.PendingVersion.IsZero() {
-		target = rule.PendingVersion
+	target, reason := in.Rule.ApprovedVersion, OfferApproved
+	if in.TestDevice && !in.Rule.PendingVersion.IsZero() {
+		target, reason = in.Rule.PendingVersion, OfferPending
 	}
-	if target.IsZero() || target == running {
-		return target, false
+	switch c := target.Compare(in.Running); {
+	case target.IsZero():
+		return Offer{Reason: OfferNoVersion}
+	case c == 0:
+		return Offer{Reason: OfferCurrent}
+	case c < 0:
+		reason = OfferRollback
 	}
-	return target, true
+	return Offer{Version: target, Reason: reason}
 }
 
-// PollAnswer is the service's answer to a poll: what to offer, if
-// anything, and how the phone should behave until its next poll.
+// PollAnswer is the service's answer to a poll, whole: what to offer, if
+// anything, with everything the phone is told of it, and how the phone
+// should behave until its next poll. Rendering it takes nothing else but
+// the request's host and the listeners' ports. Update and Files are
+// shared between answers: read them, never change them.
 type PollAnswer struct {
-	Offer        bool
-	Update       *StoredUpdate // the offered update, when Offer
-	PollInterval int           // seconds
+	// Update is the offered update, nil when nothing is offered.
+	Update *StoredUpdate
+	// Path is the offered update's folder below the download roots:
+	// DeviceType/Brand/Model/Revision/Locale/Version/UpdateType.
+	Path string
+	// Files are what the phone downloads from Path, in the answer's
+	// order (OfferFiles), with their chunk lists when PeerSharing.
+	Files        []OfferedFile
+	PollInterval int // seconds
 	PeerSharing  bool
 	// InternalHost and ExternalHost are the host[:port] of the download
 	// URLs (settings InternalHostName and ExternalHostName for the phone's
@@ -82,18 +137,52 @@ type PollAnswer struct {
 	Site                       string // the phone's site, "" when no subnet holds it
 }
 
+// OfferedFile is one file of an offer as the answer names it.
+type OfferedFile struct {
+	UpdateFile
+	// SignatureFile names the catalog that lists the file's hash; empty
+	// for the catalog itself.
+	SignatureFile string
+	// ChunkList is the file's chunk list, served as ChunkListName beside
+	// it, when the phone shares files with its peers (SPEC §9); else nil.
+	ChunkList     *ChunkList
+	ChunkListName string
+}
+
+// OfferFiles lists the files of an offer of u, in the answer's order:
+// the images, each vouched for by the catalog, then the catalog. It
+// leaves their chunk lists out.
+func OfferFiles(u *StoredUpdate) []OfferedFile {
+	files := u.PhoneFiles()
+	out := make([]OfferedFile, len(files))
+	for i, f := range files {
+		out[i] = OfferedFile{UpdateFile: f}
+		if f.Name != u.Catalog.Name {
+			out[i].SignatureFile = u.Catalog.Name
+		}
+	}
+	return out
+}
+
+// WithChunkList returns f naming cl as its chunk list.
+func (f OfferedFile) WithChunkList(cl *ChunkList) OfferedFile {
+	f.ChunkList, f.ChunkListName = cl, f.Name+ChunkListSuffix
+	return f
+}
+
 // PollService answers phones.
 type PollService interface {
 	// Poll answers a phone and records the poll in the inventory and the
 	// request log; remote is the phone's address.
 	Poll(ctx context.Context, req PollRequest, remote string) (*PollAnswer, error)
-	// UpdateFile returns the stored update that holds the file at path
-	// DeviceType/Brand/Model/Revision/Locale/Version/UpdateType/Name, and
-	// the file; ENOTFOUND for any other path.
-	UpdateFile(ctx context.Context, path string) (*StoredUpdate, *UpdateFile, error)
-	// Chunks returns the chunk list of a stored update's file, computed
-	// once per file content.
-	Chunks(ctx context.Context, u *StoredUpdate, f *UpdateFile) (*ChunkList, error)
+	// OpenFile opens the file at path
+	// DeviceType/Brand/Model/Revision/Locale/Version/UpdateType/Name, an
+	// image or the catalog of a stored update, for a phone to download;
+	// the caller closes its Content. ENOTFOUND for any other path.
+	OpenFile(ctx context.Context, path string) (*Download, error)
+	// ChunkList returns the chunk list of the file OpenFile opens at
+	// path, computed once per file content. ENOTFOUND for any other path.
+	ChunkList(ctx context.Context, path string) (*ChunkList, error)
 }
 
 // JitteredInterval spreads a phone's periodic polls: base seconds, moved
@@ -168,11 +257,7 @@ func DeviceFromUpload(l DeviceLog, u LogUpload, at time.Time) Device {
 
 // DeviceFromPoll returns the inventory record of a poll.
 func DeviceFromPoll(req PollRequest, remote string, at time.Time, offered Version) Device {
-	id := req.MAC
-	if id == "" {
-		id = req.Serial
-	}
-	return Device{ID: id, DeviceType: req.DeviceType, MAC: req.MAC, Serial: req.Serial, Brand: req.Brand, Model: req.Model,
+	return Device{ID: req.ID(), DeviceType: req.DeviceType, MAC: req.MAC, Serial: req.Serial, Brand: req.Brand, Model: req.Model,
 		Revision: req.Revision, Locale: req.Locale, Modules: req.Modules, UserID: req.UserID, Trigger: req.Trigger,
 		Remote: remote, LastSeen: at.UTC(), Offered: offered, Polls: 1}
 }

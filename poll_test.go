@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"reflect"
 	"testing"
 	"time"
 
@@ -15,32 +16,58 @@ func TestDecide(t *testing.T) {
 	rule := &deviceupdate.Rule{ID: "r", ApprovedVersion: v("4.0.7577.4366"), PendingVersion: v("4.0.7577.4400"), RestoreVersion: v("4.0.7577.4100")}
 	approvedOnly := &deviceupdate.Rule{ID: "r", ApprovedVersion: v("4.0.7577.4366")}
 	pendingOnly := &deviceupdate.Rule{ID: "r", PendingVersion: v("4.0.7577.4400")}
+	none := deviceupdate.Version{}
 	tests := []struct {
 		name       string
 		rule       *deviceupdate.Rule
 		running    deviceupdate.Version
 		testDevice bool
-		want       deviceupdate.Version
-		wantOffer  bool
+		want       deviceupdate.Version // zero: nothing offered
+		wantReason deviceupdate.OfferReason
 	}{
-		{"old phone gets the approved build", rule, v("4.0.7577.4100"), false, v("4.0.7577.4366"), true},
-		{"test device gets the pending build", rule, v("4.0.7577.4100"), true, v("4.0.7577.4400"), true},
-		{"current phone gets nothing", rule, v("4.0.7577.4366"), false, v("4.0.7577.4366"), false},
-		{"current test device gets nothing", rule, v("4.0.7577.4400"), true, v("4.0.7577.4400"), false},
-		{"newer phone is rolled back", rule, v("4.0.7577.9999"), false, v("4.0.7577.4366"), true},
-		{"numbers, not strings", approvedOnly, v("4.0.7577.10000"), false, v("4.0.7577.4366"), true},
-		{"test device without pending gets approved", approvedOnly, v("4.0.7577.4100"), true, v("4.0.7577.4366"), true},
-		{"no approved version: nothing for others", pendingOnly, v("4.0.7577.4100"), false, deviceupdate.Version{}, false},
-		{"no approved version: pending for test devices", pendingOnly, v("4.0.7577.4100"), true, v("4.0.7577.4400"), true},
-		{"unknown model", nil, v("4.0.7577.4100"), true, deviceupdate.Version{}, false},
+		{"old phone gets the approved build", rule, v("4.0.7577.4100"), false, v("4.0.7577.4366"), deviceupdate.OfferApproved},
+		{"test device gets the pending build", rule, v("4.0.7577.4100"), true, v("4.0.7577.4400"), deviceupdate.OfferPending},
+		{"current phone gets nothing", rule, v("4.0.7577.4366"), false, none, deviceupdate.OfferCurrent},
+		{"current test device gets nothing", rule, v("4.0.7577.4400"), true, none, deviceupdate.OfferCurrent},
+		{"newer phone is rolled back", rule, v("4.0.7577.9999"), false, v("4.0.7577.4366"), deviceupdate.OfferRollback},
+		{"test device running a newer build gets the pending one", rule, v("4.0.7577.9999"), true, v("4.0.7577.4400"), deviceupdate.OfferRollback},
+		{"numbers, not strings", approvedOnly, v("4.0.7577.10000"), false, v("4.0.7577.4366"), deviceupdate.OfferRollback},
+		{"test device without pending gets approved", approvedOnly, v("4.0.7577.4100"), true, v("4.0.7577.4366"), deviceupdate.OfferApproved},
+		{"no approved version: nothing for others", pendingOnly, v("4.0.7577.4100"), false, none, deviceupdate.OfferNoVersion},
+		{"no approved version: pending for test devices", pendingOnly, v("4.0.7577.4100"), true, v("4.0.7577.4400"), deviceupdate.OfferPending},
+		{"unknown model", nil, v("4.0.7577.4100"), true, none, deviceupdate.OfferNoRule},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, offer := deviceupdate.Decide(tt.rule, tt.running, tt.testDevice)
-			if got != tt.want || offer != tt.wantOffer {
-				t.Errorf("Decide = %s, %v; want %s, %v", got, offer, tt.want, tt.wantOffer)
+			got := deviceupdate.Decide(deviceupdate.OfferInput{Rule: tt.rule, Device: "00-04-F2-00-00-01", Running: tt.running, TestDevice: tt.testDevice})
+			if got.Version != tt.want || got.Reason != tt.wantReason || got.Offered() != !tt.want.IsZero() {
+				t.Errorf("Decide = %+v (offered %v); want %s, %q", got, got.Offered(), tt.want, tt.wantReason)
 			}
 		})
+	}
+}
+
+// TestOfferFiles: an offer lists the images in their order, each naming
+// the catalog as its signature file, then the catalog; never the
+// description; chunk lists only when added.
+func TestOfferFiles(t *testing.T) {
+	u := &deviceupdate.StoredUpdate{
+		Images:      []deviceupdate.UpdateFile{{Name: "Boot.nbt", Size: 1, SHA256: "b"}, {Name: "CPE.nbt", Size: 2, SHA256: "c"}},
+		Catalog:     deviceupdate.UpdateFile{Name: "CPE.cat", Size: 3, SHA256: "d"},
+		Description: deviceupdate.UpdateFile{Name: "CPE.xml", Size: 4, SHA256: "e"},
+	}
+	got := deviceupdate.OfferFiles(u)
+	want := []deviceupdate.OfferedFile{
+		{UpdateFile: u.Images[0], SignatureFile: "CPE.cat"},
+		{UpdateFile: u.Images[1], SignatureFile: "CPE.cat"},
+		{UpdateFile: u.Catalog},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("OfferFiles = %+v, want %+v", got, want)
+	}
+	cl := &deviceupdate.ChunkList{SHA256: "f"}
+	if f := got[1].WithChunkList(cl); f.ChunkList != cl || f.ChunkListName != "CPE.nbt.chunks" || got[1].ChunkList != nil {
+		t.Errorf("WithChunkList = %+v, and the original %+v", f, got[1])
 	}
 }
 

@@ -1,7 +1,9 @@
 package deviceupdate
 
 import (
+	"io"
 	"strings"
+	"time"
 )
 
 // MaxIdentifierLen is the longest identifier (device type, brand, model,
@@ -122,4 +124,17 @@ func (u Update) Validate() error {
 		seen[strings.ToLower(f)] = true
 	}
 	return nil
+}
+
+// PhoneFiles returns the files of the update a phone downloads: its
+// images, then its catalog. The description stays on the server.
+func (u *StoredUpdate) PhoneFiles() []UpdateFile {
+	return append(append(make([]UpdateFile, 0, len(u.Images)+1), u.Images...), u.Catalog)
+}
+
+// Download is a stored update file opened for a phone to download.
+type Download struct {
+	File    UpdateFile // as recorded: its name, size and SHA-256
+	ModTime time.Time
+	Content io.ReadSeekCloser
 }

@@ -20,10 +20,10 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
-	"github.com/deviceupdate/deviceupdate/internal/importer"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // adminEnv is the environment that points admin commands at srv.
@@ -302,7 +302,7 @@ func checkStoreMatchesFiles(t *testing.T, data string) int {
 	}
 	known := map[string]bool{}
 	for _, u := range updates {
-		dir := importer.StorePath(data, u.RuleKey, u.Version)
+		dir := updatestore.Folder(data, u.RuleKey, u.Version)
 		known[dir] = true
 		for _, f := range u.Files() {
 			b, err := os.ReadFile(filepath.Join(dir, f.Name))
@@ -312,7 +312,7 @@ func checkStoreMatchesFiles(t *testing.T, data string) int {
 			}
 		}
 	}
-	root := filepath.Join(data, importer.StoreDir)
+	root := filepath.Join(data, updatestore.Dir)
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
@@ -365,7 +365,7 @@ func cutProxy(t *testing.T, target string, limit int64) string {
 func TestBackupFailures(t *testing.T) {
 	srv, env, _ := startWithApprovedUpdate(t)
 	_, port, _ := net.SplitHostPort(cutProxy(t, srv.HTTPSAddr, 64<<10))
-	image := filepath.Join(srv.Data, importer.StoreDir, "UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE/CPE.nbt")
+	image := filepath.Join(srv.Data, updatestore.Dir, "UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE/CPE.nbt")
 	tests := []struct {
 		name    string
 		env     []string

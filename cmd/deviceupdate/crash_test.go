@@ -17,10 +17,10 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
-	"github.com/deviceupdate/deviceupdate/internal/importer"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // crashTrials is how many times TestImportSurvivesSIGKILL kills the server.
@@ -118,7 +118,7 @@ func checkConsistent(t *testing.T, trial int, data string) {
 	known := map[string]bool{}
 	for _, u := range updates {
 		byPackage[u.PackageSHA256]++
-		dir := importer.StorePath(data, u.RuleKey, u.Version)
+		dir := updatestore.Folder(data, u.RuleKey, u.Version)
 		known[dir] = true
 		for _, f := range append(append([]deviceupdate.UpdateFile{}, u.Images...), u.Catalog, u.Description) {
 			b, err := os.ReadFile(filepath.Join(dir, f.Name))
@@ -141,7 +141,7 @@ func checkConsistent(t *testing.T, trial int, data string) {
 			}
 		}
 	}
-	root := filepath.Join(data, importer.StoreDir)
+	root := filepath.Join(data, updatestore.Dir)
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil
@@ -152,7 +152,7 @@ func checkConsistent(t *testing.T, trial int, data string) {
 		}
 		return nil
 	})
-	if entries, err := os.ReadDir(filepath.Join(data, importer.StagingDir)); err == nil && len(entries) > 0 {
+	if entries, err := os.ReadDir(filepath.Join(data, updatestore.StagingDir)); err == nil && len(entries) > 0 {
 		t.Fatalf("trial %d: staging files survived the restart: %v", trial, entries)
 	}
 	trail, err := os.ReadFile(filepath.Join(data, audit.Dir, audit.FileName))

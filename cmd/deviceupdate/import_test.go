@@ -11,10 +11,10 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
-	"github.com/deviceupdate/deviceupdate/internal/importer"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // trustPublisher puts a CA's certificate in the server's trusted/ folder.
@@ -79,7 +79,7 @@ func TestImportThroughCLI(t *testing.T) {
 	if len(rules) != 1 || rules[0].ID != ruleID || rules[0].PendingVersion.String() != "4.0.7577.4366" {
 		t.Errorf("rules = %+v", rules)
 	}
-	dir := importer.StorePath(srv.Data, rules[0].RuleKey, rules[0].PendingVersion)
+	dir := updatestore.Folder(srv.Data, rules[0].RuleKey, rules[0].PendingVersion)
 	if got, err := os.ReadFile(filepath.Join(dir, "CPE.nbt")); err != nil || !bytes.Equal(got, image) {
 		t.Errorf("stored image: %v", err)
 	}

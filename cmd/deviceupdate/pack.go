@@ -24,6 +24,7 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/cab"
 	"github.com/deviceupdate/deviceupdate/internal/catalog"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 type packOptions struct {
@@ -118,7 +119,7 @@ func runPack(ctx context.Context, stdout io.Writer, o packOptions, images []stri
 	desc := describe(u)
 	entries := []catalog.Entry{{Name: u.UpdateType + ".xml", SHA256: sha256.Sum256(desc)}}
 	var members []cab.WriterFile
-	dir := strings.Join([]string{u.DeviceType, u.Brand, u.Model, u.Revision, u.Locale, v.String(), u.UpdateType}, "/") + "/"
+	dir := updatestore.Rel(u.RuleKey, v) + "/"
 	now := time.Now()
 	for _, img := range images {
 		sum, size, err := hashFile(img)

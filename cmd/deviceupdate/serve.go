@@ -35,6 +35,7 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/inventory"
 	"github.com/deviceupdate/deviceupdate/internal/poll"
 	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // Server timeouts. Downloads of large images may take long, so there is
@@ -138,6 +139,7 @@ type Main struct {
 	StallTimeout time.Duration
 
 	db       *store.DB
+	files    *updatestore.Store
 	trail    *audit.Trail
 	recorder *inventory.Recorder
 	logs     *devlogs.Store
@@ -218,10 +220,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	im := &importer.Importer{DB: m.db, Audit: m.trail, Logger: m.Logger, DataDir: c.Data, CertsDir: c.Certs}
-	if _, err := im.Reconcile(); err != nil {
+	m.files = updatestore.New(c.Data, m.Logger)
+	if _, err := m.files.Reconcile(m.db); err != nil {
 		return err
 	}
+	im := &importer.Importer{DB: m.db, Audit: m.trail, Logger: m.Logger, Files: m.files, CertsDir: c.Certs}
 	if trust, err := im.Trust(); err != nil {
 		m.Logger.Warn("trusted publishers not readable", zap.Error(err))
 	} else {
@@ -237,9 +240,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := svc.CheckTrail(); err != nil {
 		return err
 	}
-	polls := &poll.Service{DB: m.db, Recorder: m.recorder, StoreDir: filepath.Join(c.Data, importer.StoreDir)}
-	if err := os.MkdirAll(filepath.Join(c.Data, importer.StoreDir), 0o750); err != nil {
-		return fmt.Errorf("create update store: %w", err)
+	polls := &poll.Service{DB: m.db, Recorder: m.recorder, Files: m.files}
+	if err := m.files.Create(); err != nil {
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -295,7 +298,6 @@ func (m *Main) Run(ctx context.Context) error {
 		Sites:          svc,
 		DeviceConfig:   svc,
 		Users:          svc,
-		StoreDir:       filepath.Join(c.Data, importer.StoreDir),
 		HTTPPort:       m.port(handler.ListenerHTTP),
 		HTTPSPort:      m.port(handler.ListenerHTTPS),
 		ExternalPort:   m.port(handler.ListenerExternal),
@@ -415,6 +417,12 @@ func (m *Main) Close() error {
 	}
 	m.wg.Wait()
 	m.servers = nil
+	if m.files != nil {
+		if err := m.files.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		m.files = nil
+	}
 	if m.logs != nil {
 		if err := m.logs.Close(); err != nil {
 			errs = append(errs, err)

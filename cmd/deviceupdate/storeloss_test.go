@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
-	"github.com/deviceupdate/deviceupdate/internal/importer"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // serveOnce runs `serve` on data and certs until it exits or logs
@@ -150,7 +150,7 @@ func TestLostStoreKeepsFirmware(t *testing.T) {
 	if code := srv.Stop(); code != 0 {
 		t.Fatalf("stop: %d\n%s", code, srv.Stderr())
 	}
-	stored := treeSums(t, filepath.Join(srv.Data, importer.StoreDir))
+	stored := treeSums(t, filepath.Join(srv.Data, updatestore.Dir))
 	if len(stored) != 4*3 {
 		t.Fatalf("the imports stored %d files, want 12: %v", len(stored), stored)
 	}
@@ -160,7 +160,7 @@ func TestLostStoreKeepsFirmware(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	unknown := filepath.Join(importer.StoreDir, "UCPhone", "Polycom", "CX600", "A", "ENU", "4.0.7577.9000", "CPE")
+	unknown := filepath.Join(updatestore.Dir, "UCPhone", "Polycom", "CX600", "A", "ENU", "4.0.7577.9000", "CPE")
 	tests := []struct {
 		name        string
 		damage      func(t *testing.T, data string)
@@ -188,7 +188,7 @@ func TestLostStoreKeepsFirmware(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "DeviceUpdateFiles")
 			copyTree(t, srv.Data, data)
 			tt.damage(t, data)
-			want := treeSums(t, filepath.Join(data, importer.StoreDir))
+			want := treeSums(t, filepath.Join(data, updatestore.Dir))
 
 			res, started := serveOnce(t, data, srv.Certs)
 			if started != tt.wantStart {
@@ -210,7 +210,7 @@ func TestLostStoreKeepsFirmware(t *testing.T) {
 				tt.wantWarning != "" && !strings.Contains(res.Stderr, jsonString(filepath.Join(data, unknown))) {
 				t.Errorf("no warning %q naming %s:\n%s", tt.wantWarning, unknown, res.Stderr)
 			}
-			got := treeSums(t, filepath.Join(data, importer.StoreDir))
+			got := treeSums(t, filepath.Join(data, updatestore.Dir))
 			for f, sum := range want {
 				if got[f] != sum {
 					t.Errorf("%s: gone or changed after the start", f)

@@ -36,8 +36,8 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/backup/archive"
 	"github.com/deviceupdate/deviceupdate/internal/certs"
-	"github.com/deviceupdate/deviceupdate/internal/importer"
 	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // Entry name prefixes and the paths below --data a backup holds.
@@ -243,7 +243,7 @@ func (s *snapshot) addOpened(name string, f *os.File, size int64) error {
 // against the record; the content is checked as it is written.
 func (s *snapshot) openUpdates(dataDir string, updates []deviceupdate.StoredUpdate) error {
 	for _, u := range updates {
-		dir := importer.StorePath(dataDir, u.RuleKey, u.Version)
+		dir := updatestore.Folder(dataDir, u.RuleKey, u.Version)
 		rel, err := filepath.Rel(dataDir, dir)
 		if err != nil {
 			return err
@@ -443,7 +443,7 @@ func entryPath(name string) (folder, rel string, err error) {
 	case strings.HasPrefix(name, dataPrefix):
 		folder, rel = "data", strings.TrimPrefix(name, dataPrefix)
 		top, _, _ := strings.Cut(rel, "/")
-		if rel == store.FileName || rel == trailPath || top == importer.StoreDir && rel != top ||
+		if rel == store.FileName || rel == trailPath || top == updatestore.Dir && rel != top ||
 			strings.HasPrefix(rel, clientLogs+"/") && !strings.HasPrefix(rel, stagingLogs+"/") || strings.HasPrefix(rel, requestLogs+"/") {
 			return folder, rel, nil
 		}

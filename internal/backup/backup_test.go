@@ -30,6 +30,7 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // service is a backup service over a real store, trail, importer and
@@ -57,7 +58,7 @@ func newService(t *testing.T) *service {
 	t.Cleanup(func() { db.Close(); trail.Close() })
 	ca := testpki.NewCA(t, "Polycom Root")
 	testpki.WriteCert(t, filepath.Join(certsDir, certs.TrustedDir, "polycom.pem"), ca.Cert)
-	im := &importer.Importer{DB: db, Audit: trail, Logger: zap.NewNop(), DataDir: data, CertsDir: certsDir}
+	im := &importer.Importer{DB: db, Audit: trail, Logger: zap.NewNop(), Files: updatestore.New(data, nil), CertsDir: certsDir}
 	return &service{
 		Service: &backup.Service{DB: db, Trail: trail, Imports: im, DataDir: data, CertsDir: certsDir,
 			Info: deviceupdate.ServerInfo{Version: "test", Domain: "contoso.com", SchemaVersion: store.SchemaVersion}, Logger: zap.NewNop()},
@@ -153,7 +154,7 @@ func TestBackupHoldsItsMoment(t *testing.T) {
 	for _, u := range updates {
 		versions = append(versions, u.Version.String())
 		for _, f := range u.Files() {
-			got, err := os.ReadFile(filepath.Join(importer.StorePath(data, u.RuleKey, u.Version), f.Name))
+			got, err := os.ReadFile(filepath.Join(updatestore.Folder(data, u.RuleKey, u.Version), f.Name))
 			sum := sha256.Sum256(got)
 			if err != nil || hex.EncodeToString(sum[:]) != f.SHA256 {
 				t.Errorf("%s %s: %v, not its recorded bytes", u.Version, f.Name, err)
@@ -163,7 +164,7 @@ func TestBackupHoldsItsMoment(t *testing.T) {
 	if got := strings.Join(versions, " "); got != "4.0.7577.4366 4.0.7577.4400" {
 		t.Errorf("restored updates %s, want those of the moment of the backup", got)
 	}
-	if _, err := os.Stat(filepath.Join(data, importer.StoreDir, "UCPhone/Polycom/CX600/A/ENU/4.0.7577.4500")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(data, updatestore.Dir, "UCPhone/Polycom/CX600/A/ENU/4.0.7577.4500")); !os.IsNotExist(err) {
 		t.Errorf("the later import's files are in the backup: %v", err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(certsDir, certs.TokenFile)); !bytes.Equal(got, token) {
@@ -187,7 +188,7 @@ func TestBackupHoldsItsMoment(t *testing.T) {
 func TestBackupRefusesADamagedStore(t *testing.T) {
 	s := newService(t)
 	s.importVersion(t, "4.0.7577.4366", 1)
-	image := filepath.Join(s.DataDir, importer.StoreDir, "UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE/CPE.nbt")
+	image := filepath.Join(s.DataDir, updatestore.Dir, "UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE/CPE.nbt")
 	b, err := os.ReadFile(image)
 	if err != nil {
 		t.Fatal(err)

@@ -19,8 +19,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -96,8 +94,6 @@ type Config struct {
 	// over which an upload must average MinUploadRate, and three times the
 	// deadline of a poll's body; 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
-	// StoreDir is DeviceUpdateStore, whose files the download endpoints serve.
-	StoreDir string
 	// HTTPPort and HTTPSPort are the listeners' ports, for the download
 	// URLs of a poll's answer; HTTPPort is empty when plain HTTP is off.
 	HTTPPort, HTTPSPort string
@@ -135,16 +131,12 @@ type Server struct {
 	logs           deviceupdate.LogService
 	users          deviceupdate.UserService
 	backup         deviceupdate.BackupService
-	storeDir       string
 	stall          time.Duration
 	throttle       *authThrottle
 	authWait       time.Duration // how long a sign-in may wait for a password check
 	httpPort       string
 	httpsPort      string
 	externalPort   string // of ExternalBaseURL
-	rootOnce       sync.Once
-	root           *os.Root
-	rootErr        error
 
 	internal *echo.Echo
 	secure   *echo.Echo
@@ -191,7 +183,6 @@ func New(cfg Config) (*Server, error) {
 		logs:           cfg.Logs,
 		users:          cfg.Users,
 		backup:         cfg.Backup,
-		storeDir:       cfg.StoreDir,
 		stall:          cfg.StallTimeout,
 		throttle:       newAuthThrottle(cfg.Now),
 		authWait:       authWait,

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path"
 	"strings"
 	"sync"
@@ -89,28 +88,19 @@ func (s *Server) answerPoll(c echo.Context, body []byte) error {
 		return err
 	}
 	res := &upx.Response{PollIntervalSeconds: ans.PollInterval, PeerSharing: &upx.PeerSharing{Enabled: ans.PeerSharing, Port: upx.PeerPort}}
-	if ans.Offer {
-		u := ans.Update
-		rel := strings.Join([]string{u.DeviceType, u.Brand, u.Model, u.Revision, u.Locale, u.Version.String(), u.UpdateType}, "/")
+	if u := ans.Update; u != nil {
 		res.Version = u.Version.String()
-		res.BaseURL = s.internalBase(hostOr(ans.InternalHost, c)) + "/DeviceUpdateFiles_Int/" + rel
-		res.ExternalBaseURL = baseURL("https", hostOr(ans.ExternalHost, c), s.externalPort) + "/DeviceUpdateFiles_Ext/" + rel
-		res.Files = &upx.Files{}
-		for _, f := range append(append(make([]deviceupdate.UpdateFile, 0, len(u.Images)+1), u.Images...), u.Catalog) {
-			uf := upx.File{Name: f.Name, Size: f.Size, SHA256: f.SHA256}
-			if f.Name != u.Catalog.Name {
-				uf.SignatureFile = u.Catalog.Name
+		res.BaseURL = s.internalBase(hostOr(ans.InternalHost, c)) + "/DeviceUpdateFiles_Int/" + ans.Path
+		res.ExternalBaseURL = baseURL("https", hostOr(ans.ExternalHost, c), s.externalPort) + "/DeviceUpdateFiles_Ext/" + ans.Path
+		files := make([]upx.File, len(ans.Files))
+		for i, f := range ans.Files {
+			files[i] = upx.File{Name: f.Name, SignatureFile: f.SignatureFile, Size: f.Size, SHA256: f.SHA256}
+			if cl := f.ChunkList; cl != nil {
+				files[i].ChunkSize, files[i].Chunks, files[i].ChunksSHA256 = cl.ChunkSize, f.ChunkListName, cl.SHA256
 			}
-			if ans.PeerSharing {
-				cl, err := s.polls.Chunks(c.Request().Context(), u, &f)
-				if err != nil {
-					return err
-				}
-				uf.ChunkSize, uf.Chunks, uf.ChunksSHA256 = cl.ChunkSize, f.Name+deviceupdate.ChunkListSuffix, cl.SHA256
-			}
-			res.Files.File = append(res.Files.File, uf)
 		}
-		res.NumOfFiles = len(res.Files.File)
+		res.Files = &upx.Files{File: files}
+		res.NumOfFiles = len(files)
 	}
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/xml; charset=utf-8")
@@ -165,67 +155,41 @@ func requestHost(c echo.Context) string {
 var mimeTypes = map[string]string{".nbt": "application/octet-stream", ".cat": "application/vnd.ms-pki.seccat"}
 
 // handleFile serves GET /DeviceUpdateFiles_Int/<path>: only files of
-// stored updates, opened through an os.Root on the store so that no name
-// or link leads out of it, with Range, ETag and Content-Length.
+// stored updates, as the poll service opens them, with Range, ETag and
+// Content-Length.
 func (s *Server) handleFile(c echo.Context) error {
 	rel := c.Param("*")
 	if base, ok := strings.CutSuffix(rel, deviceupdate.ChunkListSuffix); ok {
 		return s.handleChunkList(c, base)
 	}
-	_, f, err := s.polls.UpdateFile(c.Request().Context(), rel)
+	d, err := s.polls.OpenFile(c.Request().Context(), rel)
 	if err != nil {
 		return err
 	}
-	root, err := s.storeRoot()
-	if err != nil {
-		return err
-	}
-	file, err := root.Open(rel)
-	if errors.Is(err, os.ErrNotExist) {
-		return deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
-	}
-	if err != nil {
-		return err
-	}
-	defer file.Close()
-	fi, err := file.Stat()
-	if err != nil {
-		return err
-	}
-	ct := mimeTypes[strings.ToLower(path.Ext(f.Name))]
+	defer d.Content.Close()
+	ct := mimeTypes[strings.ToLower(path.Ext(d.File.Name))]
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, ct)
-	w.Header().Set("ETag", `"`+f.SHA256+`"`)
-	http.ServeContent(s.newFileWriter(c), c.Request(), f.Name, fi.ModTime(), file)
+	w.Header().Set("ETag", `"`+d.File.SHA256+`"`)
+	http.ServeContent(s.newFileWriter(c), c.Request(), d.File.Name, d.ModTime, d.Content)
 	return nil
 }
 
 // handleChunkList serves <file>.chunks, the SHA-256 of each chunk of a
 // stored file, for phones that share it (SPEC §9).
 func (s *Server) handleChunkList(c echo.Context, rel string) error {
-	u, f, err := s.polls.UpdateFile(c.Request().Context(), rel)
-	if err != nil {
-		return err
-	}
-	cl, err := s.polls.Chunks(c.Request().Context(), u, f)
+	cl, err := s.polls.ChunkList(c.Request().Context(), rel)
 	if err != nil {
 		return err
 	}
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/plain; charset=utf-8")
 	w.Header().Set("ETag", `"`+cl.SHA256+`"`)
-	http.ServeContent(w, c.Request(), f.Name+deviceupdate.ChunkListSuffix, time.Time{}, bytes.NewReader(cl.Text))
+	http.ServeContent(w, c.Request(), path.Base(rel)+deviceupdate.ChunkListSuffix, time.Time{}, bytes.NewReader(cl.Text))
 	return nil
-}
-
-func (s *Server) storeRoot() (*os.Root, error) {
-	s.rootOnce.Do(func() {
-		s.root, s.rootErr = os.OpenRoot(s.storeDir)
-	})
-	return s.root, s.rootErr
 }
 
 func (s *Server) handleDevices(c echo.Context) error {

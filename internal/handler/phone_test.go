@@ -26,8 +26,8 @@ func (b *blockingPolls) Poll(context.Context, deviceupdate.PollRequest, string) 
 	return &deviceupdate.PollAnswer{PollInterval: 86400}, nil
 }
 
-func (b *blockingPolls) UpdateFile(context.Context, string) (*deviceupdate.StoredUpdate, *deviceupdate.UpdateFile, error) {
-	return nil, nil, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
+func (b *blockingPolls) OpenFile(context.Context, string) (*deviceupdate.Download, error) {
+	return nil, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
 }
 
 const pollXML = `<Request><DeviceType>UCPhone</DeviceType><MacAddress>0004f2aabbcc</MacAddress><Brand>Polycom</Brand>
@@ -90,10 +90,6 @@ func TestBaseURL(t *testing.T) {
 	}
 }
 
-func (b *blockingPolls) Chunks(context.Context, *deviceupdate.StoredUpdate, *deviceupdate.UpdateFile) (*deviceupdate.ChunkList, error) {
+func (b *blockingPolls) ChunkList(context.Context, string) (*deviceupdate.ChunkList, error) {
 	return nil, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no chunks")
-}
-
-func (p *recordingPolls) Chunks(_ context.Context, _ *deviceupdate.StoredUpdate, f *deviceupdate.UpdateFile) (*deviceupdate.ChunkList, error) {
-	return &deviceupdate.ChunkList{Size: f.Size, ChunkSize: deviceupdate.ChunkSize, SHA256: "00"}, nil
 }

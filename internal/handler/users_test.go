@@ -83,25 +83,36 @@ func (f *fakeUsers) Authenticate(_ context.Context, name, password string) (devi
 	return deviceupdate.User{Name: name}, nil
 }
 
-// recordingPolls offers one update to every poll and keeps the requests.
+// recordingPolls offers one update to every poll and keeps the requests;
+// its files are in dir, at path below it.
 type recordingPolls struct {
 	mu       sync.Mutex
 	requests []deviceupdate.PollRequest
 	update   *deviceupdate.StoredUpdate
+	dir      string
+	path     string
 }
 
 func (p *recordingPolls) Poll(_ context.Context, req deviceupdate.PollRequest, _ string) (*deviceupdate.PollAnswer, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.requests = append(p.requests, req)
-	return &deviceupdate.PollAnswer{Offer: true, Update: p.update, PollInterval: 86400}, nil
+	return &deviceupdate.PollAnswer{Update: p.update, Path: p.path, Files: deviceupdate.OfferFiles(p.update), PollInterval: 86400}, nil
 }
 
-func (p *recordingPolls) UpdateFile(_ context.Context, path string) (*deviceupdate.StoredUpdate, *deviceupdate.UpdateFile, error) {
-	if path != "UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE/CPE.nbt" {
-		return nil, nil, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
+func (p *recordingPolls) OpenFile(_ context.Context, path string) (*deviceupdate.Download, error) {
+	if path != p.path+"/CPE.nbt" {
+		return nil, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
 	}
-	return p.update, &p.update.Images[0], nil
+	f, err := os.Open(filepath.Join(p.dir, path))
+	if err != nil {
+		return nil, err
+	}
+	return &deviceupdate.Download{File: p.update.Images[0], Content: f}, nil
+}
+
+func (p *recordingPolls) ChunkList(context.Context, string) (*deviceupdate.ChunkList, error) {
+	return nil, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
 }
 
 func (p *recordingPolls) last() deviceupdate.PollRequest {
@@ -125,13 +136,13 @@ func newExternalServer(t *testing.T) (*Server, *fakeUsers, *recordingPolls, *obs
 		t.Fatal(err)
 	}
 	key := deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"}
-	polls := &recordingPolls{update: &deviceupdate.StoredUpdate{RuleKey: key, Version: deviceupdate.MustParseVersion("4.0.7577.4366"),
+	polls := &recordingPolls{dir: dir, path: "UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE", update: &deviceupdate.StoredUpdate{RuleKey: key, Version: deviceupdate.MustParseVersion("4.0.7577.4366"),
 		Images:  []deviceupdate.UpdateFile{{Name: "CPE.nbt", Size: int64(len(testImage)), SHA256: "aa"}},
 		Catalog: deviceupdate.UpdateFile{Name: "CPE.cat", Size: 1, SHA256: "bb"}}}
 	users := &fakeUsers{passwords: map[string]string{"phone1": testPassword}}
 	core, logs := observer.New(zapcore.InfoLevel)
 	s, err := New(Config{Logger: zap.New(core), Registry: prometheus.NewRegistry(), Store: &fakePinger{}, AdminToken: testToken,
-		Polls: polls, Users: users, StoreDir: dir, HTTPPort: "80", HTTPSPort: "443"})
+		Polls: polls, Users: users, HTTPPort: "80", HTTPSPort: "443"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,12 @@
 // Package importer ingests update packages into the service: it spools an
-// upload, has updatepkg verify and stage it, moves each new update's files
-// into <data>/DeviceUpdateStore, records them in the store in one
+// upload, has updatepkg verify and stage it, has the update store move
+// each new update's files in, records them in the store in one
 // transaction, and writes the outcome to the admin audit trail.
 //
 // The store transaction is the commit point. Files move into place before
-// it, so a committed update always has its files. Before they move, the
-// store records the import as in progress, naming its folders; the commit
-// ends that record. A crash before the commit leaves folders that the
-// store names as being imported and no update record names, which
-// Reconcile removes at the next start, along with anything left in the
-// staging folder. Reconcile removes no other folder.
+// it, so a committed update always has its files; the update store's
+// notes of changes in progress (updatestore.MoveIn) make a crash before
+// the commit leave nothing the next start does not remove.
 package importer
 
 import (
@@ -34,15 +31,9 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/cab"
 	"github.com/deviceupdate/deviceupdate/internal/certs"
-	"github.com/deviceupdate/deviceupdate/internal/fsutil"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/updatepkg"
-)
-
-// Folders below the data root.
-const (
-	StoreDir   = store.UpdatesDir
-	StagingDir = "staging"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // DefaultMaxPackageSize bounds an uploaded package.
@@ -54,19 +45,13 @@ type Importer struct {
 	DB       *store.DB
 	Audit    *audit.Trail
 	Logger   *zap.Logger
-	DataDir  string // the --data folder
+	Files    *updatestore.Store
 	CertsDir string // the --certs folder; trusted/ is read at each import
 	MaxSize  int64  // largest package accepted; 0 means DefaultMaxPackageSize
 	Limits   cab.Limits
 	Now      func() time.Time
 
 	mu sync.Mutex // serializes the check-move-commit step
-}
-
-// StorePath returns the folder of an update's files:
-// DeviceUpdateStore/<DeviceType>/<Brand>/<Model>/<Revision>/<Locale>/<Version>/<UpdateType>.
-func StorePath(dataDir string, k deviceupdate.RuleKey, v deviceupdate.Version) string {
-	return filepath.Join(dataDir, StoreDir, k.DeviceType, k.Brand, k.Model, k.Revision, k.Locale, v.String(), k.UpdateType)
 }
 
 // Trust reads the publishers' certificates in <certs>/trusted/
@@ -157,20 +142,11 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 			name, filepath.Join(im.CertsDir, certs.TrustedDir), trustNote(trust))
 	}
 
-	staging, err := os.MkdirTemp(im.stagingRoot(), "import-")
+	staging, err := im.Files.Stage()
 	if err != nil {
-		if err := os.MkdirAll(im.stagingRoot(), 0o750); err != nil {
-			return nil, fmt.Errorf("import: %w", err)
-		}
-		if staging, err = os.MkdirTemp(im.stagingRoot(), "import-"); err != nil {
-			return nil, fmt.Errorf("import: %w", err)
-		}
+		return nil, err
 	}
-	defer func() {
-		if err := os.RemoveAll(staging); err != nil {
-			im.Logger.Warn("remove staging folder", zap.String("dir", staging), zap.Error(err))
-		}
-	}()
+	defer im.Files.Unstage(staging)
 
 	t0 := time.Now()
 	spool, sum, n64, err := spoolPackage(ctx, src, filepath.Join(staging, "package.cab"), maxSize)
@@ -212,10 +188,9 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 	if err != nil {
 		return nil, prefixName(err, name)
 	}
-	var moving []*deviceupdate.StoredUpdate
-	var from []string
+	var moves []updatestore.Move
 	for i, s := range pkg.Updates {
-		dir := StorePath(im.DataDir, s.Update.RuleKey, s.Update.Version)
+		dir := im.Files.Folder(s.Update.RuleKey, s.Update.Version)
 		switch statuses[i] {
 		case deviceupdate.ImportAdded:
 			if _, err := os.Stat(dir); err == nil {
@@ -224,7 +199,7 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 		case deviceupdate.ImportRestaged:
 			// The record says the files are there, with the package's
 			// hashes; a store damaged from outside gets them back.
-			err := checkStored(dir, records[i])
+			err := im.Files.Check(records[i])
 			if err == nil {
 				continue
 			}
@@ -233,71 +208,19 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 		default:
 			continue
 		}
-		moving, from = append(moving, records[i]), append(from, s.Dir)
+		moves = append(moves, updatestore.Move{Update: records[i], Staged: s.Dir})
 	}
-	// The store names the folders about to change before they do, so that
-	// a crash before the commit leaves folders the next start knows it may
-	// remove; it removes no other.
-	if len(moving) > 0 {
-		if err := im.DB.BeginImport(moving, now); err != nil {
-			return nil, err
-		}
-	}
-	for i, u := range moving {
-		if err := moveIntoStore(from[i], StorePath(im.DataDir, u.RuleKey, u.Version)); err != nil {
-			im.abandon(moving)
-			return nil, err
-		}
+	if err := im.Files.MoveIn(im.DB, moves, now); err != nil {
+		return nil, err
 	}
 	res, err := commit(records, sum)
 	if err != nil {
-		im.abandon(moving)
+		im.Files.Abandon(im.DB, moves)
 		return nil, err
 	}
 	im.Logger.Info("package imported", zap.String("package", name), zap.String("sha256", sum), zap.Int("updates", len(res.Updates)),
 		zap.Int64("bytes", n64), zap.Duration("receive", t1.Sub(t0)), zap.Duration("verify", t2.Sub(t1)), zap.Duration("commit", time.Since(t2)))
 	return res, nil
-}
-
-// moveIntoStore renames a staged update folder to its place in the store.
-// A folder already there belongs to no stored update (the store was
-// checked first), so it is the remains of an interrupted import.
-func moveIntoStore(staged, final string) error {
-	if err := os.RemoveAll(final); err != nil {
-		return fmt.Errorf("import: clear %s: %w", final, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
-		return fmt.Errorf("import: %w", err)
-	}
-	if err := fsutil.SyncDir(staged); err != nil {
-		return err
-	}
-	if err := os.Rename(staged, final); err != nil {
-		return fmt.Errorf("import: move into the store: %w", err)
-	}
-	return fsutil.SyncDir(filepath.Dir(final))
-}
-
-// checkStored reads an update's files in its store folder and checks each
-// one's size and SHA-256 against the record.
-func checkStored(dir string, u *deviceupdate.StoredUpdate) error {
-	buf := make([]byte, 1<<20)
-	for _, want := range u.Files() {
-		f, err := os.Open(filepath.Join(dir, want.Name))
-		if err != nil {
-			return err
-		}
-		h := sha256.New()
-		n, err := io.CopyBuffer(h, f, buf)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("read %s: %w", want.Name, err)
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); n != want.Size || got != want.SHA256 {
-			return fmt.Errorf("%s: %d bytes with SHA-256 %s, the record says %d bytes with %s", want.Name, n, got, want.Size, want.SHA256)
-		}
-	}
-	return nil
 }
 
 // spoolPackage copies src to path, hashing it, up to max bytes, and
@@ -337,108 +260,6 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// abandon undoes what an import that failed before its commit moved into
-// the store: the folders of updates no record names. It leaves the
-// records of the import in progress when it cannot, for the next start.
-func (im *Importer) abandon(moving []*deviceupdate.StoredUpdate) {
-	if len(moving) == 0 {
-		return
-	}
-	changes := make([]store.InProgress, len(moving))
-	for i, u := range moving {
-		changes[i] = store.InProgress{RuleKey: u.RuleKey, Version: u.Version, Op: store.OpImport}
-	}
-	if _, err := im.finish(changes); err != nil {
-		im.Logger.Warn("an import that failed left files; the next start removes them", zap.Error(err))
-	}
-}
-
-// finish deals with the folders of changes in progress: it removes each
-// one that no update record names, and ends the records. It returns the
-// folders it removed.
-func (im *Importer) finish(changes []store.InProgress) (removed []string, err error) {
-	for _, c := range changes {
-		dir := StorePath(im.DataDir, c.RuleKey, c.Version)
-		u, err := im.DB.FindUpdate(c.RuleKey, c.Version)
-		switch {
-		case deviceupdate.ErrorCode(err) == deviceupdate.ENOTFOUND:
-			if err := os.RemoveAll(dir); err != nil {
-				return removed, fmt.Errorf("remove %s: %w", dir, err)
-			}
-			if err := fsutil.SyncDir(filepath.Dir(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return removed, err
-			}
-			removed = append(removed, dir)
-		case err != nil:
-			return removed, err
-		default:
-			// A re-staging was interrupted: the record stays, its files
-			// are the old ones or the package's.
-			if err := checkStored(dir, u); err != nil {
-				im.Logger.Warn("the files of an update are damaged after an interrupted import; import its package again",
-					zap.String("dir", dir), zap.Error(err))
-			}
-		}
-	}
-	return removed, im.DB.EndInProgress(changes)
-}
-
-// Reconcile makes the update store agree with the store's records after a
-// crash: it empties the staging folder and removes the folders that the
-// store recorded as being changed (an import before its commit, a `files
-// clear` after its) and no record names. It removes no other folder: one
-// that no record names is named in a warning and left in place. It runs at
-// start, before anything is served.
-func (im *Importer) Reconcile() (removed []string, err error) {
-	if err := os.RemoveAll(im.stagingRoot()); err != nil {
-		return nil, fmt.Errorf("reconcile: clear staging: %w", err)
-	}
-	changes, err := im.DB.InProgressChanges()
-	if err != nil {
-		return nil, err
-	}
-	removed, err = im.finish(changes)
-	for _, p := range removed {
-		im.Logger.Warn("removed the files of an interrupted change", zap.String("dir", p))
-	}
-	if err != nil {
-		return removed, fmt.Errorf("reconcile update store: %w", err)
-	}
-	updates, err := im.DB.Updates()
-	if err != nil {
-		return removed, err
-	}
-	known := map[string]bool{}
-	for _, u := range updates {
-		known[StorePath(im.DataDir, u.RuleKey, u.Version)] = true
-	}
-	root := filepath.Join(im.DataDir, StoreDir)
-	const leafDepth = 7 // DeviceType/Brand/Model/Revision/Locale/Version/UpdateType
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		depth := len(strings.Split(rel, string(filepath.Separator)))
-		if rel == "." || depth < leafDepth {
-			return nil
-		}
-		if !known[p] {
-			im.Logger.Warn("update folder unaccounted for: no record names it; left in place (import its package again, or move it away)", zap.String("dir", p))
-		}
-		return filepath.SkipDir
-	})
-	if err != nil {
-		return removed, fmt.Errorf("reconcile update store: %w", err)
-	}
-	return removed, nil
-}
-
-func (im *Importer) stagingRoot() string { return filepath.Join(im.DataDir, StagingDir) }
-
 func (im *Importer) now() time.Time {
 	if im.Now != nil {
 		return im.Now().UTC()
@@ -466,17 +287,17 @@ func prefixName(err error, name string) error {
 
 // ClearFiles deletes every stored version no rule references (Lync's
 // Clear-CsDeviceUpdateFile): the records in one transaction, with the
-// audit entry, which also records their removal as in progress; then
+// audit entry, which also notes their removal as in progress; then
 // their folders. It holds the import lock, so no import is between moving
 // its files and committing them. A crash after the commit leaves folders
-// the store names as being removed, which Reconcile removes at the next
-// start.
+// noted as being removed, which the update store's Reconcile removes at
+// the next start.
 func (im *Importer) ClearFiles(_ context.Context, actor string) (*deviceupdate.ClearResult, error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	res := &deviceupdate.ClearResult{Removed: []deviceupdate.ClearedUpdate{}}
 	var removed []deviceupdate.StoredUpdate
-	err := im.audited(audit.Entry{Actor: actor, Action: "files.clear", Target: StoreDir}, func(tx *store.DB, e *audit.Entry) (err error) {
+	err := im.audited(audit.Entry{Actor: actor, Action: "files.clear", Target: updatestore.Dir}, func(tx *store.DB, e *audit.Entry) (err error) {
 		if removed, err = tx.DeleteUnreferenced(); err != nil {
 			return err
 		}
@@ -494,12 +315,6 @@ func (im *Importer) ClearFiles(_ context.Context, actor string) (*deviceupdate.C
 	if err != nil {
 		return nil, err
 	}
-	changes := make([]store.InProgress, len(removed))
-	for i, u := range removed {
-		changes[i] = store.InProgress{RuleKey: u.RuleKey, Version: u.Version, Op: store.OpClear}
-	}
-	if _, ferr := im.finish(changes); ferr != nil {
-		im.Logger.Warn("remove cleared update files; the next start removes what is left", zap.Error(ferr))
-	}
+	im.Files.RemoveCleared(im.DB, removed)
 	return res, nil
 }

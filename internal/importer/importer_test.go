@@ -21,6 +21,7 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 type env struct {
@@ -60,7 +61,7 @@ func newEnvIn(t *testing.T, data string) *env {
 	os.MkdirAll(filepath.Join(certsDir, "trusted"), 0o755)
 	testpki.WriteCert(t, filepath.Join(certsDir, "trusted", "polycom.pem"), ca.Cert)
 	return &env{
-		im: &importer.Importer{DB: db, Audit: trail, Logger: zap.NewNop(), DataDir: data, CertsDir: certsDir},
+		im: &importer.Importer{DB: db, Audit: trail, Logger: zap.NewNop(), Files: updatestore.New(data, nil), CertsDir: certsDir},
 		db: db, data: data, certs: certsDir, ca: ca,
 		sign: testpkg.NewSigner(t, ca, testpki.Options{}),
 	}
@@ -120,7 +121,7 @@ func TestImportLifecycle(t *testing.T) {
 	if len(res.Updates) != 1 || res.Updates[0].Status != deviceupdate.ImportAdded {
 		t.Fatalf("result = %+v", res)
 	}
-	dir := importer.StorePath(e.data, res.Updates[0].Key, res.Updates[0].Version)
+	dir := updatestore.Folder(e.data, res.Updates[0].Key, res.Updates[0].Version)
 	if want := filepath.Join(e.data, "DeviceUpdateStore/UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE"); dir != want {
 		t.Errorf("store path = %s, want %s", dir, want)
 	}
@@ -166,7 +167,7 @@ func TestImportLifecycle(t *testing.T) {
 	if !strings.Contains(entries[2].Result, "was imported before") {
 		t.Errorf("refusal not audited with its reason: %+v", entries[2])
 	}
-	if staging, _ := os.ReadDir(filepath.Join(e.data, importer.StagingDir)); len(staging) != 0 {
+	if staging, _ := os.ReadDir(filepath.Join(e.data, updatestore.StagingDir)); len(staging) != 0 {
 		t.Errorf("staging left behind: %v", staging)
 	}
 }
@@ -231,7 +232,7 @@ func TestImportRefusalsChangeNothing(t *testing.T) {
 func TestReconcileRemovesOnlyInterruptedChanges(t *testing.T) {
 	e := newEnv(t)
 	core, logs := observer.New(zap.WarnLevel)
-	e.im.Logger = zap.New(core)
+	files := updatestore.New(e.data, zap.New(core))
 	var res *deviceupdate.ImportResult
 	for i, v := range []string{"4.0.7577.4100", "4.0.7577.4366"} {
 		files := testpkg.Files{}
@@ -242,9 +243,9 @@ func TestReconcileRemovesOnlyInterruptedChanges(t *testing.T) {
 		}
 	}
 	key := res.Updates[0].Key
-	kept := importer.StorePath(e.data, key, res.Updates[0].Version)
+	kept := updatestore.Folder(e.data, key, res.Updates[0].Version)
 	folder := func(v string) string {
-		dir := importer.StorePath(e.data, key, deviceupdate.MustParseVersion(v))
+		dir := updatestore.Folder(e.data, key, deviceupdate.MustParseVersion(v))
 		os.MkdirAll(dir, 0o750)
 		os.WriteFile(filepath.Join(dir, "CPE.nbt"), []byte("firmware"), 0o640)
 		return dir
@@ -267,16 +268,16 @@ func TestReconcileRemovesOnlyInterruptedChanges(t *testing.T) {
 	if cleared, err := e.db.DeleteUnreferenced(); err != nil || len(cleared) != 1 || cleared[0].Version.String() != "4.0.7577.4100" {
 		t.Fatalf("DeleteUnreferenced = %v, %v", cleared, err)
 	}
-	clearedDir := importer.StorePath(e.data, key, deviceupdate.MustParseVersion("4.0.7577.4100"))
+	clearedDir := updatestore.Folder(e.data, key, deviceupdate.MustParseVersion("4.0.7577.4100"))
 	unknown := folder("4.0.7577.9003")
-	os.MkdirAll(filepath.Join(e.data, importer.StagingDir, "import-123", "updates"), 0o750)
-	os.WriteFile(filepath.Join(e.data, importer.StagingDir, "import-123", "package.cab"), []byte("partial"), 0o640)
+	os.MkdirAll(filepath.Join(e.data, updatestore.StagingDir, "import-123", "updates"), 0o750)
+	os.WriteFile(filepath.Join(e.data, updatestore.StagingDir, "import-123", "package.cab"), []byte("partial"), 0o640)
 
-	removed, err := e.im.Reconcile()
+	removed, err := files.Reconcile(e.db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRemoved := []string{clearedDir, interrupted, importer.StorePath(e.data, key, deviceupdate.MustParseVersion("4.0.7577.9002"))}
+	wantRemoved := []string{clearedDir, interrupted, updatestore.Folder(e.data, key, deviceupdate.MustParseVersion("4.0.7577.9002"))}
 	if strings.Join(removed, ",") != strings.Join(wantRemoved, ",") {
 		t.Errorf("removed %v, want %v", removed, wantRemoved)
 	}
@@ -289,7 +290,7 @@ func TestReconcileRemovesOnlyInterruptedChanges(t *testing.T) {
 		{"interrupted files clear", clearedDir, false},
 		{"committed update whose re-staging was recorded", filepath.Join(kept, "CPE.nbt"), true},
 		{"folder no one recorded", filepath.Join(unknown, "CPE.nbt"), true},
-		{"staging", filepath.Join(e.data, importer.StagingDir), false},
+		{"staging", filepath.Join(e.data, updatestore.StagingDir), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -306,7 +307,7 @@ func TestReconcileRemovesOnlyInterruptedChanges(t *testing.T) {
 		t.Errorf("changes in progress after Reconcile: %v, %v", changes, err)
 	}
 	// A second start finds nothing to remove and warns again.
-	if removed, err := e.im.Reconcile(); err != nil || len(removed) != 0 {
+	if removed, err := files.Reconcile(e.db); err != nil || len(removed) != 0 {
 		t.Errorf("second Reconcile removed %v, %v", removed, err)
 	}
 }
@@ -362,7 +363,7 @@ func TestImportRestages(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			dir := importer.StorePath(e.data, deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"},
+			dir := updatestore.Folder(e.data, deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"},
 				deviceupdate.MustParseVersion(v2))
 			if tt.damage != nil {
 				tt.damage(dir)

@@ -19,6 +19,7 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/loadgen"
 	"github.com/deviceupdate/deviceupdate/internal/poll"
 	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // BenchmarkPollHandler measures one poll through the real handler stack
@@ -34,8 +35,8 @@ func BenchmarkPollHandler(b *testing.B) {
 	rec := inventory.New(db, log, zap.NewNop(), time.Second)
 	defer rec.Close()
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
-	svc := &poll.Service{DB: db, Recorder: rec}
-	h, err := handler.New(handler.Config{Logger: logger, Registry: prometheus.NewRegistry(), Store: db, Polls: svc, StoreDir: dir, HTTPPort: "80"})
+	svc := &poll.Service{DB: db, Recorder: rec, Files: updatestore.New(dir, nil)}
+	h, err := handler.New(handler.Config{Logger: logger, Registry: prometheus.NewRegistry(), Store: db, Polls: svc, HTTPPort: "80"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,10 +20,10 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/handler"
-	"github.com/deviceupdate/deviceupdate/internal/importer"
 	"github.com/deviceupdate/deviceupdate/internal/inventory"
 	"github.com/deviceupdate/deviceupdate/internal/poll"
 	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // cx600 is the rule key of the fixture's updates.
@@ -34,11 +34,13 @@ var v = deviceupdate.MustParseVersion
 // fixture is a poll service on a real store in a temporary data folder,
 // and the handler stack in front of it.
 type fixture struct {
-	db   *store.DB
-	data string
-	svc  *poll.Service
-	h    *handler.Server
-	now  time.Time
+	db    *store.DB
+	data  string
+	rec   *inventory.Recorder
+	files *updatestore.Store
+	svc   *poll.Service
+	h     *handler.Server
+	now   time.Time
 }
 
 // newFixture opens a store in t.TempDir, with the inventory recording
@@ -62,14 +64,15 @@ func newFixture(t testing.TB) *fixture {
 		}
 		db.Close()
 	})
-	storeDir := filepath.Join(data, importer.StoreDir)
-	if err := os.MkdirAll(storeDir, 0o750); err != nil {
+	files := updatestore.New(data, zap.NewNop())
+	if err := files.Create(); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{db: db, data: data, now: time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)}
-	f.svc = &poll.Service{DB: db, Recorder: rec, StoreDir: storeDir, Now: func() time.Time { return f.now }}
+	t.Cleanup(func() { files.Close() })
+	f := &fixture{db: db, data: data, rec: rec, files: files, now: time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)}
+	f.svc = &poll.Service{DB: db, Recorder: rec, Files: files, Now: func() time.Time { return f.now }}
 	f.h, err = handler.New(handler.Config{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), Store: db, Polls: f.svc,
-		StoreDir: storeDir, HTTPPort: "80", HTTPSPort: "443"})
+		HTTPPort: "80", HTTPSPort: "443"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +93,7 @@ func content(n int, seed byte) []byte {
 // pending version is ver.
 func (f *fixture) addUpdate(t testing.TB, key deviceupdate.RuleKey, ver string, images map[string][]byte) {
 	t.Helper()
-	dir := importer.StorePath(f.data, key, v(ver))
+	dir := f.files.Folder(key, v(ver))
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}

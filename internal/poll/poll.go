@@ -1,20 +1,20 @@
 // Package poll answers phones (SPEC §5): which update, if any, to offer
-// each poll, and which stored files may be downloaded.
+// each poll, with everything the answer tells of it, and which stored
+// files may be downloaded.
 package poll
 
 import (
 	"context"
-	"fmt"
-	"os"
+	"errors"
+	"io/fs"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/inventory"
 	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // Service implements deviceupdate.PollService on the store, recording
@@ -22,30 +22,13 @@ import (
 type Service struct {
 	DB       *store.DB
 	Recorder *inventory.Recorder
+	Files    *updatestore.Store // the files offered and downloaded
 	Now      func() time.Time
-	// StoreDir is DeviceUpdateStore, whose files Chunks reads.
-	StoreDir string
 
-	cache    atomic.Pointer[snapshot]
-	chunksMu sync.Mutex
-	chunks   map[chunkKey]*chunkEntry
+	cache atomic.Pointer[snapshot]
 }
 
-// chunkKey names a file's content: its SHA-256 and size.
-type chunkKey struct {
-	sha256 string
-	size   int64
-}
-
-// chunkEntry computes one file's chunk list once, however many polls ask
-// for it at the same time.
-type chunkEntry struct {
-	once sync.Once
-	cl   *deviceupdate.ChunkList
-	err  error
-}
-
-// snapshot holds what a decision reads, as of one store generation.
+// snapshot holds what an answer reads, as of one store generation.
 type snapshot struct {
 	gen     uint64
 	sites   *deviceupdate.SiteMap
@@ -53,7 +36,47 @@ type snapshot struct {
 	scopes  map[string]scopeSettings // by site name, for the sites that have one
 	devConf map[string]map[string]string
 	devices []deviceupdate.TestDevice
-	rules   map[string]deviceupdate.Rule // by ID
+	rules   map[string]*rule // by ID
+}
+
+// rule is a rule with the offers of the versions it can give a device,
+// its approved and pending ones, made once per store generation.
+type rule struct {
+	deviceupdate.Rule
+	offers []*offer
+}
+
+// offer is an update as answers offer it: its folder's path and its
+// files, listed once; with their chunk lists once a phone that shares
+// files with its peers is offered it.
+type offer struct {
+	update *deviceupdate.StoredUpdate
+	path   string
+	files  []deviceupdate.OfferedFile
+	shared atomic.Pointer[[]deviceupdate.OfferedFile]
+}
+
+func newOffer(u *deviceupdate.StoredUpdate) *offer {
+	return &offer{update: u, path: updatestore.Rel(u.RuleKey, u.Version), files: deviceupdate.OfferFiles(u)}
+}
+
+// sharedFiles returns the offer's files with their chunk lists, which
+// Files reads once per content. A failure is not kept: a later poll
+// tries again.
+func (o *offer) sharedFiles(files *updatestore.Store) ([]deviceupdate.OfferedFile, error) {
+	if p := o.shared.Load(); p != nil {
+		return *p, nil
+	}
+	out := make([]deviceupdate.OfferedFile, len(o.files))
+	for i, f := range o.files {
+		cl, err := files.ChunkList(o.update.RuleKey, o.update.Version, f.UpdateFile)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = f.WithChunkList(cl)
+	}
+	o.shared.Store(&out)
+	return out, nil
 }
 
 // scopeSettings are the settings a poll's answer needs, resolved for one
@@ -96,7 +119,7 @@ func (s *Service) current() (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap := &snapshot{gen: gen, rules: map[string]deviceupdate.Rule{}, scopes: map[string]scopeSettings{},
+	snap := &snapshot{gen: gen, rules: map[string]*rule{}, scopes: map[string]scopeSettings{},
 		global: resolveScope(global, nil, deviceupdate.ScopeGlobal)}
 	sites, err := s.DB.Sites()
 	if err != nil {
@@ -124,7 +147,21 @@ func (s *Service) current() (*snapshot, error) {
 		return nil, err
 	}
 	for _, r := range rules {
-		snap.rules[r.ID] = r
+		sr := &rule{Rule: r}
+		for _, v := range [...]deviceupdate.Version{r.ApprovedVersion, r.PendingVersion} {
+			if v.IsZero() {
+				continue
+			}
+			u, err := s.DB.FindUpdate(r.RuleKey, v)
+			if deviceupdate.ErrorCode(err) == deviceupdate.ENOTFOUND {
+				continue // offering it fails as the poll asks for it
+			}
+			if err != nil {
+				return nil, err
+			}
+			sr.offers = append(sr.offers, newOffer(u))
+		}
+		snap.rules[r.ID] = sr
 	}
 	s.cache.Store(snap)
 	return snap, nil
@@ -145,9 +182,9 @@ func (s *Service) LogSettings(remote string) (deviceupdate.LogSettings, error) {
 
 var _ deviceupdate.PollService = (*Service)(nil)
 
-// Poll decides what to offer the phone and records the poll.
+// Poll answers the phone and records the poll.
 func (s *Service) Poll(ctx context.Context, req deviceupdate.PollRequest, remote string) (*deviceupdate.PollAnswer, error) {
-	ans, err := s.decide(ctx, req, remote)
+	ans, err := s.answer(ctx, req, remote)
 	if err != nil {
 		return nil, err
 	}
@@ -159,17 +196,15 @@ func (s *Service) Poll(ctx context.Context, req deviceupdate.PollRequest, remote
 	return ans, nil
 }
 
-// decide is the offer: for the first of the phone's modules that a rule
-// governs and whose version should change, that rule's target.
-func (s *Service) decide(_ context.Context, req deviceupdate.PollRequest, remote string) (*deviceupdate.PollAnswer, error) {
+// answer is the whole answer: the phone's settings, and the offer
+// deviceupdate.Decide makes for the first of the phone's modules that a
+// rule governs and whose version should change.
+func (s *Service) answer(_ context.Context, req deviceupdate.PollRequest, remote string) (*deviceupdate.PollAnswer, error) {
 	snap, err := s.current()
 	if err != nil {
 		return nil, err
 	}
-	id := req.MAC
-	if id == "" {
-		id = req.Serial
-	}
+	id := req.ID()
 	site := snap.sites.Site(remote)
 	ss, ok := snap.scopes[site]
 	if !ok {
@@ -188,96 +223,95 @@ func (s *Service) decide(_ context.Context, req deviceupdate.PollRequest, remote
 		}
 	}
 	for _, m := range req.Modules {
-		rule, ok := snap.rules[deviceupdate.RuleID(req.RuleKey(m))]
-		if !ok {
+		in := deviceupdate.OfferInput{Device: id, Running: m.Version, TestDevice: isTest}
+		r := snap.rules[deviceupdate.RuleID(req.RuleKey(m))]
+		if r != nil {
+			in.Rule = &r.Rule
+		}
+		decision := deviceupdate.Decide(in)
+		if !decision.Offered() {
 			continue
 		}
-		target, offer := deviceupdate.Decide(&rule, m.Version, isTest)
-		if !offer {
-			continue
-		}
-		u, err := s.DB.FindUpdate(rule.RuleKey, target)
+		o, err := s.offerOf(r, decision.Version)
 		if err != nil {
 			return nil, err
 		}
-		ans.Offer, ans.Update = true, u
+		ans.Update, ans.Path, ans.Files = o.update, o.path, o.files
+		if ans.PeerSharing {
+			if ans.Files, err = o.sharedFiles(s.Files); err != nil {
+				return nil, err
+			}
+		}
 		return ans, nil
 	}
 	return ans, nil
 }
 
-// UpdateFile finds a downloadable file by its store path
-// DeviceType/Brand/Model/Revision/Locale/Version/UpdateType/Name: an
-// image or the catalog of a stored update.
-func (s *Service) UpdateFile(_ context.Context, path string) (*deviceupdate.StoredUpdate, *deviceupdate.UpdateFile, error) {
-	notFound := deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
-	p := strings.Split(path, "/")
-	if len(p) != 8 {
-		return nil, nil, notFound
+// offerOf returns the offer of version v of r: one the snapshot made,
+// else one made now from the update's record.
+func (s *Service) offerOf(r *rule, v deviceupdate.Version) (*offer, error) {
+	for _, o := range r.offers {
+		if o.update.Version == v {
+			return o, nil
+		}
 	}
-	key := deviceupdate.RuleKey{DeviceType: p[0], Brand: p[1], Model: p[2], Revision: p[3], Locale: p[4], UpdateType: p[6]}
-	v, err := deviceupdate.ParseVersion(p[5])
-	if key.Validate() != nil || err != nil || !deviceupdate.ValidFileName(p[7]) {
-		return nil, nil, notFound
+	u, err := s.DB.FindUpdate(r.RuleKey, v)
+	if err != nil {
+		return nil, err
+	}
+	return newOffer(u), nil
+}
+
+// file finds a downloadable file by its path below the store, as
+// updatestore.ParseFilePath reads it: an image or the catalog of a stored
+// update.
+func (s *Service) file(path string) (*deviceupdate.StoredUpdate, deviceupdate.UpdateFile, error) {
+	notFound := deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
+	key, v, name, ok := updatestore.ParseFilePath(path)
+	if !ok {
+		return nil, deviceupdate.UpdateFile{}, notFound
 	}
 	u, err := s.DB.FindUpdate(key, v)
-	if err != nil {
-		return nil, nil, notFound
-	}
 	// The stored folder is named as the update's own key, whose case may
 	// differ from the request's.
-	if u.RuleKey != key {
-		return nil, nil, notFound
+	if err != nil || u.RuleKey != key {
+		return nil, deviceupdate.UpdateFile{}, notFound
 	}
-	for _, f := range append(append([]deviceupdate.UpdateFile{}, u.Images...), u.Catalog) {
-		if f.Name == p[7] {
-			return u, &f, nil
+	for _, f := range u.PhoneFiles() {
+		if f.Name == name {
+			return u, f, nil
 		}
 	}
-	return nil, nil, notFound
+	return nil, deviceupdate.UpdateFile{}, notFound
 }
 
-// Chunks implements deviceupdate.PollService: the chunk list of a stored
-// file, read from the store once per content and kept. A failure is not
-// kept, so a later poll tries again.
-func (s *Service) Chunks(_ context.Context, u *deviceupdate.StoredUpdate, f *deviceupdate.UpdateFile) (*deviceupdate.ChunkList, error) {
-	key := chunkKey{f.SHA256, f.Size}
-	s.chunksMu.Lock()
-	if s.chunks == nil {
-		s.chunks = map[chunkKey]*chunkEntry{}
+// OpenFile implements deviceupdate.PollService.
+func (s *Service) OpenFile(_ context.Context, path string) (*deviceupdate.Download, error) {
+	u, f, err := s.file(path)
+	if err != nil {
+		return nil, err
 	}
-	e := s.chunks[key]
-	if e == nil {
-		e = &chunkEntry{}
-		s.chunks[key] = e
+	file, err := s.Files.Open(u.RuleKey, u.Version, f.Name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
 	}
-	s.chunksMu.Unlock()
-	e.once.Do(func() { e.cl, e.err = s.readChunks(u, f) })
-	if e.err != nil {
-		s.chunksMu.Lock()
-		if s.chunks[key] == e {
-			delete(s.chunks, key)
-		}
-		s.chunksMu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return e.cl, e.err
+	fi, err := file.Stat()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return &deviceupdate.Download{File: f, ModTime: fi.ModTime(), Content: file}, nil
 }
 
-func (s *Service) readChunks(u *deviceupdate.StoredUpdate, f *deviceupdate.UpdateFile) (*deviceupdate.ChunkList, error) {
-	root, err := os.OpenRoot(s.StoreDir)
+// ChunkList implements deviceupdate.PollService: the chunk list of a
+// stored file, read from the store once per content and kept.
+func (s *Service) ChunkList(_ context.Context, path string) (*deviceupdate.ChunkList, error) {
+	u, f, err := s.file(path)
 	if err != nil {
-		return nil, fmt.Errorf("chunk list: %w", err)
+		return nil, err
 	}
-	defer root.Close()
-	rel := strings.Join([]string{u.DeviceType, u.Brand, u.Model, u.Revision, u.Locale, u.Version.String(), u.UpdateType, f.Name}, "/")
-	file, err := root.Open(rel)
-	if err != nil {
-		return nil, fmt.Errorf("chunk list of %s: %w", rel, err)
-	}
-	defer file.Close()
-	cl, err := deviceupdate.NewChunkList(file, f.Size)
-	if err != nil {
-		return nil, fmt.Errorf("chunk list of %s: %w", rel, err)
-	}
-	return cl, nil
+	return s.Files.ChunkList(u.RuleKey, u.Version, f)
 }

@@ -16,6 +16,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // SchemaVersion is the layout of the buckets this build reads and writes.
@@ -24,11 +26,6 @@ const SchemaVersion = 1
 
 // FileName is the store's file name inside the data folder.
 const FileName = "deviceupdate.db"
-
-// UpdatesDir is the folder, inside the data folder, of the update files
-// that the store's records describe. Open refuses to start a new store
-// beside one that holds files.
-const UpdatesDir = "DeviceUpdateStore"
 
 // DefaultLockTimeout is how long Open waits for another process to release
 // the store's file lock before it gives up with ErrLocked.
@@ -151,9 +148,9 @@ type Options struct {
 // 0750 when missing). The file is created with mode 0600. It fails with
 // ErrLocked when another process holds the store, ErrDamaged or ErrNotStore
 // when the file is not one bbolt can open safely, ErrMissing or ErrEmpty
-// when there is no store (or an empty file) but dir/UpdatesDir holds files,
-// and ErrNewerSchema when a newer build wrote it. It creates or changes
-// nothing when it fails.
+// when there is no store (or an empty file) but the update store in dir
+// holds files, and ErrNewerSchema when a newer build wrote it. It creates
+// or changes nothing when it fails.
 func Open(dir string, opts Options) (*DB, error) {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = DefaultLockTimeout
@@ -203,8 +200,8 @@ func checkFile(dir, path string) error {
 	default:
 		return validate(path, fi.Size())
 	}
-	files := filepath.Join(dir, UpdatesDir)
-	has, err := holdsFiles(files)
+	files := filepath.Join(dir, updatestore.Dir)
+	has, err := updatestore.HoldsFiles(dir)
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -235,25 +232,6 @@ func validate(path string, size int64) error {
 		}
 		size = fi.Size()
 	}
-}
-
-// holdsFiles reports whether the folder dir, or any below it, holds
-// anything but folders.
-func holdsFiles(dir string) (bool, error) {
-	found := false
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil
-		case err != nil:
-			return err
-		case !d.IsDir():
-			found = true
-			return fs.SkipAll
-		}
-		return nil
-	})
-	return found, err
 }
 
 // init records the schema version in a new store and checks it in an

@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 func updateKey(k deviceupdate.RuleKey, v deviceupdate.Version) []byte {
@@ -211,7 +212,7 @@ func shortHash(h string) string {
 // DeleteUnreferenced deletes, in one transaction, every stored update that
 // no rule names as its approved, pending or restore version, and returns
 // what it deleted. The same transaction records the removal of their
-// folders as in progress (OpClear), for the caller to end with
+// folders as in progress (updatestore.OpClear), for the caller to end with
 // EndInProgress once the folders are gone.
 func (db *DB) DeleteUnreferenced() ([]deviceupdate.StoredUpdate, error) {
 	var removed []deviceupdate.StoredUpdate
@@ -259,7 +260,7 @@ func (db *DB) DeleteUnreferenced() ([]deviceupdate.StoredUpdate, error) {
 		for i := range removed {
 			clearing[i] = &removed[i]
 		}
-		return putInProgress(tx, clearing, OpClear, time.Now())
+		return putInProgress(tx, clearing, updatestore.OpClear, time.Now())
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delete unreferenced updates: %w", err)

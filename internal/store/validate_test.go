@@ -17,6 +17,7 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
 // Offsets in a bbolt file (format 2): a meta page's meta starts after the
@@ -270,7 +271,7 @@ func TestOpenMissingStoreBesideFiles(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, store.FileName), nil, 0o600)
 		}, nil},
 		{"only empty folders in the update store", func(t *testing.T, dir string) {
-			os.MkdirAll(filepath.Join(dir, store.UpdatesDir, "UCPhone", "Polycom", "CX600"), 0o750)
+			os.MkdirAll(filepath.Join(dir, updatestore.Dir, "UCPhone", "Polycom", "CX600"), 0o750)
 		}, nil},
 		{"missing beside update files", func(t *testing.T, dir string) {
 			writeUpdateFile(t, dir)
@@ -296,7 +297,7 @@ func TestOpenMissingStoreBesideFiles(t *testing.T) {
 			if db != nil {
 				db.Close()
 			}
-			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), "restore deviceupdate.db from a backup (deviceupdate restore), or, to start over without them, move "+filepath.Join(dir, store.UpdatesDir)+" aside") {
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), "restore deviceupdate.db from a backup (deviceupdate restore), or, to start over without them, move "+filepath.Join(dir, updatestore.Dir)+" aside") {
 				t.Fatalf("Open = %v, want %v and the fix", err, tt.want)
 			}
 			after, _ := os.Stat(filepath.Join(dir, store.FileName))
@@ -309,7 +310,7 @@ func TestOpenMissingStoreBesideFiles(t *testing.T) {
 
 func writeUpdateFile(t *testing.T, dir string) {
 	t.Helper()
-	leaf := filepath.Join(dir, store.UpdatesDir, "UCPhone", "Polycom", "CX600", "A", "ENU", "4.0.7577.4366", "CPE")
+	leaf := filepath.Join(dir, updatestore.Dir, "UCPhone", "Polycom", "CX600", "A", "ENU", "4.0.7577.4366", "CPE")
 	if err := os.MkdirAll(leaf, 0o750); err != nil {
 		t.Fatal(err)
 	}
