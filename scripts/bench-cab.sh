@@ -4,7 +4,8 @@
 # Builds a multi-megabyte MSZIP cabinet with gcab from generated
 # semi-compressible data, and an LZX cabinet (window 2^21) of the same data
 # with the test encoder in internal/cab/internal/lzxenc (no packaged tool
-# makes LZX cabinets), then extracts them and the small LZX fixture
+# makes LZX cabinets; the test TestBenchCabinet of internal/cab writes both
+# with -benchcab.dir), then extracts them and the small LZX fixture
 # alternately with our extractor and with cabextract, REPS times each, from
 # disk to a fresh directory every time. Prints the median wall time of
 # each, the ratio ours/cabextract, and the peak resident memory of one
@@ -12,8 +13,7 @@
 #
 # Environment:
 #   EXTRACT_CMD  our extractor, with {cab} and {dir} placeholders. Default:
-#                a build of internal/cab/internal/cabx, "cabx -d {dir} {cab}".
-#                For the CLI: EXTRACT_CMD='deviceupdate cab extract {cab} -o {dir}'
+#                a build of the CLI, "deviceupdate cab extract {cab} -o {dir}".
 #   REPS         repetitions per tool and cabinet (default 9)
 #   SIZE_MIB     size of the generated data (default 24)
 #   LZX_CAB      LZX cabinet (default ../shared/testdata/cab/lzx.cab)
@@ -31,14 +31,14 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-(cd "$root" && go build -o "$work/cabx" ./internal/cab/internal/cabx)
-ours_tmpl=${EXTRACT_CMD:-"$work/cabx -d {dir} {cab}"}
+(cd "$root" && go build -o "$work/deviceupdate" ./cmd/deviceupdate)
+ours_tmpl=${EXTRACT_CMD:-"$work/deviceupdate cab extract {cab} -o {dir}"}
 theirs_tmpl="cabextract -q -d {dir} {cab}"
 
 mkdir "$work/src"
-"$work/cabx" -gen "$size_mib" "$work/src/firmware.bin"
+(cd "$root" && go test -run '^TestBenchCabinet$' -count 1 ./internal/cab/ -args -benchcab.dir "$work/src" -benchcab.mib "$size_mib" >/dev/null)
+mv "$work/src/lzx.cab" "$work/lzx.cab"
 (cd "$work/src" && gcab -c -z "$work/mszip.cab" firmware.bin)
-"$work/cabx" -mklzx 21 -o "$work/lzx.cab" "$work/src/firmware.bin"
 
 # expand TEMPLATE CAB DIR prints the command with placeholders filled in.
 expand() {

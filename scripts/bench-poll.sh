@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares polls/s of `deviceupdate serve` (deciding, recording inventory
 # and the request-log line) with a do-nothing echo handler on the same TLS
-# stack (internal/loadgen/nopserver), over HTTPS keep-alive, in the same
+# stack (cmd/nopserver), over HTTPS keep-alive, in the same
 # run: alternating runs of `deviceupdate phone load`, medians.
 # Usage: scripts/bench-poll.sh [SECONDS] [RUNS] [PHONES] [CONCURRENCY]   (default 8 3 20000 32)
 set -euo pipefail
@@ -12,7 +12,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 . scripts/lib.sh
 build_deviceupdate
-go build -o "$work/nopserver" ./internal/loadgen/nopserver
+go build -o "$work/nopserver" ./cmd/nopserver
 
 # A server with one approved rule, which the phones already run, so each
 # answer is "nothing to offer", as the reference's.

@@ -59,8 +59,10 @@ UCUpdates-R2.<domain> is refused with the fix: 'certs renew --domain D'.`,
 	certsDir := addCertsFlag(cmd, "certs folder")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		dir := certsDir()
-		if domain != "" && !validDomain(domain) {
-			return fmt.Errorf("--domain %q is not a DNS domain; write e.g. contoso.com", domain)
+		if domain != "" {
+			if err := checkDomainFlag(domain); err != nil {
+				return err
+			}
 		}
 		if err := checkDomainNames(dir, domain); err != nil {
 			return err
@@ -131,8 +133,10 @@ a second, without a restart.`,
 	}
 	certsDir := addCertsFlag(cmd, "certs folder holding server.crt, ca.crt and ca.key")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
-		if domain != "" && !validDomain(domain) {
-			return fmt.Errorf("--domain %q is not a DNS domain; write e.g. contoso.com", domain)
+		if domain != "" {
+			if err := checkDomainFlag(domain); err != nil {
+				return err
+			}
 		}
 		r, err := certs.Renew(certsDir(), certs.RenewOptions{Domain: domain})
 		if err != nil {

@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
 	"gopkg.in/yaml.v3"
+
+	"github.com/deviceupdate/deviceupdate"
 )
 
 //go:embed deviceupdate.yaml
@@ -193,8 +195,10 @@ func (c *Config) Validate() error {
 	if _, port, _ := net.SplitHostPort(c.HTTP); c.HTTP == c.HTTPS && port != "0" {
 		return fmt.Errorf("--http and --https are both %s; give them different ports", c.HTTP)
 	}
-	if c.Domain != "" && !validDomain(c.Domain) {
-		return fmt.Errorf("--domain %q is not a DNS domain; write e.g. contoso.com", c.Domain)
+	if c.Domain != "" {
+		if err := checkDomainFlag(c.Domain); err != nil {
+			return err
+		}
 	}
 	if _, err := c.Limits(); err != nil {
 		return err
@@ -211,19 +215,11 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func validDomain(d string) bool {
-	if len(d) > 253 {
-		return false
+// checkDomainFlag refuses a --domain that is not a DNS domain, saying
+// why.
+func checkDomainFlag(d string) error {
+	if err := deviceupdate.ValidateDNSName(d); err != nil {
+		return fmt.Errorf("--domain %q is not a DNS domain: %s; write e.g. contoso.com", d, deviceupdate.ErrorMessage(err))
 	}
-	for _, label := range strings.Split(d, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
+	return nil
 }

@@ -70,8 +70,8 @@ are from a device no rule matches; it appears in the inventory as model
 		if o.Domain == "" {
 			return usageError{errors.New("doctor needs --domain, the DNS domain phones use, e.g. --domain contoso.com (see 'deviceupdate doctor --help')")}
 		}
-		if !validDomain(o.Domain) {
-			return fmt.Errorf("--domain %q is not a DNS domain; write e.g. contoso.com", o.Domain)
+		if err := checkDomainFlag(o.Domain); err != nil {
+			return err
 		}
 		if o.DNSServer != "" {
 			if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {

@@ -148,6 +148,8 @@ func TestUsageErrors(t *testing.T) {
 		// --domain after the argument is still parsed as a flag: 1 argument, not 3.
 		{"flag after an argument", []string{"certs", "init", "x", "--domain", "contoso.com"}, exitUsage, "takes no arguments, got 1 argument (see"},
 		{"bad domain", []string{"certs", "init", "--domain", "-bad-", "--certs", "unused"}, exitError, `--domain "-bad-" is not a DNS domain`},
+		{"bad host", []string{"certs", "init", "--host", "fe_01", "--certs", filepath.Join(t.TempDir(), "certs")}, exitError,
+			`host name "fe_01" is not a DNS name: its label "fe_01" holds '_'; a label is letters, digits and '-'`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

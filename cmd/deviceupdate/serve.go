@@ -506,9 +506,16 @@ func (m *Main) identity() (hosts []string, ips []net.IP) {
 // of the host's interfaces.
 func certIdentity(domain string, listen []net.IP) (hosts []string, ips []net.IP, err error) {
 	if h, err := os.Hostname(); err == nil && h != "" {
-		hosts = append(hosts, h)
+		names := []string{h}
 		if domain != "" && !strings.Contains(h, ".") {
-			hosts = append(hosts, h+"."+domain)
+			names = append(names, h+"."+domain)
+		}
+		// A name that is not a DNS name (an underscore, say) is left out:
+		// no client could verify it, and certs.Ensure refuses it.
+		for _, n := range names {
+			if deviceupdate.ValidateDNSName(n) == nil {
+				hosts = append(hosts, n)
+			}
 		}
 	}
 	for _, ip := range listen {

@@ -3,6 +3,7 @@ package cab
 import (
 	"bytes"
 	"encoding/binary"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,13 +101,20 @@ var (
 	lzxBenchPath string
 )
 
-// lzxBenchCab makes (once per process) an LZX cabinet, window 2^21, of
-// 8 MiB of semi-compressible data with the test encoder.
+// lzxCab returns an LZX cabinet, window 2^21, holding data as
+// firmware.bin in verbatim and aligned offset blocks of the test encoder.
+func lzxCab(tb testing.TB, data []byte) []byte {
+	c := tCab{folders: []tFolder{{comp: CompressLZX | 21<<8, lzxTypes: []int{lzxenc.Verbatim, lzxenc.Aligned}}},
+		files: []tFile{{name: "firmware.bin", data: data}}}
+	cab, _ := c.build(tb)
+	return cab
+}
+
+// lzxBenchCab makes (once per process) an LZX cabinet of 8 MiB of
+// semi-compressible data with the test encoder.
 func lzxBenchCab(b *testing.B) string {
 	lzxBenchOnce.Do(func() {
-		c := tCab{folders: []tFolder{{comp: CompressLZX | 21<<8, lzxTypes: []int{lzxenc.Verbatim, lzxenc.Aligned}}},
-			files: []tFile{{name: "firmware.bin", data: semiRandom(42, 8<<20)}}}
-		data, _ := c.build(b)
+		data := lzxCab(b, semiRandom(42, 8<<20))
 		dir, err := os.MkdirTemp("", "cab-bench-lzx-")
 		if err != nil {
 			b.Fatal(err)
@@ -180,5 +188,32 @@ func BenchmarkOpen(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+var (
+	benchCabDir = flag.String("benchcab.dir", "", "write firmware.bin and its LZX cabinet lzx.cab to `DIR`, for scripts/bench-cab.sh")
+	benchCabMiB = flag.Int("benchcab.mib", 24, "the size of firmware.bin in `MiB` with -benchcab.dir")
+)
+
+// TestBenchCabinet: the semi-compressible data and its LZX cabinet that
+// scripts/bench-cab.sh extracts read back as written. With -benchcab.dir
+// they are written there, at -benchcab.mib (no packaged tool makes LZX
+// cabinets); without, a small one is checked.
+func TestBenchCabinet(t *testing.T) {
+	dir, size := *benchCabDir, *benchCabMiB<<20
+	if dir == "" {
+		dir, size = t.TempDir(), 256<<10
+	}
+	data := semiRandom(42, size)
+	cab := lzxCab(t, data)
+	r := openBytes(t, cab)
+	if got := readAll(t, r)["firmware.bin"]; !bytes.Equal(got, data) {
+		t.Fatalf("the LZX cabinet reads back %d bytes, not the %d written", len(got), len(data))
+	}
+	for name, b := range map[string][]byte{"firmware.bin": data, "lzx.cab": cab} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

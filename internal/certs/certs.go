@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/fsutil"
 )
 
@@ -73,6 +74,22 @@ type Options struct {
 	Hosts  []string // further DNS names, such as the host name
 	IPs    []net.IP // the listen addresses
 	Now    func() time.Time
+}
+
+// checkNames refuses a domain or host name that is not a DNS name, which
+// no client could verify the certificate for.
+func checkNames(domain string, hosts []string) error {
+	if domain != "" {
+		if err := deviceupdate.ValidateDNSName(domain); err != nil {
+			return fmt.Errorf("domain %q is not a DNS domain: %s", domain, deviceupdate.ErrorMessage(err))
+		}
+	}
+	for _, h := range hosts {
+		if err := deviceupdate.ValidateDNSName(h); err != nil {
+			return fmt.Errorf("host name %q is not a DNS name: %s", h, deviceupdate.ErrorMessage(err))
+		}
+	}
+	return nil
 }
 
 // ServerNames returns the discovery names a server certificate must hold
@@ -123,6 +140,9 @@ func Check(dir string) error {
 func Ensure(dir string, opts Options) (created []string, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if err := checkNames(opts.Domain, opts.Hosts); err != nil {
+		return nil, err
 	}
 	if err := Check(dir); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -270,5 +271,67 @@ func TestCheckWritesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Check created %s", dir)
+	}
+}
+
+// TestRefusesNamesThatAreNotDNSNames: a domain or host name no client
+// could verify the certificate for is refused, naming it, and nothing is
+// written.
+func TestRefusesNamesThatAreNotDNSNames(t *testing.T) {
+	renewed := t.TempDir()
+	if _, err := certs.Ensure(renewed, opts); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		run  func(dir string) error
+		dir  string // the folder that must not change; empty: a new one
+		want string
+	}{
+		{"domain with two dots", func(dir string) error {
+			_, err := certs.Ensure(dir, certs.Options{Domain: "contoso..com"})
+			return err
+		}, "", `domain "contoso..com" is not a DNS domain: it has an empty label`},
+		{"host with a space", func(dir string) error {
+			_, err := certs.Ensure(dir, certs.Options{Domain: "contoso.com", Hosts: []string{"fe01", "bad host"}})
+			return err
+		}, "", `host name "bad host" is not a DNS name: its label "bad host" holds ' '`},
+		{"host with an underscore", func(dir string) error {
+			_, err := certs.Ensure(dir, certs.Options{Hosts: []string{"fe_01"}})
+			return err
+		}, "", `host name "fe_01" is not a DNS name`},
+		{"renewal to a bad domain", func(dir string) error {
+			_, err := certs.Renew(dir, certs.RenewOptions{Domain: "-fabrikam.com"})
+			return err
+		}, renewed, `domain "-fabrikam.com" is not a DNS domain: its label "-fabrikam" starts or ends with '-'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := tt.dir
+			if dir == "" {
+				dir = t.TempDir()
+			}
+			before := snapshot(t, dir)
+			err := tt.run(dir)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+			checkUnchanged(t, dir, before)
+		})
+	}
+}
+
+// checkUnchanged fails the test when the files of dir differ from before,
+// its snapshot.
+func checkUnchanged(t *testing.T, dir string, before map[string][]byte) {
+	t.Helper()
+	after := snapshot(t, dir)
+	if len(after) != len(before) {
+		t.Errorf("a refusal changed the files: %d before, %d after", len(before), len(after))
+	}
+	for name, data := range before {
+		if !bytes.Equal(after[name], data) {
+			t.Errorf("a refusal changed %s", name)
+		}
 	}
 }

@@ -37,6 +37,9 @@ func Renew(dir string, opts RenewOptions) (*Renewal, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if err := checkNames(opts.Domain, nil); err != nil {
+		return nil, err
+	}
 	r := &Renewal{CertPath: filepath.Join(dir, ServerCertFile), KeyPath: filepath.Join(dir, ServerKeyFile)}
 	old, err := ReadServerCert(dir)
 	if errors.Is(err, fs.ErrNotExist) {

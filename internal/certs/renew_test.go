@@ -142,15 +142,7 @@ func TestRenewRefuses(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, want)
 				}
 			}
-			after := snapshot(t, dir)
-			if len(after) != len(before) {
-				t.Errorf("a refused renewal changed the files: %d before, %d after", len(before), len(after))
-			}
-			for name, data := range before {
-				if !bytes.Equal(after[name], data) {
-					t.Errorf("a refused renewal changed %s", name)
-				}
-			}
+			checkUnchanged(t, dir, before)
 		})
 	}
 }

@@ -37,6 +37,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/deviceupdate/deviceupdate"
 )
 
 // Label is the host label phones look up under the domain (Lync's
@@ -95,8 +97,8 @@ var _ dns.Handler = (*Handler)(nil)
 // cfg.Registerer, so it may be called once per registry.
 func NewHandler(cfg Config) (*Handler, error) {
 	zone := dns.CanonicalName(strings.TrimSpace(cfg.Domain))
-	if zone == "." || !validName(zone) {
-		return nil, fmt.Errorf("%w: domain %q is not a DNS domain", ErrConfig, cfg.Domain)
+	if err := deviceupdate.ValidateDNSName(strings.TrimSuffix(zone, ".")); err != nil {
+		return nil, fmt.Errorf("%w: domain %q is not a DNS domain: %s", ErrConfig, cfg.Domain, deviceupdate.ErrorMessage(err))
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
@@ -303,23 +305,4 @@ func sourceAddr(a net.Addr) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr()
-}
-
-// validName reports whether a fully qualified name is letters, digits and
-// hyphens in labels of 1-63 characters.
-func validName(fqdn string) bool {
-	if len(fqdn) > 254 {
-		return false
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(fqdn, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }

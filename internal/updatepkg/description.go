@@ -1,9 +1,12 @@
-// Package updatepkg reads update packages (SPEC §3): a cabinet holding, per
-// update, a description <base>.xml, its .nbt images and a security catalog
-// <base>.cat listing the hashes of all of them.
+// Package updatepkg owns the update package format (SPEC §3): a cabinet
+// holding, per update, a description <base>.xml, its .nbt images and a
+// security catalog <base>.cat listing the hashes of all of them. Build
+// writes packages and Stage reads and verifies them; the description's
+// writer and reader sit side by side in this file.
 package updatepkg
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -128,4 +131,49 @@ func attr(attrs []xml.Attr, name string) (string, bool) {
 func firstWord(d xml.Directive) string {
 	w, _, _ := strings.Cut(strings.TrimSpace(string(d)), " ")
 	return w
+}
+
+// formatDescription returns the update's description (SPEC §3), which
+// ParseDescription reads back.
+func formatDescription(u deviceupdate.Update) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
+	b.WriteString("<Update")
+	writeUpdateAttrs(&b, u)
+	b.WriteString(">")
+	for _, f := range u.Files {
+		b.WriteString("\n  <File Name=\"")
+		xmlEscape(&b, f)
+		b.WriteString("\"/>")
+	}
+	b.WriteString("\n</Update>\n")
+	return b.Bytes()
+}
+
+// formatUpdateInfo returns the informative index of a package's updates
+// that SPEC §3 describes; Stage does not read it.
+func formatUpdateInfo(u deviceupdate.Update) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
+	b.WriteString("<Updates><Updates><Update")
+	writeUpdateAttrs(&b, u)
+	b.WriteString("/></Updates></Updates>\n")
+	return b.Bytes()
+}
+
+// writeUpdateAttrs writes the attributes of an <Update> element, those
+// readUpdateAttrs reads.
+func writeUpdateAttrs(b *bytes.Buffer, u deviceupdate.Update) {
+	for _, a := range [...][2]string{
+		{"DeviceType", u.DeviceType}, {"Brand", u.Brand}, {"Model", u.Model}, {"Revision", u.Revision},
+		{"Locale", u.Locale}, {"UpdateType", u.UpdateType}, {"Version", u.Version.String()},
+	} {
+		b.WriteString(" " + a[0] + "=\"")
+		xmlEscape(b, a[1])
+		b.WriteString("\"")
+	}
+}
+
+func xmlEscape(b *bytes.Buffer, s string) {
+	_ = xml.EscapeText(b, []byte(s)) // a bytes.Buffer does not fail
 }

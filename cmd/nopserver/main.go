@@ -2,7 +2,7 @@
 // echo on the same TLS stack as deviceupdate, answering every poll with a
 // fixed "nothing to offer" and doing nothing else.
 //
-//	go run ./internal/loadgen/nopserver -certs DIR -addr 127.0.0.1:0
+//	go run ./cmd/nopserver -certs DIR -addr 127.0.0.1:0
 package main
 
 import (
