@@ -167,3 +167,60 @@ func TestNewChunkList(t *testing.T) {
 		})
 	}
 }
+
+// TestJitteredInterval pins each phone's interval: a phone keeps the
+// spread it had under every earlier release, so a fleet does not bunch
+// up after an upgrade. The wants were computed from the first
+// implementation (FNV-1a, 32 bits, of the identifier).
+func TestJitteredInterval(t *testing.T) {
+	const long = "serial_with-64-characters-abcdefghijklmnopqrstuvwxyz0123456789AB"
+	tests := []struct {
+		name       string
+		base       int
+		identifier string
+		want       int
+	}{
+		{"no base", 0, "00-04-F2-AA-BB-CC", 0},
+		{"below ten seconds is left as it is", 9, "00-04-F2-AA-BB-CC", 9},
+		{"ten seconds, empty identifier", 10, "", 10},
+		{"ten seconds, MAC", 10, "00-04-F2-AA-BB-CC", 9},
+		{"ten seconds, long serial", 10, long, 11},
+		{"hour, empty identifier", 3600, "", 3872},
+		{"hour, MAC", 3600, "00-04-F2-AA-BB-CC", 3749},
+		{"hour, MAC ...01", 3600, "00-04-F2-00-00-01", 3460},
+		{"hour, MAC ...02", 3600, "00-04-F2-00-00-02", 3409},
+		{"hour, serial", 3600, "SN12345", 3844},
+		{"hour, one letter", 3600, "A", 3288},
+		{"hour, long serial", 3600, long, 3561},
+		{"hour, eight-pair MAC", 3600, "00-04-F2-AA-BB-CC-DD-EE", 3459},
+		{"day, empty identifier", 86400, "", 92514},
+		{"day, MAC", 86400, "00-04-F2-AA-BB-CC", 93247},
+		{"day, MAC ...01", 86400, "00-04-F2-00-00-01", 83071},
+		{"day, MAC ...02", 86400, "00-04-F2-00-00-02", 80839},
+		{"day, serial", 86400, "SN12345", 94202},
+		{"day, one letter", 86400, "A", 86161},
+		{"day, long serial", 86400, long, 91470},
+		{"day, eight-pair MAC", 86400, "00-04-F2-AA-BB-CC-DD-EE", 92862},
+		{"week, MAC", 604800, "00-04-F2-AA-BB-CC", 589650},
+		{"week, serial", 604800, "SN12345", 634954},
+		{"week, long serial", 604800, long, 590447},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := deviceupdate.JitteredInterval(tt.base, tt.identifier); got != tt.want {
+				t.Errorf("JitteredInterval(%d, %q) = %d, want %d", tt.base, tt.identifier, got, tt.want)
+			}
+		})
+	}
+}
+
+// BenchmarkJitteredInterval measures the jitter every poll's answer
+// computes from the phone's MAC.
+func BenchmarkJitteredInterval(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if deviceupdate.JitteredInterval(86400, "00-04-F2-AA-BB-CC") == 0 {
+			b.Fatal("no interval")
+		}
+	}
+}
