@@ -2,6 +2,7 @@ package deviceupdate
 
 import (
 	"context"
+	"hash/fnv"
 	"strings"
 	"time"
 )
@@ -186,19 +187,17 @@ type PollService interface {
 }
 
 // JitteredInterval spreads a phone's periodic polls: base seconds, moved
-// by up to a tenth either way by a value derived from the phone's
+// by up to a tenth either way by the FNV-1a hash of the phone's
 // identifier, so a phone's interval is stable and a fleet's is spread.
+// The hash must stay FNV-1a: another would move every phone's interval.
 func JitteredInterval(base int, identifier string) int {
 	if base < 10 {
 		return base
 	}
-	var h uint32 = 2166136261 // FNV-1a
-	for i := 0; i < len(identifier); i++ {
-		h ^= uint32(identifier[i])
-		h *= 16777619
-	}
+	h := fnv.New32a()
+	h.Write([]byte(identifier)) // the conversion neither copies nor allocates: the bytes are only read
 	span := base / 5
-	return base - base/10 + int(h%uint32(span+1))
+	return base - base/10 + int(h.Sum32()%uint32(span+1))
 }
 
 // Device is a phone as the inventory last saw it.
