@@ -74,3 +74,11 @@ func ErrorMessage(err error) string {
 	}
 	return "internal error; the server log has the details"
 }
+
+// truncateForMessage keeps hostile input from flooding an error message.
+func truncateForMessage(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

@@ -3,6 +3,7 @@ package deviceupdate
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -68,6 +69,26 @@ type AuditList struct {
 	Next string `json:"next,omitempty"`
 }
 
+// AuditCursor is the cursor that follows the entry seq.
+func AuditCursor(seq uint64) string { return EncodeCursor(strconv.FormatUint(seq, 10)) }
+
+// ParseAuditCursor returns the sequence number an AuditCursor holds; ""
+// is 0, before the first entry. Errors: EINVALID.
+func ParseAuditCursor(c string) (uint64, error) {
+	if c == "" {
+		return 0, nil
+	}
+	pos, err := DecodeCursor(c)
+	if err != nil {
+		return 0, err
+	}
+	seq, err := strconv.ParseUint(pos, 10, 64)
+	if err != nil {
+		return 0, badCursor(c)
+	}
+	return seq, nil
+}
+
 // AuditVerification is the outcome of checking the audit trail's chain.
 type AuditVerification struct {
 	Intact  bool   `json:"intact"`
@@ -87,15 +108,4 @@ type AuditService interface {
 	AuditEntries(ctx context.Context, f AuditFilter) (*AuditList, error)
 	// VerifyAudit checks every entry's hash and its link to the one before.
 	VerifyAudit(ctx context.Context) (*AuditVerification, error)
-}
-
-// RuleService manages device update rules; every change is audited.
-type RuleService interface {
-	// Rules returns every rule, ordered by key.
-	Rules(ctx context.Context) ([]Rule, error)
-	// ChangeRule performs action on the rule with the given ID and returns
-	// it before and after (after is nil for a removal). With expect set,
-	// the rule must still have the versions the caller read. Errors:
-	// ENOTFOUND, ECONFLICT (the state does not allow it, or it changed).
-	ChangeRule(ctx context.Context, id string, action RuleAction, expect *Rule, actor string) (Rule, *Rule, error)
 }
