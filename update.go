@@ -45,6 +45,14 @@ func (u Update) Validate() error {
 	return nil
 }
 
+// Folder returns the update's folder, relative and with slashes:
+// DeviceType/Brand/Model/Revision/Locale/Version/UpdateType. It is the
+// same in a package's cabinet, in the update store and in the download
+// URLs, so that a package unpacks into the store as it is.
+func (u Update) Folder() string {
+	return strings.Join([]string{u.DeviceType, u.Brand, u.Model, u.Revision, u.Locale, u.Version.String(), u.UpdateType}, "/")
+}
+
 // UpdateFile is one stored file of an update.
 type UpdateFile struct {
 	Name   string `json:"name"`

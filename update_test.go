@@ -73,3 +73,15 @@ func TestUpdateValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestUpdateFolder: an update's folder is the same path in a package's
+// cabinet, the update store and the download URLs.
+func TestUpdateFolder(t *testing.T) {
+	u := deviceupdate.Update{
+		RuleKey: deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"},
+		Version: deviceupdate.MustParseVersion("4.0.7577.4366"),
+	}
+	if got, want := u.Folder(), "UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE"; got != want {
+		t.Errorf("Folder() = %q, want %q", got, want)
+	}
+}
