@@ -21,9 +21,6 @@ const (
 	ENOTIMPLEMENTED = "not_implemented" // the operation is not supported
 )
 
-// Codes lists every application error code.
-var Codes = []string{ECONFLICT, EINTERNAL, EINVALID, ENOTFOUND, EUNAUTHORIZED, EFORBIDDEN, ETOOLARGE, EUNAVAILABLE, ETIMEOUT, ENOTIMPLEMENTED}
-
 // Error is the application error. Code is machine-readable, Message is safe
 // to show to any client. Err, when set, carries internal detail for the log.
 type Error struct {
