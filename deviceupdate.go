@@ -9,9 +9,9 @@
 // One file per entity, each with its type, its rules and the service that
 // manages it:
 //
-//	update.go         Update, StoredUpdate and their files, a Download; identifier and file name rules
-//	package.go        what an import did (ImportedUpdate, ImportResult), PackageService
-//	file.go           what clearing unused files freed (ClearResult), FileService
+//	update.go         Update (as a package declares it), StoredUpdate (as imported), their files and folder; name rules
+//	package.go        PackageService: importing packages, and what an import did (ImportResult)
+//	file.go           FileService: clearing the stored files no rule needs (ClearResult)
 //	chunklist.go      ChunkList: the hashes of a file's pieces, which peers check (SPEC §9)
 //	version.go        Version
 //	rule.go           Rule, RuleKey, the lifecycle (approve, reset, restore), RuleService
@@ -19,14 +19,14 @@
 //	device.go         Device as the inventory saw it, DeviceID, DeviceFilter, DeviceService
 //	devicesetting.go  the settings a device may override, DeviceConfigService
 //	testdevice.go     TestDevice, TestDeviceService
-//	devicelog.go      DeviceLog, LogSettings, LogService
+//	devicelog.go      DeviceLog, the upload rules (LogSettings), LogService
 //	site.go           Site, SiteMap, SiteService
 //	setting.go        Setting, Settings, ResolveConfig, ConfigService
 //	dnsname.go        ValidateDNSName
 //	user.go           User, UserService
 //	audit.go          AuditEntry, AuditFilter, AuditService
 //	backup.go         Backup, BackupService
-//	page.go           Page and the cursors of long lists
+//	page.go           Page, the opaque cursor of long lists
 //	error.go          Error and its codes
 //	server.go         ServerInfo
 //	build.go          BuildVersion
