@@ -24,6 +24,8 @@
 //	setting.go        Setting, Settings, ResolveConfig, ConfigService
 //	dnsname.go        ValidateDNSName
 //	user.go           User, UserService
+//	admin.go          Admin, Role, AdminToken, AdminService
+//	session.go        Session (the web console's), SessionService
 //	audit.go          AuditEntry, AuditFilter, AuditService
 //	backup.go         Backup, BackupService
 //	page.go           Page, the opaque cursor of long lists
