@@ -26,6 +26,15 @@ var statusOf = map[string]int{
 	deviceupdate.ENOTIMPLEMENTED: http.StatusNotImplemented,
 }
 
+// StatusOf returns the HTTP status of an application error code, 500
+// for an unknown one; the web console answers with the same ones.
+func StatusOf(code string) int {
+	if st, ok := statusOf[code]; ok {
+		return st
+	}
+	return http.StatusInternalServerError
+}
+
 // codeOf maps the statuses echo itself produces (no route, wrong method,
 // body too large) back to application codes.
 var codeOf = map[int]string{

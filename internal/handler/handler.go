@@ -104,7 +104,16 @@ type Config struct {
 	MaxPackageSize int64
 	// Backup takes the backups GET /backup streams.
 	Backup deviceupdate.BackupService
-	Now    func() time.Time
+	// Console is the web console, mounted on the HTTPS handler only
+	// (never on External, Internal or Metrics); nil leaves it out.
+	Console Mounter
+	Now     func() time.Time
+}
+
+// Mounter adds routes to a handler: the web console (internal/console)
+// adds its pages to the HTTPS one.
+type Mounter interface {
+	Mount(e *echo.Echo)
 }
 
 // Server holds the two echo instances and their shared state.
@@ -285,6 +294,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.backup != nil {
 		admin.GET("/backup", s.handleBackup)
+	}
+	if cfg.Console != nil {
+		cfg.Console.Mount(s.secure)
 	}
 	return s, nil
 }

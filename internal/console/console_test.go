@@ -1,0 +1,397 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/console"
+)
+
+var pages = []string{"/", "/rules", "/import", "/devices", "/testdevices", "/sites", "/config", "/users", "/audit"}
+
+// inline finds what the CSP forbids and a page must not rely on: inline
+// scripts (a <script> without src that is not JSON data), style
+// attributes and <style> elements, event-handler attributes, hx-on.
+var inline = regexp.MustCompile(`<script(?:\s+[^>]*)?>\s*[^<\s]|\sstyle=|<style|\son[a-z]+=|hx-on`)
+
+func checkHeaders(t *testing.T, h http.Header) {
+	t.Helper()
+	want := map[string]string{
+		"Content-Security-Policy": console.CSP,
+		"X-Frame-Options":         "DENY",
+		"Referrer-Policy":         "same-origin",
+		"X-Content-Type-Options":  "nosniff",
+	}
+	for k, v := range want {
+		if got := h.Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+}
+
+func TestEveryPageHasSecurityHeadersAndNoInlineCode(t *testing.T) {
+	e := newEnv(t)
+	ada := e.signIn(t, "ada")
+	for _, p := range append([]string{"/login"}, pages...) {
+		t.Run(p, func(t *testing.T) {
+			rec := e.get(t, ada, p)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("GET %s: %d\n%s", p, rec.Code, rec.Body)
+			}
+			checkHeaders(t, rec.Header())
+			body := strings.ReplaceAll(rec.Body.String(), `<script type="application/json" id="fleet-data">`, "")
+			if m := inline.FindString(body); m != "" {
+				t.Errorf("page has %q, which the CSP forbids", m)
+			}
+		})
+	}
+	// Refusals and redirects carry them too.
+	checkHeaders(t, e.get(t, user{}, "/rules").Header())
+	checkHeaders(t, e.post(t, ada, "/rules/apply", url.Values{}).Header())
+}
+
+func TestConsoleOnlyOnTheHTTPSHandler(t *testing.T) {
+	e := newEnv(t)
+	for name, h := range map[string]http.Handler{"internal": e.srv.Internal(), "external": e.srv.External(), "metrics": e.srv.Metrics()} {
+		for _, p := range []string{"/", "/login", "/rules"} {
+			rec := httptestGet(h, p)
+			if rec.Code != http.StatusNotFound {
+				t.Errorf("%s listener GET %s = %d, want 404", name, p, rec.Code)
+			}
+		}
+	}
+}
+
+func TestSignIn(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name       string
+		form       url.Values
+		wantStatus int
+		wantBody   string
+		wantTo     string
+	}{
+		{"wrong password", url.Values{"username": {"ada"}, "password": {"wrong password!"}}, 401, "Wrong name or password.", ""},
+		{"unknown admin", url.Values{"username": {"nobody"}, "password": {password}}, 401, "Wrong name or password.", ""},
+		{"empty form", url.Values{}, 401, "Enter your admin name and password.", ""},
+		{"right", url.Values{"username": {"ada"}, "password": {password}}, 303, "", "/"},
+		{"right, back to the page asked for", url.Values{"username": {"ada"}, "password": {password}, "next": {"/devices"}}, 303, "", "/devices"},
+		{"another host is not a next page", url.Values{"username": {"ada"}, "password": {password}, "next": {"//evil.example/x"}}, 303, "", "/"},
+		{"a backslash host neither", url.Values{"username": {"ada"}, "password": {password}, "next": {`/\evil.example`}}, 303, "", "/"},
+		{"a URL neither", url.Values{"username": {"ada"}, "password": {password}, "next": {"https://evil.example/"}}, 303, "", "/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := e.post(t, user{}, "/login", tt.form)
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d\n%s", rec.Code, tt.wantStatus, rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), tt.wantBody) {
+				t.Errorf("body lacks %q:\n%s", tt.wantBody, rec.Body)
+			}
+			if tt.wantTo == "" {
+				if len(rec.Result().Cookies()) != 0 {
+					t.Errorf("a refused sign-in set a cookie: %v", rec.Result().Cookies())
+				}
+				return
+			}
+			if got := rec.Header().Get("Location"); got != tt.wantTo {
+				t.Errorf("redirected to %q, want %q", got, tt.wantTo)
+			}
+			sc := rec.Header().Get("Set-Cookie")
+			for _, want := range []string{console.CookieName + "=", "Path=/", "HttpOnly", "Secure", "SameSite=Strict"} {
+				if !strings.Contains(sc, want) {
+					t.Errorf("Set-Cookie %q lacks %q", sc, want)
+				}
+			}
+			if strings.Contains(sc, "Domain=") {
+				t.Errorf("Set-Cookie %q has a Domain", sc)
+			}
+		})
+	}
+}
+
+func TestSignInFromAnotherSiteRefused(t *testing.T) {
+	e := newEnv(t)
+	req := httptestPost("/login", url.Values{"username": {"ada"}, "password": {password}})
+	req.Header.Set("Origin", "https://evil.example")
+	rec := e.do(t, user{}, req)
+	if rec.Code != http.StatusForbidden || len(rec.Result().Cookies()) != 0 {
+		t.Fatalf("cross-site sign-in: %d, cookies %v", rec.Code, rec.Result().Cookies())
+	}
+}
+
+func TestWithoutLiveSessionToLogin(t *testing.T) {
+	tests := []struct {
+		name     string
+		advance  time.Duration
+		keepBusy bool
+	}{
+		{"no cookie", -1, false},
+		{"idle too long", deviceupdate.SessionIdle + time.Second, false},
+		{"too old though busy", deviceupdate.SessionMaxAge + time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			u := e.signIn(t, "otto")
+			if tt.advance < 0 {
+				u = user{}
+			} else if tt.keepBusy {
+				for left := tt.advance; left > 0; left -= 20 * time.Minute {
+					e.clock.add(min(left, 20*time.Minute))
+					e.get(t, u, "/")
+				}
+			} else {
+				e.clock.add(tt.advance)
+			}
+			rec := e.get(t, u, "/devices")
+			if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/login?next=%2Fdevices" {
+				t.Fatalf("GET /devices: %d to %q, want 303 to /login?next=%%2Fdevices", rec.Code, rec.Header().Get("Location"))
+			}
+			if rec := e.post(t, u, "/rules/apply", url.Values{"csrf": {u.csrf}, "action": {"approve"}, "id": {"x"}}); rec.Code != http.StatusSeeOther || !strings.HasPrefix(rec.Header().Get("Location"), "/login") {
+				t.Errorf("POST: %d to %q, want 303 to /login", rec.Code, rec.Header().Get("Location"))
+			}
+		})
+	}
+}
+
+func TestSignOut(t *testing.T) {
+	e := newEnv(t)
+	u := e.signIn(t, "vera")
+	if rec := e.post(t, u, "/logout", url.Values{}); rec.Code != http.StatusForbidden {
+		t.Errorf("sign-out without CSRF token: %d, want 403", rec.Code)
+	}
+	rec := e.post(t, u, "/logout", url.Values{"csrf": {u.csrf}})
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/login" {
+		t.Fatalf("sign-out: %d to %q", rec.Code, rec.Header().Get("Location"))
+	}
+	if sc := rec.Header().Get("Set-Cookie"); !strings.Contains(sc, "Max-Age=0") {
+		t.Errorf("sign-out left the cookie: %q", sc)
+	}
+	if rec := e.get(t, u, "/"); rec.Code != http.StatusSeeOther {
+		t.Errorf("the old cookie still works after sign-out: %d", rec.Code)
+	}
+}
+
+func TestChangesNeedTheCSRFToken(t *testing.T) {
+	e := newEnv(t)
+	up := e.importCab(t, "4.0.7577.4366")
+	otto := e.signIn(t, "otto")
+	form := func(tok string) url.Values {
+		return url.Values{"csrf": {tok}, "action": {"approve"}, "id": {up.RuleID}, "expect-" + up.RuleID: {"0.0.0.0/4.0.7577.4366/0.0.0.0"}}
+	}
+	tests := []struct {
+		name   string
+		token  string
+		header string
+		want   int
+	}{
+		{"no token", "", "", 403},
+		{"wrong token", "not-the-token", "", 403},
+		{"another session's token", e.signIn(t, "ada").csrf, "", 403},
+		{"wrong header beats a right field", otto.csrf, "nope", 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptestPost("/rules/apply", form(tt.token))
+			if tt.header != "" {
+				req.Header.Set(console.CSRFHeader, tt.header)
+			}
+			rec := e.do(t, otto, req)
+			if rec.Code != tt.want {
+				t.Fatalf("status %d, want %d\n%s", rec.Code, tt.want, rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), "reload the page") {
+				t.Errorf("refusal does not say what to do:\n%s", rec.Body)
+			}
+			if r := e.rule(t, up.RuleID); !r.ApprovedVersion.IsZero() {
+				t.Fatalf("refused request approved the rule: %+v", r)
+			}
+		})
+	}
+	// The right token in the header (htmx) or the field (a form) works.
+	req := httptestPost("/rules/apply", form(""))
+	req.Header.Set(console.CSRFHeader, otto.csrf)
+	if rec := e.do(t, otto, req); rec.Code != http.StatusSeeOther {
+		t.Fatalf("approve with the header: %d\n%s", rec.Code, rec.Body)
+	}
+	if r := e.rule(t, up.RuleID); r.ApprovedVersion.String() != "4.0.7577.4366" {
+		t.Fatalf("rule after approve: %+v", r)
+	}
+}
+
+func (e *env) rule(t *testing.T, id string) deviceupdate.Rule {
+	t.Helper()
+	rules, err := e.svc.Rules(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if r.ID == id {
+			return r
+		}
+	}
+	t.Fatalf("no rule %s", id)
+	return deviceupdate.Rule{}
+}
+
+func TestRoles(t *testing.T) {
+	e := newEnv(t)
+	up := e.importCab(t, "4.0.7577.4366")
+	approve := func(u user) url.Values {
+		return url.Values{"csrf": {u.csrf}, "action": {"approve"}, "id": {up.RuleID}, "expect-" + up.RuleID: {"0.0.0.0/4.0.7577.4366/0.0.0.0"}}
+	}
+	vera, otto := e.signIn(t, "vera"), e.signIn(t, "otto")
+
+	// A viewer sees the rule but no button, and a forced POST is refused.
+	page := e.get(t, vera, "/rules").Body.String()
+	if !strings.Contains(page, "4.0.7577.4366") {
+		t.Fatalf("viewer does not see the pending version:\n%s", page)
+	}
+	for _, label := range []string{">Approve</button>", ">Reject</button>", ">Restore</button>", ">Remove</button>", "Approve selected"} {
+		if strings.Contains(page, label) {
+			t.Errorf("viewer's rules page has %q", label)
+		}
+	}
+	if dash := e.get(t, vera, "/").Body.String(); strings.Contains(dash, ">Approve</a>") || strings.Contains(dash, `href="/import"`) {
+		t.Errorf("viewer's dashboard offers approve or import")
+	}
+	for _, tt := range []struct {
+		name string
+		u    user
+		path string
+		form url.Values
+	}{
+		{"viewer approves", vera, "/rules/apply", approve(vera)},
+		{"viewer asks to confirm", vera, "/rules/confirm?action=approve&id=" + up.RuleID, nil},
+		{"viewer opens import", vera, "/import", nil},
+		{"operator opens import", otto, "/import", nil},
+		{"operator adds a user", otto, "/users", url.Values{"csrf": {otto.csrf}, "name": {"phone1"}, "password": {"a long password 1"}}},
+		{"operator changes config", otto, "/config", url.Values{"csrf": {otto.csrf}, "LogCleanUpInterval": {"5"}}},
+		{"viewer adds a test device", vera, "/testdevices", url.Values{"csrf": {vera.csrf}, "name": {"lab"}, "id": {"00-04-F2-00-00-01"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var rec = e.get(t, tt.u, tt.path)
+			if tt.form != nil {
+				rec = e.post(t, tt.u, tt.path, tt.form)
+			}
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "needs the") {
+				t.Fatalf("status %d, want 403 naming the role\n%s", rec.Code, rec.Body)
+			}
+		})
+	}
+	if r := e.rule(t, up.RuleID); !r.ApprovedVersion.IsZero() {
+		t.Fatalf("a viewer approved: %+v", r)
+	}
+
+	// The operator sees the buttons, confirms, and the trail names them.
+	if page := e.get(t, otto, "/rules").Body.String(); !strings.Contains(page, ">Approve</button>") || !strings.Contains(page, ">Reject</button>") {
+		t.Fatalf("operator's rules page lacks Approve/Reject:\n%s", page)
+	}
+	confirm := e.get(t, otto, "/rules/confirm?action=approve&id="+up.RuleID).Body.String()
+	for _, want := range []string{">Confirm</button>", "will be offered 4.0.7577.4366 (today: nothing)"} {
+		if !strings.Contains(confirm, want) {
+			t.Errorf("confirmation lacks %q:\n%s", want, confirm)
+		}
+	}
+	if r := e.rule(t, up.RuleID); !r.ApprovedVersion.IsZero() {
+		t.Fatal("asking for confirmation approved already")
+	}
+	if rec := e.post(t, otto, "/rules/apply", approve(otto)); rec.Code != http.StatusSeeOther {
+		t.Fatalf("operator approve: %d\n%s", rec.Code, rec.Body)
+	}
+	list, err := e.svc.AuditEntries(context.Background(), deviceupdate.AuditFilter{Action: "rule.approve"})
+	if err != nil || len(list.Entries) != 1 || list.Entries[0].Actor != "otto" {
+		t.Fatalf("audit of the approve: %+v, %v", list, err)
+	}
+}
+
+func TestApproveRefusedWhenTheRuleChangedSinceConfirm(t *testing.T) {
+	e := newEnv(t)
+	up := e.importCab(t, "4.0.7577.4366")
+	otto := e.signIn(t, "otto")
+	// Confirmed with the versions of an older page.
+	rec := e.post(t, otto, "/rules/apply", url.Values{"csrf": {otto.csrf}, "action": {"approve"}, "id": {up.RuleID}, "expect-" + up.RuleID: {"0.0.0.0/4.0.7577.4300/0.0.0.0"}})
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "Not done") {
+		t.Fatalf("stale confirmation: %d\n%s", rec.Code, rec.Body)
+	}
+	if r := e.rule(t, up.RuleID); !r.ApprovedVersion.IsZero() {
+		t.Fatalf("stale confirmation approved: %+v", r)
+	}
+}
+
+func TestImportPage(t *testing.T) {
+	e := newEnv(t)
+	ada := e.signIn(t, "ada")
+	rec := e.upload(t, ada, e.cab(t, "4.0.7577.4366"))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "imported") || !strings.Contains(rec.Body.String(), "UCPhone/Polycom/CX600/A/ENU/CPE") {
+		t.Fatalf("import: %d\n%s", rec.Code, rec.Body)
+	}
+	tests := []struct {
+		name     string
+		u        user
+		file     string
+		want     int
+		wantBody string
+	}{
+		{"not a package", ada, writeFile(t, "notes.txt", "hello"), 400, "is neither a .cab nor an .exe package"},
+		{"a broken cabinet", ada, writeFile(t, "broken.cab", "MSCF but not really"), 400, "broken.cab"},
+		{"wrong CSRF field", user{cookie: ada.cookie, csrf: "forged"}, e.cab(t, "4.0.7577.4400"), 403, "reload the page"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := e.upload(t, tt.u, tt.file)
+			if rec.Code != tt.want || !strings.Contains(rec.Body.String(), tt.wantBody) {
+				t.Fatalf("status %d, want %d with %q\n%s", rec.Code, tt.want, tt.wantBody, rec.Body)
+			}
+		})
+	}
+	if rules, _ := e.svc.Rules(context.Background()); len(rules) != 1 || rules[0].PendingVersion.String() != "4.0.7577.4366" {
+		t.Fatalf("refused uploads changed the rules: %+v", rules)
+	}
+}
+
+func TestConfigShowsErrorsNextToTheField(t *testing.T) {
+	e := newEnv(t)
+	ada := e.signIn(t, "ada")
+	rec := e.post(t, ada, "/config", url.Values{"csrf": {ada.csrf}, "MaxLogFileSize": {"12"}, "LogCleanUpInterval": {"5"}})
+	body := rec.Body.String()
+	if rec.Code != http.StatusBadRequest || !regexp.MustCompile(`(?s)id="cfg-MaxLogFileSize" name="MaxLogFileSize" value="12" aria-invalid="true".*?class="field-error" id="err-MaxLogFileSize">MaxLogFileSize=12`).MatchString(body) {
+		t.Fatalf("status %d; want 400 with the error by MaxLogFileSize\n%s", rec.Code, body)
+	}
+	cfg, _ := e.svc.Config(context.Background(), deviceupdate.ScopeGlobal)
+	for _, v := range cfg {
+		if v.Name == "LogCleanUpInterval" && v.Value != "10" {
+			t.Errorf("a form with an error saved LogCleanUpInterval=%s", v.Value)
+		}
+	}
+	rec = e.post(t, ada, "/config", url.Values{"csrf": {ada.csrf}, "LogCleanUpInterval": {"5"}})
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Saved: LogCleanUpInterval.") {
+		t.Fatalf("valid change: %d\n%s", rec.Code, rec.Body)
+	}
+}
+
+func TestStaticFilesCachedByContent(t *testing.T) {
+	e := newEnv(t)
+	page := e.get(t, user{}, "/login").Body.String()
+	m := regexp.MustCompile(`src="(/static/[0-9a-f]{12}/vendor/htmx-2\.0\.11/htmx\.min\.js)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no htmx under a hashed URL:\n%s", page)
+	}
+	rec := e.get(t, user{}, m[1])
+	if rec.Code != 200 || rec.Header().Get("Cache-Control") != "public, max-age=31536000, immutable" || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/javascript") {
+		t.Fatalf("GET %s: %d %v", m[1], rec.Code, rec.Header())
+	}
+	for _, p := range []string{"/static/000000000000/console.css", m[1] + "/../../../console.go", strings.Replace(m[1], "htmx.min.js", "nope.js", 1)} {
+		if rec := e.get(t, user{}, p); rec.Code != 404 {
+			t.Errorf("GET %s: %d, want 404", p, rec.Code)
+		}
+	}
+}
