@@ -137,6 +137,15 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("Verify shows %q", got)
 	}
 	b.Shot("audit-verified")
+
+	// A phone-sized screen: the nav folds into a Menu button.
+	b.Do("phone screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#fleet-chart")), chromedp.Sleep(300*time.Millisecond))
+	b.Shot("dashboard-phone")
+	b.Do("phone menu", chromedp.Click(chromedp.CSS(".menu-button")), chromedp.WaitVisible(chromedp.CSS(".top nav")))
+	b.Shot("menu-phone")
+	b.Do("phone rules", chromedp.Navigate(base+"/rules"), chromedp.WaitVisible(chromedp.CSS("table.rules")))
+	b.Shot("rules-phone")
+	b.Do("desktop screen", chromedp.ResetViewport())
 	signOut()
 	b.Shot("signed-out")
 }

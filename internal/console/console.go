@@ -86,6 +86,9 @@ type Health struct {
 	// LastImport returns when the last package was imported (zero when
 	// none was).
 	LastImport func(ctx context.Context) (time.Time, error)
+	// AuditBroken says where the audit trail's chain broke when the
+	// service last read it (at start, or listing it), nil while intact.
+	AuditBroken func() error
 	// Metrics is where the polls answered are counted
 	// (deviceupdate_http_requests_total of the poll routes).
 	Metrics prometheus.Gatherer

@@ -204,6 +204,10 @@ func (c *Console) health(ctx context.Context) []healthLine {
 	if c.cfg.Audit != nil {
 		v, at := c.verified.get()
 		switch {
+		case v == nil && h.AuditBroken != nil && h.AuditBroken() != nil:
+			out = append(out, healthLine{Name: "Audit trail", Value: "BROKEN when last read: " + h.AuditBroken().Error(), Bad: true})
+		case v == nil && h.AuditBroken != nil:
+			out = append(out, healthLine{Name: "Audit trail", Value: "intact when last read (at start or in a list); Verify on the Audit page checks it again"})
 		case v == nil:
 			out = append(out, healthLine{Name: "Audit trail", Value: "not verified since the start; use Verify on the Audit page"})
 		case v.Intact:
