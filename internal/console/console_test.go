@@ -395,3 +395,84 @@ func TestStaticFilesCachedByContent(t *testing.T) {
 		}
 	}
 }
+
+func TestDevicesFilters(t *testing.T) {
+	e := newEnv(t)
+	seedDevices(t, e)
+	ada := e.signIn(t, "ada")
+	if rec := e.post(t, ada, "/sites", url.Values{"csrf": {ada.csrf}, "name": {"hq"}, "subnets": {"10.2.0.0/16"}}); rec.Code != http.StatusOK {
+		t.Fatalf("add site: %d\n%s", rec.Code, rec.Body)
+	}
+	all := []string{"00-04-F2-00-00-01", "00-04-F2-00-00-02", "00-04-F2-00-00-03", "00-04-F2-00-00-04", "SN-7000-1"}
+	tests := []struct {
+		name  string
+		query string
+		want  []string
+	}{
+		{"everything", "", all},
+		{"model", "model=cx700", []string{"SN-7000-1"}},
+		{"model and version", "model=CX600&version=4.0.7577.4000", all[:2]},
+		{"site", "site=hq", []string{"SN-7000-1"}},
+		{"seen within", "seen=90m", []string{"00-04-F2-00-00-01", "00-04-F2-00-00-02", "SN-7000-1"}},
+		{"a MAC as phones write it", "q=00:04:f2:00:00:03", []string{"00-04-F2-00-00-03"}},
+		{"part of a MAC", "q=0004f2000004", []string{"00-04-F2-00-00-04"}},
+		{"a serial", "q=SN-7000-1", []string{"SN-7000-1"}},
+		{"a user", "q=alice", []string{"SN-7000-1"}},
+		{"nothing matches", "q=nobody", nil},
+	}
+	row := regexp.MustCompile(`<tr><td><a href="/devices/([^"]+)">`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := e.get(t, ada, "/devices?"+tt.query)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d\n%s", rec.Code, rec.Body)
+			}
+			var got []string
+			for _, m := range row.FindAllStringSubmatch(rec.Body.String(), -1) {
+				got = append(got, m[1])
+			}
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("devices %v, want %v", got, tt.want)
+			}
+		})
+	}
+	for _, q := range []string{"version=4.0", "seen=yesterday", "site=nowhere"} {
+		if rec := e.get(t, ada, "/devices?"+q); rec.Code < 400 || !strings.Contains(rec.Body.String(), `class="error"`) {
+			t.Errorf("%s: %d, want a refusal shown on the page", q, rec.Code)
+		}
+	}
+}
+
+func TestDevicePage(t *testing.T) {
+	e := newEnv(t)
+	seedDevices(t, e)
+	vera, otto := e.signIn(t, "vera"), e.signIn(t, "otto")
+	page := e.get(t, vera, "/devices/00-04-F2-00-00-02").Body.String()
+	if !strings.Contains(page, "4.0.7577.4000") || strings.Contains(page, `name="PeerFirmwareSharing"`) {
+		t.Fatalf("viewer's device page: versions shown, no settings form expected\n%s", page)
+	}
+	if rec := e.get(t, vera, "/devices/00:04:f2:00:00:99"); rec.Code != http.StatusNotFound {
+		t.Errorf("unknown device: %d, want 404", rec.Code)
+	}
+	if rec := e.post(t, vera, "/devices/00-04-F2-00-00-02/config", url.Values{"csrf": {vera.csrf}, "PeerFirmwareSharing": {"true"}}); rec.Code != http.StatusForbidden {
+		t.Errorf("viewer sets a device setting: %d, want 403", rec.Code)
+	}
+	for _, tt := range []struct {
+		value string
+		code  int
+		want  string
+	}{{"maybe", 400, "choose"}, {"true", 200, "Saved"}} {
+		rec := e.post(t, otto, "/devices/00-04-F2-00-00-02/config", url.Values{"csrf": {otto.csrf}, "PeerFirmwareSharing": {tt.value}})
+		if rec.Code != tt.code || !strings.Contains(rec.Body.String(), tt.want) {
+			t.Errorf("PeerFirmwareSharing=%s: %d, want %d with %q", tt.value, rec.Code, tt.code, tt.want)
+		}
+	}
+	cfg, err := e.svc.DeviceConfig(t.Context(), "00-04-F2-00-00-02")
+	if err != nil || cfg.Settings["PeerFirmwareSharing"] != "true" {
+		t.Fatalf("device settings after save: %+v %v", cfg, err)
+	}
+	list, _ := e.svc.AuditEntries(t.Context(), deviceupdate.AuditFilter{Action: "device.config.set"})
+	if len(list.Entries) != 1 || list.Entries[0].Actor != "otto" {
+		t.Errorf("audit of the setting: %+v", list.Entries)
+	}
+}

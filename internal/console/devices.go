@@ -89,6 +89,17 @@ func (c *Console) handleDevices(ec echo.Context, s *deviceupdate.Session) error 
 			return fail(deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no site %q", truncate(q.Site, maxQueryLen)))
 		}
 	}
+	// A whole MAC address or serial number is looked up, not searched.
+	if id, err := deviceupdate.DeviceID(q.Q); err == nil && q.Cursor == "" && (strings.ContainsAny(q.Q, "-:") || len(q.Q) >= 8) {
+		dev, err := c.findDevice(ctx, id)
+		if err == nil && f.Match(dev) && inSubnets(dev.Remote, subnets) {
+			d.Devices = []deviceupdate.Device{dev}
+			return c.render(ec, http.StatusOK, "devices", page{Title: "Devices", Nav: "devices", Session: s, Data: d})
+		}
+		if err != nil && deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
+			return fail(err)
+		}
+	}
 	match := func(dev deviceupdate.Device) bool {
 		return inSubnets(dev.Remote, subnets) && matchesSearch(dev, q.Q)
 	}

@@ -53,7 +53,7 @@ func newTestSessions(now func() time.Time) *testSessions {
 	return &testSessions{now: now, admins: map[string]testAdmin{}, sessions: map[string]*deviceupdate.Session{}}
 }
 
-func (s *testSessions) add(t *testing.T, name string, role deviceupdate.Role, password string) {
+func (s *testSessions) add(t testing.TB, name string, role deviceupdate.Role, password string) {
 	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ type env struct {
 
 const password = "correct horse battery"
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	data, certs := t.TempDir(), t.TempDir()
 	clk := &clock{t: time.Now()}
@@ -181,7 +181,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // cab builds a signed CX600 package of version.
-func (e *env) cab(t *testing.T, version string) string {
+func (e *env) cab(t testing.TB, version string) string {
 	t.Helper()
 	testpkg.NeedTool(t, "gcab")
 	files := testpkg.Files{}
@@ -191,7 +191,7 @@ func (e *env) cab(t *testing.T, version string) string {
 
 // importCab imports a package through the console as an admin: its
 // version becomes the pending version of the CX600 rule.
-func (e *env) importCab(t *testing.T, version string) deviceupdate.ImportedUpdate {
+func (e *env) importCab(t testing.TB, version string) deviceupdate.ImportedUpdate {
 	t.Helper()
 	res := e.upload(t, e.signIn(t, "ada"), e.cab(t, version))
 	if res.Code != http.StatusOK {
@@ -213,7 +213,7 @@ type user struct {
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // signIn signs in through the form and reads the CSRF token of a page.
-func (e *env) signIn(t *testing.T, name string) user {
+func (e *env) signIn(t testing.TB, name string) user {
 	t.Helper()
 	rec := e.post(t, user{}, "/login", url.Values{"username": {name}, "password": {password}})
 	if rec.Code != http.StatusSeeOther {
@@ -237,7 +237,7 @@ func (e *env) signIn(t *testing.T, name string) user {
 	return u
 }
 
-func (e *env) do(t *testing.T, u user, req *http.Request) *httptest.ResponseRecorder {
+func (e *env) do(t testing.TB, u user, req *http.Request) *httptest.ResponseRecorder {
 	t.Helper()
 	req.RemoteAddr = "192.0.2.10:50000"
 	if u.cookie != nil {
@@ -248,12 +248,12 @@ func (e *env) do(t *testing.T, u user, req *http.Request) *httptest.ResponseReco
 	return rec
 }
 
-func (e *env) get(t *testing.T, u user, path string) *httptest.ResponseRecorder {
+func (e *env) get(t testing.TB, u user, path string) *httptest.ResponseRecorder {
 	t.Helper()
 	return e.do(t, u, httptest.NewRequest(http.MethodGet, "https://deviceupdate.test"+path, nil))
 }
 
-func (e *env) post(t *testing.T, u user, path string, form url.Values) *httptest.ResponseRecorder {
+func (e *env) post(t testing.TB, u user, path string, form url.Values) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, "https://deviceupdate.test"+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -262,7 +262,7 @@ func (e *env) post(t *testing.T, u user, path string, form url.Values) *httptest
 
 // upload posts a package as the import form does without JavaScript:
 // the CSRF field first, then the file.
-func (e *env) upload(t *testing.T, u user, pkg string) *httptest.ResponseRecorder {
+func (e *env) upload(t testing.TB, u user, pkg string) *httptest.ResponseRecorder {
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -299,7 +299,7 @@ func httptestPost(path string, form url.Values) *http.Request {
 	return req
 }
 
-func writeFile(t *testing.T, name, content string) string {
+func writeFile(t testing.TB, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
