@@ -60,12 +60,16 @@ type Config struct {
 	retryBase time.Duration
 }
 
+// DefaultOfferTimeout is how long a query waits for a root's claim when
+// Config.OfferTimeout is not set.
+const DefaultOfferTimeout = 200 * time.Millisecond
+
 func (c *Config) setDefaults() {
 	if c.Port == 0 {
 		c.Port = DefaultPort
 	}
 	if c.OfferTimeout <= 0 {
-		c.OfferTimeout = 200 * time.Millisecond
+		c.OfferTimeout = DefaultOfferTimeout
 	}
 	if c.Offers <= 0 {
 		c.Offers = 3

@@ -14,7 +14,11 @@ const mib = 1 << 20
 // once and nobody serves more than two children.
 func TestShare(t *testing.T) {
 	data, m := testFile(t, 8*mib, mib)
-	c := newCluster(t, 8, nil)
+	// Eight nodes start at once and elect one root among themselves: give
+	// the election the product's default wait, not the tests' short one, so
+	// a loaded machine (a CI runner, a race build) does not time it out and
+	// make every node its own root.
+	c := newCluster(t, 8, func(_ int, cfg *Config) { cfg.OfferTimeout = DefaultOfferTimeout })
 	src := &memSource{data: data}
 	res := fetchAll(testContext(t), c.nodes, m, src)
 	server, _ := checkResults(t, res, data)
