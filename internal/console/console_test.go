@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -474,5 +475,59 @@ func TestDevicePage(t *testing.T) {
 	list, _ := e.svc.AuditEntries(t.Context(), deviceupdate.AuditFilter{Action: "device.config.set"})
 	if len(list.Entries) != 1 || list.Entries[0].Actor != "otto" {
 		t.Errorf("audit of the setting: %+v", list.Entries)
+	}
+}
+
+// TestListPages adds and removes a test device, a site and a user as the
+// role each needs, shows a refusal next to the form, and audits the
+// signed-in admin as the actor.
+func TestListPages(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name, who, page string
+		add             url.Values
+		wantAdded       string
+		bad             url.Values
+		wantBad         string
+		remove          string
+		action          string
+	}{
+		{"test device", "otto", "/testdevices", url.Values{"name": {"lab phone"}, "id": {"00:04:f2:aa:bb:cc"}}, "00-04-F2-AA-BB-CC",
+			url.Values{"name": {"x"}, "id": {"not a mac or serial!"}}, "serial number", "lab phone", "testdevice."},
+		{"site", "ada", "/sites", url.Values{"name": {"hq"}, "subnets": {"10.1.0.0/16, 10.2.0.0/16"}}, "10.2.0.0/16",
+			url.Values{"name": {"branch"}, "subnets": {"10.1.0.0/33"}}, "subnet", "hq", "site."},
+		{"user", "ada", "/users", url.Values{"name": {"phone1@contoso.com"}, "password": {"a long password 1"}}, "phone1@contoso.com",
+			url.Values{"name": {"phone2"}, "password": {"short"}}, "too short", "phone1@contoso.com", "user."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := e.signIn(t, tt.who)
+			with := func(v url.Values) url.Values {
+				v = maps.Clone(v)
+				v.Set("csrf", u.csrf)
+				return v
+			}
+			rec := e.post(t, u, tt.page, with(tt.add))
+			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), tt.wantAdded) || !strings.Contains(rec.Body.String(), `class="notice"`) {
+				t.Fatalf("add: %d\n%s", rec.Code, rec.Body)
+			}
+			rec = e.post(t, u, tt.page, with(tt.bad))
+			if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), tt.wantBad) {
+				t.Fatalf("bad add: %d, want 400 with %q\n%s", rec.Code, tt.wantBad, rec.Body)
+			}
+			rec = e.post(t, u, tt.page+"/remove", url.Values{"csrf": {u.csrf}, "name": {tt.remove}})
+			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `<p class="empty">`) {
+				t.Fatalf("remove: %d\n%s", rec.Code, rec.Body)
+			}
+			list, err := e.svc.AuditEntries(t.Context(), deviceupdate.AuditFilter{Action: tt.action})
+			if err != nil || len(list.Entries) < 2 {
+				t.Fatalf("audit: %+v %v", list, err)
+			}
+			for _, en := range list.Entries {
+				if en.Actor != tt.who {
+					t.Errorf("audit entry %s by %q, want %q", en.Action, en.Actor, tt.who)
+				}
+			}
+		})
 	}
 }
