@@ -130,6 +130,9 @@ func TestBrowserConsole(t *testing.T) {
 		if p.name == "dashboard" {
 			b.Do("chart", chromedp.Sleep(300*time.Millisecond))
 		}
+		if probs := b.Problems(); len(probs) > 0 {
+			t.Errorf("%s: %s", p.path, strings.Join(probs, "; "))
+		}
 		b.Shot(p.name)
 	}
 	b.Do("verify", chromedp.Click(chromedp.CSS(`form[action="/audit/verify"] button`)), chromedp.WaitVisible(chromedp.CSS("#verify p")))

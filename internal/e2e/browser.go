@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -63,10 +64,23 @@ func NewBrowser(tb testing.TB, cert *x509.Certificate) *Browser {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	tb.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
+	// Every page records what its Content-Security-Policy refused and
+	// its script errors, for Problems.
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watchProblems}); err != nil {
 		tb.Fatalf("start chromium: %v", err)
 	}
 	return &Browser{tb: tb, ctx: ctx, shots: tb.TempDir()}
+}
+
+const watchProblems = `window.__problems = [];
+document.addEventListener("securitypolicyviolation", e => window.__problems.push("CSP refused " + e.violatedDirective + " " + (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber));
+window.addEventListener("error", e => window.__problems.push("script error: " + e.message + " at " + e.filename + ":" + e.lineno));`
+
+// Problems returns what the current page's CSP refused and its script
+// errors since it loaded.
+func (b *Browser) Problems() []string {
+	b.tb.Helper()
+	return Eval[[]string](b, "window.__problems || []")
 }
 
 // Do runs the steps in order and fails the test at the first that fails.
