@@ -1,16 +1,20 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"maps"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/console"
 )
 
@@ -529,5 +533,64 @@ func TestListPages(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAuditPage(t *testing.T) {
+	e := newEnv(t)
+	up := e.importCab(t, "4.0.7577.4366")
+	otto := e.signIn(t, "otto")
+	e.post(t, otto, "/rules/apply", url.Values{"csrf": {otto.csrf}, "action": {"approve"}, "id": {up.RuleID}, "expect-" + up.RuleID: {"0.0.0.0/4.0.7577.4366/0.0.0.0"}})
+	vera := e.signIn(t, "vera")
+	row := regexp.MustCompile(`<td>(\d+)</td><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td>`)
+	tests := []struct {
+		name, query string
+		want        []string // actor action
+		status      int
+	}{
+		{"everything", "", []string{"ada import", "otto rule.approve"}, 200},
+		{"an action prefix", "action=rule.", []string{"otto rule.approve"}, 200},
+		{"a target", "target=" + up.RuleID, []string{"otto rule.approve"}, 200},
+		{"until yesterday", "until=" + e.clock.now().AddDate(0, 0, -1).Format("2006-01-02"), nil, 200},
+		{"a bad date", "since=last+week", nil, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := e.get(t, vera, "/audit?"+tt.query)
+			if rec.Code != tt.status {
+				t.Fatalf("status %d, want %d\n%s", rec.Code, tt.status, rec.Body)
+			}
+			var got []string
+			for _, m := range row.FindAllStringSubmatch(rec.Body.String(), -1) {
+				got = append(got, m[2]+" "+m[3])
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("entries %v, want %v", got, tt.want)
+			}
+		})
+	}
+	rec := e.post(t, vera, "/audit/verify", url.Values{"csrf": {vera.csrf}})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "Intact: 2 entries checked") {
+		t.Fatalf("verify: %d\n%s", rec.Code, rec.Body)
+	}
+	if dash := e.get(t, vera, "/").Body.String(); !strings.Contains(dash, "intact, 2 entries") {
+		t.Errorf("the dashboard does not show the last verification:\n%s", dash)
+	}
+
+	// Someone rewrites who approved: Verify and the dashboard say so.
+	path := filepath.Join(filepath.Dir(e.db.Path()), audit.Dir, audit.FileName)
+	trail, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, bytes.Replace(trail, []byte(`"otto"`), []byte(`"ada!"`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec = e.post(t, vera, "/audit/verify", url.Values{"csrf": {vera.csrf}})
+	if !strings.Contains(rec.Body.String(), "Broken at line 2") {
+		t.Fatalf("verify of a rewritten trail: %d\n%s", rec.Code, rec.Body)
+	}
+	if dash := e.get(t, vera, "/").Body.String(); !strings.Contains(dash, `<dd class="bad">BROKEN at line 2`) {
+		t.Errorf("the dashboard does not show the broken trail:\n%s", dash)
 	}
 }
