@@ -9,9 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
@@ -592,5 +595,34 @@ func TestAuditPage(t *testing.T) {
 	}
 	if dash := e.get(t, vera, "/").Body.String(); !strings.Contains(dash, `<dd class="bad">BROKEN at line 2`) {
 		t.Errorf("the dashboard does not show the broken trail:\n%s", dash)
+	}
+}
+
+// TestEveryConsoleRouteNeedsASession walks the HTTPS handler's routes:
+// every console route but the sign-in form and the static files sends a
+// browser without a session to /login, whatever its method.
+func TestEveryConsoleRouteNeedsASession(t *testing.T) {
+	e := newEnv(t)
+	ech, ok := e.srv.Secure().(*echo.Echo)
+	if !ok {
+		t.Fatalf("Secure() is a %T, not an *echo.Echo", e.srv.Secure())
+	}
+	open := []string{"/healthz", "/metrics", "/login", "/static/", "/admin/api/", "/RequestHandler", "/DeviceUpdateFiles_"}
+	n := 0
+	for _, r := range ech.Routes() {
+		if slices.ContainsFunc(open, func(p string) bool { return strings.HasPrefix(r.Path, p) }) || r.Method == echo.RouteNotFound {
+			continue
+		}
+		n++
+		path := strings.NewReplacer(":id", "00-04-F2-00-00-01", ":type", "Watson", ":name", "x.dmp").Replace(r.Path)
+		req := httptestPost(path, url.Values{})
+		req.Method = r.Method
+		rec := e.do(t, user{}, req)
+		if rec.Code != http.StatusSeeOther || !strings.HasPrefix(rec.Header().Get("Location"), "/login") {
+			t.Errorf("%s %s without a session: %d to %q", r.Method, r.Path, rec.Code, rec.Header().Get("Location"))
+		}
+	}
+	if n < 20 {
+		t.Errorf("only %d console routes found", n)
 	}
 }
