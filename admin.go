@@ -2,100 +2,121 @@ package deviceupdate
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 )
 
-// AuditEntry is one admin action in the audit trail.
-type AuditEntry struct {
-	Seq    uint64          `json:"seq"`
-	Time   time.Time       `json:"time"`
-	Actor  string          `json:"actor"`  // who: the credential and the remote address
-	Action string          `json:"action"` // what: import, rule.approve, ...
-	Target string          `json:"target"` // on what: a file, a rule ID
-	Result string          `json:"result"` // "ok", or why the action was refused
-	Before json.RawMessage `json:"before,omitempty"`
-	After  json.RawMessage `json:"after,omitempty"`
-	Prev   string          `json:"prev"` // hash of the previous entry ("" for the first)
-	Hash   string          `json:"hash"` // SHA-256 of this entry with Hash empty
-}
+// Role is what an admin may do (SPEC §7). Roles are ordered: each allows
+// what the one below it does.
+type Role string
 
-// AuditFilter selects audit entries; zero fields select everything.
-type AuditFilter struct {
-	Since, Until time.Time
-	Action       string // exact, or a prefix ending in "." such as "rule."
-	Target       string
-	Page         // the entries after the cursor, by sequence number
-}
+// The roles, from least to most.
+const (
+	// RoleViewer reads everything: rules, packages, devices, logs' list,
+	// configuration, the audit trail.
+	RoleViewer Role = "viewer"
+	// RoleOperator also acts on rules and rollouts, test devices, device
+	// logs and device settings.
+	RoleOperator Role = "operator"
+	// RoleAdmin also imports packages and changes configuration, sites,
+	// users, admins, backups and stored files.
+	RoleAdmin Role = "admin"
+)
 
-// Match reports whether e passes the filter.
-func (f AuditFilter) Match(e AuditEntry) bool {
-	switch {
-	case !f.Since.IsZero() && e.Time.Before(f.Since):
-		return false
-	case !f.Until.IsZero() && e.Time.After(f.Until):
-		return false
-	case f.Target != "" && e.Target != f.Target:
-		return false
-	case f.Action != "" && e.Action != f.Action && !(f.Action[len(f.Action)-1] == '.' && len(e.Action) > len(f.Action) && e.Action[:len(f.Action)] == f.Action):
-		return false
+// Roles lists the roles from least to most.
+var Roles = []Role{RoleViewer, RoleOperator, RoleAdmin}
+
+func (r Role) rank() int {
+	for i, x := range Roles {
+		if x == r {
+			return i + 1
+		}
 	}
-	return true
+	return 0
 }
 
-// AuditRecord is an entry as read back from the trail.
-type AuditRecord struct {
-	AuditEntry
-	// Unverified marks an entry after the chain's break: it reads as an
-	// entry, but the chain no longer vouches for it.
-	Unverified bool `json:"unverified,omitempty"`
+// Valid reports whether r is one of Roles.
+func (r Role) Valid() bool { return r.rank() > 0 }
+
+// Allows reports whether an admin of role r may do what needs role need.
+// An unknown role allows nothing.
+func (r Role) Allows(need Role) bool {
+	return r.rank() > 0 && need.rank() > 0 && r.rank() >= need.rank()
 }
 
-// AuditBreak is where the audit trail's hash chain breaks.
-type AuditBreak struct {
-	Line   int    `json:"line"`          // the first bad line
-	Seq    uint64 `json:"seq,omitempty"` // its entry's sequence number, or the one expected there
-	Reason string `json:"reason"`        // what is wrong with it
+// ParseRole reads a role name. Errors: EINVALID.
+func ParseRole(s string) (Role, error) {
+	if r := Role(s); r.Valid() {
+		return r, nil
+	}
+	return "", Errorf(EINVALID, "role %q: want viewer, operator or admin", truncateForMessage(s))
 }
 
-// AuditList is what the trail holds that matches a filter, oldest first.
-type AuditList struct {
-	Entries []AuditRecord `json:"entries"`
-	// Broken is where the chain breaks, nil while it is intact. The
-	// entries before it are verified; those after it are Unverified.
-	Broken *AuditBreak `json:"broken,omitempty"`
-	// Next is the cursor of the next page, "" at the end.
-	Next string `json:"next,omitempty"`
+// BootstrapAdmin is the name under which the break-glass admin.token
+// made by `certs init` acts (role admin), in the trail and the logs.
+const BootstrapAdmin = "bootstrap"
+
+// Admin is a person who administers the service: a name, a role and
+// their own credentials, a password for the console and personal API
+// tokens. Neither credential is part of it: the store keeps only hashes.
+// Admin names follow the rules of user names (ValidateUserName);
+// "bootstrap" is reserved.
+type Admin struct {
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	CreatedAt time.Time `json:"createdAt"`
+	CreatedBy string    `json:"createdBy"`
+	// HasPassword says whether the admin may sign in to the console; an
+	// admin without one uses tokens only.
+	HasPassword bool `json:"hasPassword"`
 }
 
-// AuditVerification is the outcome of checking the audit trail's chain.
-type AuditVerification struct {
-	Intact  bool   `json:"intact"`
-	Entries int    `json:"entries"`          // entries checked and found intact
-	Line    int    `json:"line,omitempty"`   // the first bad line, when not intact
-	Seq     uint64 `json:"seq,omitempty"`    // its entry's sequence number
-	Reason  string `json:"reason,omitempty"` // what is wrong with it
+// Lifetimes of personal API tokens.
+const (
+	DefaultTokenTTL = 90 * 24 * time.Hour
+	MaxTokenTTL     = 366 * 24 * time.Hour
+)
+
+// AdminToken describes a personal API token; the secret itself is shown
+// once, when it is made, and stored only as a hash.
+type AdminToken struct {
+	// ID is a short public name of the token, for lists and revocation.
+	ID        string    `json:"id"`
+	Admin     string    `json:"admin"`
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
 }
 
-// AuditService reads the admin audit trail.
-type AuditService interface {
-	// AuditEntries returns the entries that match f, oldest first (in
-	// the file's order, which is by sequence number while the chain
-	// holds), with the cursor of the next page when more follow. A
-	// broken trail is listed too: the entries before the break, where it
-	// breaks, and the entries after it that can still be read, unverified.
-	AuditEntries(ctx context.Context, f AuditFilter) (*AuditList, error)
-	// VerifyAudit checks every entry's hash and its link to the one before.
-	VerifyAudit(ctx context.Context) (*AuditVerification, error)
-}
+// Expired reports whether the token no longer works at now.
+func (t AdminToken) Expired(now time.Time) bool { return !now.Before(t.ExpiresAt) }
 
-// RuleService manages device update rules; every change is audited.
-type RuleService interface {
-	// Rules returns every rule, ordered by key.
-	Rules(ctx context.Context) ([]Rule, error)
-	// ChangeRule performs action on the rule with the given ID and returns
-	// it before and after (after is nil for a removal). With expect set,
-	// the rule must still have the versions the caller read. Errors:
-	// ENOTFOUND, ECONFLICT (the state does not allow it, or it changed).
-	ChangeRule(ctx context.Context, id string, action RuleAction, expect *Rule, actor string) (Rule, *Rule, error)
+// AdminService manages admins and their credentials. Every change is
+// audited, with actor naming the admin who made it; authentication is
+// not.
+type AdminService interface {
+	// Admins returns every admin, ordered by name.
+	Admins(ctx context.Context) ([]Admin, error)
+	// AddAdmin validates and stores a new admin. password may be empty
+	// (a token-only admin); otherwise it follows ValidatePassword and is
+	// stored hashed. Errors: EINVALID, ECONFLICT (the name is taken, or
+	// is "bootstrap").
+	AddAdmin(ctx context.Context, name string, role Role, password, actor string) (Admin, error)
+	// RemoveAdmin deletes an admin with their tokens and sessions; their
+	// credentials stop working at once. Errors: ENOTFOUND.
+	RemoveAdmin(ctx context.Context, name, actor string) error
+	// Authenticate checks a name and a password. Errors: EUNAUTHORIZED
+	// for any failure, with one message whether the admin is unknown, has
+	// no password or gave a wrong one.
+	Authenticate(ctx context.Context, name, password string) (Admin, error)
+	// NewToken makes a personal API token for the named admin, valid for
+	// ttl (DefaultTokenTTL when zero, at most MaxTokenTTL), and returns
+	// its secret, which is never shown again. Errors: EINVALID, ENOTFOUND.
+	NewToken(ctx context.Context, name string, ttl time.Duration, actor string) (secret string, t AdminToken, err error)
+	// Tokens lists the named admin's tokens, expired ones too.
+	Tokens(ctx context.Context, name string) ([]AdminToken, error)
+	// RevokeToken deletes one of the named admin's tokens. Errors:
+	// ENOTFOUND.
+	RevokeToken(ctx context.Context, name, id, actor string) error
+	// TokenAdmin returns the admin a token secret belongs to. Errors:
+	// EUNAUTHORIZED (unknown, revoked or expired).
+	TokenAdmin(ctx context.Context, secret string) (Admin, error)
 }

@@ -32,6 +32,15 @@ type DeviceLog struct {
 // Path is the log's path under Logs/Client: <LogType>/<device>/<file>.
 func (l DeviceLog) Path() string { return l.Type + "/" + l.Device + "/" + l.Name }
 
+// ListedBefore reports whether l comes before o in a list of logs: the
+// newer first, then by path.
+func (l DeviceLog) ListedBefore(o DeviceLog) bool {
+	if !l.Modified.Equal(o.Modified) {
+		return l.Modified.After(o.Modified)
+	}
+	return l.Path() < o.Path()
+}
+
 // LogSettings are the settings that govern uploads and retention, as
 // Lync names them (SPEC §6).
 type LogSettings struct {
@@ -161,6 +170,37 @@ type LogFilter struct {
 	Device string
 	Type   string
 	Page   // the logs listed after the cursor
+}
+
+// LogList is one page of the stored device logs, newest first.
+type LogList struct {
+	Logs []DeviceLog `json:"logs"`
+	Next string      `json:"next,omitempty"` // the cursor of the next page; "" at the end
+}
+
+// LogCursor is the cursor that follows the log l in the list's order.
+func LogCursor(l DeviceLog) string {
+	return EncodeCursor(l.Modified.UTC().Format(time.RFC3339Nano) + " " + l.Path())
+}
+
+// ParseLogCursor returns the log a LogCursor names (its time and path
+// only); nil for "". Errors: EINVALID.
+func ParseLogCursor(c string) (*DeviceLog, error) {
+	if c == "" {
+		return nil, nil
+	}
+	pos, err := DecodeCursor(c)
+	if err != nil {
+		return nil, err
+	}
+	at, path, _ := strings.Cut(pos, " ")
+	parts := strings.Split(path, "/")
+	l := &DeviceLog{}
+	if l.Modified, err = time.Parse(time.RFC3339Nano, at); err != nil || len(parts) != 3 {
+		return nil, badCursor(c)
+	}
+	l.Type, l.Device, l.Name = parts[0], parts[1], parts[2]
+	return l, nil
 }
 
 // ClearLogsResult reports what a clean-up deleted.

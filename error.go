@@ -21,9 +21,6 @@ const (
 	ENOTIMPLEMENTED = "not_implemented" // the operation is not supported
 )
 
-// Codes lists every application error code.
-var Codes = []string{ECONFLICT, EINTERNAL, EINVALID, ENOTFOUND, EUNAUTHORIZED, EFORBIDDEN, ETOOLARGE, EUNAVAILABLE, ETIMEOUT, ENOTIMPLEMENTED}
-
 // Error is the application error. Code is machine-readable, Message is safe
 // to show to any client. Err, when set, carries internal detail for the log.
 type Error struct {
@@ -73,4 +70,12 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error; the server log has the details"
+}
+
+// truncateForMessage keeps hostile input from flooding an error message.
+func truncateForMessage(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
 }

@@ -3,8 +3,6 @@ package deviceupdate
 import (
 	"encoding/base64"
 	"strconv"
-	"strings"
-	"time"
 )
 
 // Lists that can grow large (devices, audit entries, device logs) are
@@ -54,70 +52,4 @@ func DecodeCursor(c string) (string, error) {
 // badCursor is the error of a cursor this server did not give.
 func badCursor(c string) error {
 	return Errorf(EINVALID, "cursor=%q is not one this server gave; list again from the start without it", truncateForMessage(c))
-}
-
-// DeviceList is one page of the inventory, ordered by device ID.
-type DeviceList struct {
-	Devices []Device `json:"devices"`
-	Next    string   `json:"next,omitempty"` // the cursor of the next page; "" at the end
-}
-
-// LogList is one page of the stored device logs, newest first.
-type LogList struct {
-	Logs []DeviceLog `json:"logs"`
-	Next string      `json:"next,omitempty"` // the cursor of the next page; "" at the end
-}
-
-// AuditCursor is the cursor that follows the entry seq.
-func AuditCursor(seq uint64) string { return EncodeCursor(strconv.FormatUint(seq, 10)) }
-
-// ParseAuditCursor returns the sequence number an AuditCursor holds; ""
-// is 0, before the first entry. Errors: EINVALID.
-func ParseAuditCursor(c string) (uint64, error) {
-	if c == "" {
-		return 0, nil
-	}
-	pos, err := DecodeCursor(c)
-	if err != nil {
-		return 0, err
-	}
-	seq, err := strconv.ParseUint(pos, 10, 64)
-	if err != nil {
-		return 0, badCursor(c)
-	}
-	return seq, nil
-}
-
-// LogCursor is the cursor that follows the log l in the list's order.
-func LogCursor(l DeviceLog) string {
-	return EncodeCursor(l.Modified.UTC().Format(time.RFC3339Nano) + " " + l.Path())
-}
-
-// ListedBefore reports whether l comes before o in a list of logs: the
-// newer first, then by path.
-func (l DeviceLog) ListedBefore(o DeviceLog) bool {
-	if !l.Modified.Equal(o.Modified) {
-		return l.Modified.After(o.Modified)
-	}
-	return l.Path() < o.Path()
-}
-
-// ParseLogCursor returns the log a LogCursor names (its time and path
-// only); nil for "". Errors: EINVALID.
-func ParseLogCursor(c string) (*DeviceLog, error) {
-	if c == "" {
-		return nil, nil
-	}
-	pos, err := DecodeCursor(c)
-	if err != nil {
-		return nil, err
-	}
-	at, path, _ := strings.Cut(pos, " ")
-	parts := strings.Split(path, "/")
-	l := &DeviceLog{}
-	if l.Modified, err = time.Parse(time.RFC3339Nano, at); err != nil || len(parts) != 3 {
-		return nil, badCursor(c)
-	}
-	l.Type, l.Device, l.Name = parts[0], parts[1], parts[2]
-	return l, nil
 }

@@ -33,18 +33,9 @@ func TestParsePageLimit(t *testing.T) {
 	}
 }
 
-// TestCursorsRoundTrip: a cursor the server gives reads back as the
+// TestCursorRoundTrip: a cursor the server gives reads back as the
 // position it was made from.
-func TestCursorsRoundTrip(t *testing.T) {
-	l := deviceupdate.DeviceLog{Type: "CELog", Device: "00-04-F2-AA-BB-CC", Name: "a log with spaces.clg",
-		Modified: time.Date(2026, 11, 21, 8, 0, 0, 123456789, time.FixedZone("CET", 3600))}
-	got, err := deviceupdate.ParseLogCursor(deviceupdate.LogCursor(l))
-	if err != nil || got.Path() != l.Path() || !got.Modified.Equal(l.Modified) {
-		t.Errorf("log cursor: %+v, %v", got, err)
-	}
-	if seq, err := deviceupdate.ParseAuditCursor(deviceupdate.AuditCursor(1 << 40)); err != nil || seq != 1<<40 {
-		t.Errorf("audit cursor: %d, %v", seq, err)
-	}
+func TestCursorRoundTrip(t *testing.T) {
 	if id, err := deviceupdate.DecodeCursor(deviceupdate.EncodeCursor("SN-123")); err != nil || id != "SN-123" {
 		t.Errorf("device cursor: %q, %v", id, err)
 	}

@@ -2,8 +2,7 @@ package deviceupdate
 
 import (
 	"context"
-	"strings"
-	"time"
+	"hash/fnv"
 )
 
 // Module is one updatable component a phone reports in a poll: its update
@@ -44,17 +43,6 @@ func (p PollRequest) ID() string {
 // modules.
 func (p PollRequest) RuleKey(m Module) RuleKey {
 	return RuleKey{DeviceType: p.DeviceType, Brand: p.Brand, Model: p.Model, Revision: p.Revision, Locale: p.Locale, UpdateType: m.UpdateType}
-}
-
-// Matches reports whether a test device is this phone: the same MAC or
-// the same serial number, and a scope that covers the phone's site
-// ("" when the phone's site is unknown, which only global covers).
-func (d TestDevice) Matches(mac, serial, site string) bool {
-	same := d.MAC != "" && d.MAC == mac || d.Serial != "" && strings.EqualFold(d.Serial, serial)
-	if !same {
-		return false
-	}
-	return d.Scope == ScopeGlobal || site != "" && strings.EqualFold(d.Scope, "site:"+site)
 }
 
 // OfferReason says why a module is offered a version, or nothing.
@@ -186,119 +174,15 @@ type PollService interface {
 }
 
 // JitteredInterval spreads a phone's periodic polls: base seconds, moved
-// by up to a tenth either way by a value derived from the phone's
+// by up to a tenth either way by the FNV-1a hash of the phone's
 // identifier, so a phone's interval is stable and a fleet's is spread.
+// The hash must stay FNV-1a: another would move every phone's interval.
 func JitteredInterval(base int, identifier string) int {
 	if base < 10 {
 		return base
 	}
-	var h uint32 = 2166136261 // FNV-1a
-	for i := 0; i < len(identifier); i++ {
-		h ^= uint32(identifier[i])
-		h *= 16777619
-	}
+	h := fnv.New32a()
+	h.Write([]byte(identifier)) // the conversion neither copies nor allocates: the bytes are only read
 	span := base / 5
-	return base - base/10 + int(h%uint32(span+1))
-}
-
-// Device is a phone as the inventory last saw it.
-type Device struct {
-	ID         string    `json:"id"` // its MAC, else its serial number
-	DeviceType string    `json:"deviceType"`
-	MAC        string    `json:"macAddress,omitempty"`
-	Serial     string    `json:"serialNumber,omitempty"`
-	Brand      string    `json:"brand"`
-	Model      string    `json:"model"`
-	Revision   string    `json:"revision"`
-	Locale     string    `json:"locale"`
-	Modules    []Module  `json:"modules"`
-	UserID     string    `json:"userId,omitempty"`
-	Trigger    string    `json:"trigger,omitempty"`
-	Remote     string    `json:"remote"`
-	LastSeen   time.Time `json:"lastSeen"`
-	Offered    Version   `json:"offered"` // what the last answer offered, zero for nothing
-	Polls      int64     `json:"polls"`   // polls counted since it was first seen
-	// LogUploads counts the logs it uploaded; LastLogUpload is the last's time.
-	LogUploads    int64     `json:"logUploads"`
-	LastLogUpload time.Time `json:"lastLogUpload,omitzero"`
-}
-
-// Merge returns d updated by delta, a record of what happened since: a
-// poll (delta.LastSeen set) replaces what the device reported, and the
-// counts add up; an upload alone (LastSeen zero) only adds to the counts.
-func (d Device) Merge(delta Device) Device {
-	if d.ID == "" {
-		return delta
-	}
-	out := d
-	if !delta.LastSeen.IsZero() {
-		out = delta
-		out.Polls += d.Polls
-		out.LogUploads += d.LogUploads
-	} else {
-		out.LogUploads += delta.LogUploads
-	}
-	if d.LastLogUpload.After(delta.LastLogUpload) {
-		out.LastLogUpload = d.LastLogUpload
-	} else {
-		out.LastLogUpload = delta.LastLogUpload
-	}
-	return out
-}
-
-// DeviceFromUpload returns the inventory delta of one log upload.
-func DeviceFromUpload(l DeviceLog, u LogUpload, at time.Time) Device {
-	d := Device{ID: l.Device, DeviceType: u.DeviceType, Serial: u.Serial, LogUploads: 1, LastLogUpload: at.UTC(), Remote: u.Remote}
-	if u.MAC != "" {
-		d.MAC = l.Device
-	}
-	return d
-}
-
-// DeviceFromPoll returns the inventory record of a poll.
-func DeviceFromPoll(req PollRequest, remote string, at time.Time, offered Version) Device {
-	return Device{ID: req.ID(), DeviceType: req.DeviceType, MAC: req.MAC, Serial: req.Serial, Brand: req.Brand, Model: req.Model,
-		Revision: req.Revision, Locale: req.Locale, Modules: req.Modules, UserID: req.UserID, Trigger: req.Trigger,
-		Remote: remote, LastSeen: at.UTC(), Offered: offered, Polls: 1}
-}
-
-// DeviceFilter selects devices; zero fields select everything.
-type DeviceFilter struct {
-	Model   string
-	Version Version // running this version in any module
-	Since   time.Time
-	Page    // the devices after the cursor, by ID
-}
-
-// Match reports whether d passes the filter.
-func (f DeviceFilter) Match(d Device) bool {
-	if f.Model != "" && !strings.EqualFold(f.Model, d.Model) || !f.Since.IsZero() && d.LastSeen.Before(f.Since) {
-		return false
-	}
-	if !f.Version.IsZero() {
-		for _, m := range d.Modules {
-			if m.Version == f.Version {
-				return true
-			}
-		}
-		return false
-	}
-	return true
-}
-
-// DeviceService lists the inventory and forgets devices; every removal
-// is audited.
-type DeviceService interface {
-	// Devices returns the devices that match f, ordered by ID, and the
-	// cursor of the next page when more follow.
-	Devices(ctx context.Context, f DeviceFilter) (*DeviceList, error)
-	// RemoveDevice forgets one device (named by its MAC address, in any
-	// form, or its serial number): its inventory record and its own
-	// settings. A poll from it afterwards records it anew. Errors:
-	// EINVALID, ENOTFOUND (neither a record nor settings).
-	RemoveDevice(ctx context.Context, id, actor string) (RemovedDevice, error)
-	// PruneDevices forgets every device not heard from (LastActive) for
-	// notSeen, an age ParseAge reads, and their own settings; with dryRun
-	// it only reports what it would forget. Errors: EINVALID.
-	PruneDevices(ctx context.Context, notSeen string, dryRun bool, actor string) (*PruneResult, error)
+	return base - base/10 + int(h.Sum32()%uint32(span+1))
 }

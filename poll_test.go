@@ -1,12 +1,8 @@
 package deviceupdate_test
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/deviceupdate/deviceupdate"
 )
@@ -71,99 +67,59 @@ func TestOfferFiles(t *testing.T) {
 	}
 }
 
-func TestTestDeviceMatches(t *testing.T) {
-	global := deviceupdate.TestDevice{Name: "a", MAC: "00-04-F2-AA-BB-CC", Scope: "global"}
-	site := deviceupdate.TestDevice{Name: "b", Serial: "SN1", Scope: "site:Redmond"}
-	tests := []struct {
-		name               string
-		d                  deviceupdate.TestDevice
-		mac, serial, where string
-		want               bool
-	}{
-		{"global by MAC", global, "00-04-F2-AA-BB-CC", "", "", true},
-		{"other MAC", global, "00-04-F2-AA-BB-CD", "", "", false},
-		{"site device at its site", site, "", "sn1", "redmond", true},
-		{"site device elsewhere", site, "", "SN1", "Paris", false},
-		{"site device, site unknown", site, "", "SN1", "", false},
-	}
-	for _, tt := range tests {
-		if got := tt.d.Matches(tt.mac, tt.serial, tt.where); got != tt.want {
-			t.Errorf("%s: Matches = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
-func TestDeviceMerge(t *testing.T) {
-	t0 := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
-	poll := deviceupdate.Device{ID: "A", Model: "CX600", LastSeen: t0, Polls: 1}
-	upload := deviceupdate.Device{ID: "A", LogUploads: 1, LastLogUpload: t0.Add(time.Hour)}
-	tests := []struct {
-		name         string
-		old, delta   deviceupdate.Device
-		wantPolls    int64
-		wantUploads  int64
-		wantModel    string
-		wantLastSeen time.Time
-	}{
-		{"first poll", deviceupdate.Device{}, poll, 1, 0, "CX600", t0},
-		{"first upload", deviceupdate.Device{}, upload, 0, 1, "", time.Time{}},
-		{"poll after upload keeps the count", upload, poll, 1, 1, "CX600", t0},
-		{"upload after poll keeps the identity", poll, upload, 1, 1, "CX600", t0},
-		{"second poll adds", poll, poll, 2, 0, "CX600", t0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := tt.old.Merge(tt.delta)
-			if got.Polls != tt.wantPolls || got.LogUploads != tt.wantUploads || got.Model != tt.wantModel || !got.LastSeen.Equal(tt.wantLastSeen) {
-				t.Errorf("got polls %d, uploads %d, model %q, last seen %v", got.Polls, got.LogUploads, got.Model, got.LastSeen)
-			}
-			if tt.wantUploads > 0 && !got.LastLogUpload.Equal(t0.Add(time.Hour)) {
-				t.Errorf("last upload %v", got.LastLogUpload)
-			}
-		})
-	}
-}
-
-func TestNewChunkList(t *testing.T) {
-	data := make([]byte, 2*deviceupdate.ChunkSize+5)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
+// TestJitteredInterval pins each phone's interval: a phone keeps the
+// spread it had under every earlier release, so a fleet does not bunch
+// up after an upgrade. The wants were computed from the first
+// implementation (FNV-1a, 32 bits, of the identifier).
+func TestJitteredInterval(t *testing.T) {
+	const long = "serial_with-64-characters-abcdefghijklmnopqrstuvwxyz0123456789AB"
 	tests := []struct {
 		name       string
-		data       []byte
-		size       int64
-		wantChunks int
-		wantErr    bool
+		base       int
+		identifier string
+		want       int
 	}{
-		{"empty", nil, 0, 0, false},
-		{"one byte", data[:1], 1, 1, false},
-		{"exactly one chunk", data[:deviceupdate.ChunkSize], deviceupdate.ChunkSize, 1, false},
-		{"two chunks and a tail", data, int64(len(data)), 3, false},
-		{"shorter than said", data[:10], 11, 0, true},
-		{"longer than said", data[:10], 9, 0, true},
+		{"no base", 0, "00-04-F2-AA-BB-CC", 0},
+		{"below ten seconds is left as it is", 9, "00-04-F2-AA-BB-CC", 9},
+		{"ten seconds, empty identifier", 10, "", 10},
+		{"ten seconds, MAC", 10, "00-04-F2-AA-BB-CC", 9},
+		{"ten seconds, long serial", 10, long, 11},
+		{"hour, empty identifier", 3600, "", 3872},
+		{"hour, MAC", 3600, "00-04-F2-AA-BB-CC", 3749},
+		{"hour, MAC ...01", 3600, "00-04-F2-00-00-01", 3460},
+		{"hour, MAC ...02", 3600, "00-04-F2-00-00-02", 3409},
+		{"hour, serial", 3600, "SN12345", 3844},
+		{"hour, one letter", 3600, "A", 3288},
+		{"hour, long serial", 3600, long, 3561},
+		{"hour, eight-pair MAC", 3600, "00-04-F2-AA-BB-CC-DD-EE", 3459},
+		{"day, empty identifier", 86400, "", 92514},
+		{"day, MAC", 86400, "00-04-F2-AA-BB-CC", 93247},
+		{"day, MAC ...01", 86400, "00-04-F2-00-00-01", 83071},
+		{"day, MAC ...02", 86400, "00-04-F2-00-00-02", 80839},
+		{"day, serial", 86400, "SN12345", 94202},
+		{"day, one letter", 86400, "A", 86161},
+		{"day, long serial", 86400, long, 91470},
+		{"day, eight-pair MAC", 86400, "00-04-F2-AA-BB-CC-DD-EE", 92862},
+		{"week, MAC", 604800, "00-04-F2-AA-BB-CC", 589650},
+		{"week, serial", 604800, "SN12345", 634954},
+		{"week, long serial", 604800, long, 590447},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cl, err := deviceupdate.NewChunkList(bytes.NewReader(tt.data), tt.size)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatal("no error")
-				}
-				return
-			}
-			if err != nil || len(cl.Hashes) != tt.wantChunks || bytes.Count(cl.Text, []byte("\n")) != tt.wantChunks {
-				t.Fatalf("%v, %d hashes", err, len(cl.Hashes))
-			}
-			for i, h := range cl.Hashes {
-				end := min(int64(i+1)*deviceupdate.ChunkSize, tt.size)
-				if h != sha256.Sum256(tt.data[int64(i)*deviceupdate.ChunkSize:end]) {
-					t.Errorf("chunk %d hash differs", i)
-				}
-			}
-			if sum := sha256.Sum256(cl.Text); hex.EncodeToString(sum[:]) != cl.SHA256 {
-				t.Error("SHA256 is not the hash of Text")
+			if got := deviceupdate.JitteredInterval(tt.base, tt.identifier); got != tt.want {
+				t.Errorf("JitteredInterval(%d, %q) = %d, want %d", tt.base, tt.identifier, got, tt.want)
 			}
 		})
+	}
+}
+
+// BenchmarkJitteredInterval measures the jitter every poll's answer
+// computes from the phone's MAC.
+func BenchmarkJitteredInterval(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if deviceupdate.JitteredInterval(86400, "00-04-F2-AA-BB-CC") == 0 {
+			b.Fatal("no interval")
+		}
 	}
 }

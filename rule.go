@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"strings"
-	"time"
 )
 
 // Rule is a device update rule (Lync semantics, SPEC §4): for the devices
@@ -29,119 +27,128 @@ func RuleID(k RuleKey) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// UpdateFile is one stored file of an update.
-type UpdateFile struct {
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+// RuleKey names a device update rule (Lync): which updates of which kind
+// apply to which devices.
+type RuleKey struct {
+	DeviceType string `json:"deviceType"`
+	Brand      string `json:"brand"`
+	Model      string `json:"model"`
+	Revision   string `json:"revision"`
+	Locale     string `json:"locale"`
+	UpdateType string `json:"updateType"`
 }
 
-// StoredUpdate is an imported update: its files in the update store, who
-// signed it and when it arrived.
-type StoredUpdate struct {
-	RuleKey
-	Version       Version      `json:"version"`
-	Images        []UpdateFile `json:"images"`
-	Catalog       UpdateFile   `json:"catalog"`
-	Description   UpdateFile   `json:"description"`
-	Signer        string       `json:"signer"`
-	CabinetSigner string       `json:"cabinetSigner,omitempty"`
-	PackageSHA256 string       `json:"packageSha256"`
-	ImportedAt    time.Time    `json:"importedAt"`
-}
-
-// Files returns every file of the update: its images, its catalog and its
-// description.
-func (u *StoredUpdate) Files() []UpdateFile {
-	return append(append(make([]UpdateFile, 0, len(u.Images)+2), u.Images...), u.Catalog, u.Description)
-}
-
-// SameContent reports whether u and o hold the same files with the same
-// bytes: o may be imported again (see ImportStatus), while another o
-// claiming the same version is refused.
-func (u *StoredUpdate) SameContent(o *StoredUpdate) bool {
-	if len(u.Images) != len(o.Images) || u.Catalog != o.Catalog || u.Description != o.Description {
-		return false
+// fields returns the key's parts with their names, in path order.
+func (k RuleKey) fields() [6][2]string {
+	return [6][2]string{
+		{"DeviceType", k.DeviceType}, {"Brand", k.Brand}, {"Model", k.Model},
+		{"Revision", k.Revision}, {"Locale", k.Locale}, {"UpdateType", k.UpdateType},
 	}
-	for i := range u.Images {
-		if u.Images[i] != o.Images[i] {
-			return false
+}
+
+// Validate returns an EINVALID error naming the first bad part.
+func (k RuleKey) Validate() error {
+	for _, f := range k.fields() {
+		if !ValidIdentifier(f[1]) {
+			return Errorf(EINVALID, "%s %q: want 1-%d letters, digits, '-', '_' or '.'", f[0], truncateForMessage(f[1]), MaxIdentifierLen)
 		}
 	}
-	return true
+	return nil
 }
 
-// Import outcomes of one update.
+// String returns the key as DeviceType/Brand/Model/Revision/Locale/UpdateType,
+// the form ParseRuleKey reads.
+func (k RuleKey) String() string {
+	f := k.fields()
+	parts := make([]string, len(f))
+	for i := range f {
+		parts[i] = f[i][1]
+	}
+	return strings.Join(parts, "/")
+}
+
+// ParseRuleKey reads a key such as UCPhone/Polycom/CX600/A/ENU/CPE.
+func ParseRuleKey(s string) (RuleKey, error) {
+	p := strings.Split(s, "/")
+	if len(p) != 6 {
+		return RuleKey{}, Errorf(EINVALID, "rule key %q: want DeviceType/Brand/Model/Revision/Locale/UpdateType, such as UCPhone/Polycom/CX600/A/ENU/CPE", truncateForMessage(s))
+	}
+	k := RuleKey{DeviceType: p[0], Brand: p[1], Model: p[2], Revision: p[3], Locale: p[4], UpdateType: p[5]}
+	return k, k.Validate()
+}
+
+// Rule lifecycle (SPEC §4, Lync semantics). Each method returns the rule
+// after the action, or an ECONFLICT error when the rule's state does not
+// allow it; the receiver is not changed.
+
+// Approve makes the pending version the approved one; the approved version
+// before it becomes the restore version, and nothing is pending afterwards.
+func (r Rule) Approve() (Rule, error) {
+	if r.PendingVersion.IsZero() {
+		return r, Errorf(ECONFLICT, "rule %s (%s) has no pending version to approve; import a package first", r.ID, r.RuleKey)
+	}
+	if !r.ApprovedVersion.IsZero() {
+		r.RestoreVersion = r.ApprovedVersion
+	}
+	r.ApprovedVersion, r.PendingVersion = r.PendingVersion, Version{}
+	return r, nil
+}
+
+// Reset drops the pending version: test devices go back to the approved one.
+func (r Rule) Reset() (Rule, error) {
+	if r.PendingVersion.IsZero() {
+		return r, Errorf(ECONFLICT, "rule %s (%s) has no pending version to reset", r.ID, r.RuleKey)
+	}
+	r.PendingVersion = Version{}
+	return r, nil
+}
+
+// Restore returns the approved version to the restore version; with no
+// restore version the rule is left with no approved version, and devices
+// are offered nothing. The restore version is used up.
+func (r Rule) Restore() (Rule, error) {
+	if r.RestoreVersion.IsZero() && r.ApprovedVersion.IsZero() {
+		return r, Errorf(ECONFLICT, "rule %s (%s) has neither a restore nor an approved version; there is nothing to restore", r.ID, r.RuleKey)
+	}
+	r.ApprovedVersion, r.RestoreVersion = r.RestoreVersion, Version{}
+	return r, nil
+}
+
+// RuleAction names a lifecycle action.
+type RuleAction string
+
+// The lifecycle actions.
 const (
-	// ImportAdded: new; it is now the rule's pending version.
-	ImportAdded = "imported"
-	// ImportRestaged: imported before with the same content, then reset,
-	// restored away or its rule removed; it is the pending version again.
-	ImportRestaged = "re-staged"
-	// ImportUnchanged: it is already the rule's pending or approved
-	// version; nothing changed.
-	ImportUnchanged = "unchanged"
+	RuleApprove RuleAction = "approve"
+	RuleReset   RuleAction = "reset"
+	RuleRestore RuleAction = "restore"
+	RuleRemove  RuleAction = "remove"
 )
 
-// ImportedUpdate reports what an import did with one update.
-type ImportedUpdate struct {
-	RuleID  string  `json:"ruleId"`
-	Key     RuleKey `json:"key"`
-	Version Version `json:"version"`
-	Status  string  `json:"status"`
-	// RuleBefore is the rule as it was, when the import changed a rule
-	// that existed; RuleAfter is the rule after the import.
-	RuleBefore *Rule `json:"ruleBefore,omitempty"`
-	RuleAfter  *Rule `json:"ruleAfter,omitempty"`
-}
-
-// ImportStatus says what importing an update whose content is already
-// stored does to its rule r (nil when the rule was removed): nothing when
-// it is the pending or the approved version; otherwise (it was reset,
-// restored away, or is only the restore version) it becomes the pending
-// version again, re-staged, as a new import would make it.
-func ImportStatus(r *Rule, v Version) string {
-	if r != nil && (r.PendingVersion == v || r.ApprovedVersion == v) {
-		return ImportUnchanged
+// Apply performs action on r. Remove is the store's to do; here it only
+// checks that the action is known.
+func (r Rule) Apply(action RuleAction) (Rule, error) {
+	switch action {
+	case RuleApprove:
+		return r.Approve()
+	case RuleReset:
+		return r.Reset()
+	case RuleRestore:
+		return r.Restore()
+	case RuleRemove:
+		return r, nil
+	default:
+		return r, Errorf(EINVALID, "unknown rule action %q; want approve, reset, restore or remove", action)
 	}
-	return ImportRestaged
 }
 
-// ImportResult reports an accepted package.
-type ImportResult struct {
-	PackageSHA256 string           `json:"packageSha256"`
-	Updates       []ImportedUpdate `json:"updates"`
-}
-
-// PackageService imports update packages (SPEC §3).
-type PackageService interface {
-	// Import reads a package of size bytes (-1 when unknown) from src,
-	// verifies it, and makes each of its updates the pending version of
-	// its rule, re-staging a version imported before that is neither
-	// pending nor approved (ImportStatus). name is the package's file
-	// name, actor who imports it. Errors: EINVALID (not a valid package),
-	// EFORBIDDEN (a signature that does not verify or an untrusted
-	// publisher), ECONFLICT (a version already imported with other
-	// content), ETOOLARGE.
-	Import(ctx context.Context, src io.Reader, size int64, name, actor string) (*ImportResult, error)
-}
-
-// ClearedUpdate is a stored version that files clear deleted.
-type ClearedUpdate struct {
-	Key     RuleKey `json:"key"`
-	Version Version `json:"version"`
-	Bytes   int64   `json:"bytes"`
-}
-
-// ClearResult reports what files clear freed.
-type ClearResult struct {
-	Removed []ClearedUpdate `json:"removed"`
-	Bytes   int64           `json:"bytes"`
-}
-
-// FileService manages the stored update files.
-type FileService interface {
-	// ClearFiles deletes every stored version that no rule references as
-	// approved, pending or restore version (Lync's Clear-CsDeviceUpdateFile).
-	ClearFiles(ctx context.Context, actor string) (*ClearResult, error)
+// RuleService manages device update rules; every change is audited.
+type RuleService interface {
+	// Rules returns every rule, ordered by key.
+	Rules(ctx context.Context) ([]Rule, error)
+	// ChangeRule performs action on the rule with the given ID and returns
+	// it before and after (after is nil for a removal). With expect set,
+	// the rule must still have the versions the caller read. Errors:
+	// ENOTFOUND, ECONFLICT (the state does not allow it, or it changed).
+	ChangeRule(ctx context.Context, id string, action RuleAction, expect *Rule, actor string) (Rule, *Rule, error)
 }

@@ -17,67 +17,6 @@ type TestDevice struct {
 // ScopeGlobal is the scope of a test device that applies everywhere.
 const ScopeGlobal = "global"
 
-// NormalizeMAC returns a MAC address as upper-case hex pairs joined by
-// '-'. It accepts six to eight pairs, written together or separated
-// throughout by '-' or ':'.
-func NormalizeMAC(s string) (string, error) {
-	if isNormalMAC(s) {
-		return s, nil // the common case, as phones and the inventory write it: no allocation
-	}
-	bad := func(why string) (string, error) {
-		return "", Errorf(EINVALID, "MAC address %q: %s; write six hex pairs such as 00-04-F2-AA-BB-CC or 00:04:f2:aa:bb:cc", truncateForMessage(s), why)
-	}
-	var pairs []string
-	switch {
-	case strings.Contains(s, "-") && strings.Contains(s, ":"):
-		return bad("mixes '-' and ':'")
-	case strings.Contains(s, "-"):
-		pairs = strings.Split(s, "-")
-	case strings.Contains(s, ":"):
-		pairs = strings.Split(s, ":")
-	default:
-		if len(s)%2 != 0 {
-			return bad("has an odd number of hex digits")
-		}
-		for i := 0; i < len(s); i += 2 {
-			pairs = append(pairs, s[i:i+2])
-		}
-	}
-	if len(pairs) < 6 || len(pairs) > 8 {
-		return bad("needs six to eight pairs")
-	}
-	for i, p := range pairs {
-		if len(p) != 2 || !isHex(p[0]) || !isHex(p[1]) {
-			return bad("\"" + p + "\" is not two hex digits")
-		}
-		pairs[i] = strings.ToUpper(p)
-	}
-	return strings.Join(pairs, "-"), nil
-}
-
-// isNormalMAC reports whether s is already six upper-case hex pairs
-// joined by '-'.
-func isNormalMAC(s string) bool {
-	if len(s) != 17 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if i%3 == 2 {
-			if c != '-' {
-				return false
-			}
-		} else if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
 // Normalize validates d and returns it with its MAC normalised and its
 // scope defaulted to global. Exactly one of MAC and Serial must be set.
 func (d TestDevice) Normalize() (TestDevice, error) {
@@ -118,6 +57,17 @@ func (d TestDevice) Identifier() string {
 	return d.Serial
 }
 
+// Matches reports whether a test device is this phone: the same MAC or
+// the same serial number, and a scope that covers the phone's site
+// ("" when the phone's site is unknown, which only global covers).
+func (d TestDevice) Matches(mac, serial, site string) bool {
+	same := d.MAC != "" && d.MAC == mac || d.Serial != "" && strings.EqualFold(d.Serial, serial)
+	if !same {
+		return false
+	}
+	return d.Scope == ScopeGlobal || site != "" && strings.EqualFold(d.Scope, "site:"+site)
+}
+
 func validDeviceName(s string) bool {
 	if s == "" || len(s) > 64 || strings.TrimSpace(s) != s {
 		return false
@@ -125,21 +75,6 @@ func validDeviceName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ' ') {
-			return false
-		}
-	}
-	return true
-}
-
-// ValidSerial reports whether s is a serial number: 1-64 letters, digits,
-// '-' or '_'.
-func ValidSerial(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return false
 		}
 	}

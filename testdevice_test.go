@@ -7,41 +7,6 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 )
 
-func TestNormalizeMAC(t *testing.T) {
-	tests := []struct {
-		in, want, wantErr string
-	}{
-		{"00-04-F2-AA-BB-CC", "00-04-F2-AA-BB-CC", ""},
-		{"00:04:f2:aa:bb:cc", "00-04-F2-AA-BB-CC", ""},
-		{"0004f2aabbcc", "00-04-F2-AA-BB-CC", ""},
-		{"00-04-F2-AA-BB-CC-DD-EE", "00-04-F2-AA-BB-CC-DD-EE", ""},
-		{"00-04-F2-AA-BB", "", "six to eight pairs"},
-		{"00-04:F2-AA-BB-CC", "", "mixes"},
-		{"00-04-F2-AA-BB-CG", "", `"CG" is not two hex digits`},
-		{"0004f2aabbc", "", "odd number"},
-		{"00-04-F2-AA-BB-C", "", `"C" is not two hex digits`},
-		{"", "", "six to eight pairs"},
-		{"00-04-f2-AA-BB-CC", "00-04-F2-AA-BB-CC", ""},          // normal length, lower case
-		{"00-04-F2-AA-BB-GG", "", `"GG" is not two hex digits`}, // normal length, not hex
-		{"00_04-F2-AA-BB-CC", "", "six to eight pairs"},         // normal length, wrong separator
-		{"00-04-F2-AA-BB-CC\n", "", "is not two hex digits"},    // a trailing newline
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := deviceupdate.NormalizeMAC(tt.in)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("NormalizeMAC(%q) = %q, %v; want an error containing %q", tt.in, got, err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("NormalizeMAC(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-			}
-		})
-	}
-}
-
 func TestTestDeviceNormalize(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -72,5 +37,27 @@ func TestTestDeviceNormalize(t *testing.T) {
 				t.Fatalf("Normalize = %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestTestDeviceMatches(t *testing.T) {
+	global := deviceupdate.TestDevice{Name: "a", MAC: "00-04-F2-AA-BB-CC", Scope: "global"}
+	site := deviceupdate.TestDevice{Name: "b", Serial: "SN1", Scope: "site:Redmond"}
+	tests := []struct {
+		name               string
+		d                  deviceupdate.TestDevice
+		mac, serial, where string
+		want               bool
+	}{
+		{"global by MAC", global, "00-04-F2-AA-BB-CC", "", "", true},
+		{"other MAC", global, "00-04-F2-AA-BB-CD", "", "", false},
+		{"site device at its site", site, "", "sn1", "redmond", true},
+		{"site device elsewhere", site, "", "SN1", "Paris", false},
+		{"site device, site unknown", site, "", "SN1", "", false},
+	}
+	for _, tt := range tests {
+		if got := tt.d.Matches(tt.mac, tt.serial, tt.where); got != tt.want {
+			t.Errorf("%s: Matches = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -6,87 +6,6 @@ import (
 	"time"
 )
 
-// MaxIdentifierLen is the longest identifier (device type, brand, model,
-// revision, locale, update type) the service accepts.
-const MaxIdentifierLen = 64
-
-// ValidIdentifier reports whether s may name a device type, brand, model,
-// revision, locale or update type: 1 to 64 letters, digits, '-', '_' and
-// '.', and not "." or "..", since identifiers become folder names in the
-// update store.
-func ValidIdentifier(s string) bool { return validName(s, MaxIdentifierLen) }
-
-// MaxFileNameLen is the longest update file name the service accepts.
-const MaxFileNameLen = 128
-
-// ValidFileName reports whether s is a safe base name for an update file:
-// the characters of an identifier (so no separators, and not "." or ".."),
-// 1 to 128 of them.
-func ValidFileName(s string) bool { return validName(s, MaxFileNameLen) }
-
-func validName(s string, maxLen int) bool {
-	if s == "" || len(s) > maxLen || s == "." || s == ".." {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-// RuleKey names a device update rule (Lync): which updates of which kind
-// apply to which devices.
-type RuleKey struct {
-	DeviceType string `json:"deviceType"`
-	Brand      string `json:"brand"`
-	Model      string `json:"model"`
-	Revision   string `json:"revision"`
-	Locale     string `json:"locale"`
-	UpdateType string `json:"updateType"`
-}
-
-// fields returns the key's parts with their names, in path order.
-func (k RuleKey) fields() [6][2]string {
-	return [6][2]string{
-		{"DeviceType", k.DeviceType}, {"Brand", k.Brand}, {"Model", k.Model},
-		{"Revision", k.Revision}, {"Locale", k.Locale}, {"UpdateType", k.UpdateType},
-	}
-}
-
-// Validate returns an EINVALID error naming the first bad part.
-func (k RuleKey) Validate() error {
-	for _, f := range k.fields() {
-		if !ValidIdentifier(f[1]) {
-			return Errorf(EINVALID, "%s %q: want 1-%d letters, digits, '-', '_' or '.'", f[0], truncateForMessage(f[1]), MaxIdentifierLen)
-		}
-	}
-	return nil
-}
-
-// String returns the key as DeviceType/Brand/Model/Revision/Locale/UpdateType,
-// the form ParseRuleKey reads.
-func (k RuleKey) String() string {
-	f := k.fields()
-	parts := make([]string, len(f))
-	for i := range f {
-		parts[i] = f[i][1]
-	}
-	return strings.Join(parts, "/")
-}
-
-// ParseRuleKey reads a key such as UCPhone/Polycom/CX600/A/ENU/CPE.
-func ParseRuleKey(s string) (RuleKey, error) {
-	p := strings.Split(s, "/")
-	if len(p) != 6 {
-		return RuleKey{}, Errorf(EINVALID, "rule key %q: want DeviceType/Brand/Model/Revision/Locale/UpdateType, such as UCPhone/Polycom/CX600/A/ENU/CPE", truncateForMessage(s))
-	}
-	k := RuleKey{DeviceType: p[0], Brand: p[1], Model: p[2], Revision: p[3], Locale: p[4], UpdateType: p[5]}
-	return k, k.Validate()
-}
-
 // Update is one update as its description (<base>.xml) declares it: the
 // rule it belongs to, its version and its image files.
 type Update struct {
@@ -126,10 +45,60 @@ func (u Update) Validate() error {
 	return nil
 }
 
+// Folder returns the update's folder, relative and with slashes:
+// DeviceType/Brand/Model/Revision/Locale/Version/UpdateType. It is the
+// same in a package's cabinet, in the update store and in the download
+// URLs, so that a package unpacks into the store as it is.
+func (u Update) Folder() string {
+	return strings.Join([]string{u.DeviceType, u.Brand, u.Model, u.Revision, u.Locale, u.Version.String(), u.UpdateType}, "/")
+}
+
+// UpdateFile is one stored file of an update.
+type UpdateFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// StoredUpdate is an imported update: its files in the update store, who
+// signed it and when it arrived.
+type StoredUpdate struct {
+	RuleKey
+	Version       Version      `json:"version"`
+	Images        []UpdateFile `json:"images"`
+	Catalog       UpdateFile   `json:"catalog"`
+	Description   UpdateFile   `json:"description"`
+	Signer        string       `json:"signer"`
+	CabinetSigner string       `json:"cabinetSigner,omitempty"`
+	PackageSHA256 string       `json:"packageSha256"`
+	ImportedAt    time.Time    `json:"importedAt"`
+}
+
+// Files returns every file of the update: its images, its catalog and its
+// description.
+func (u *StoredUpdate) Files() []UpdateFile {
+	return append(append(make([]UpdateFile, 0, len(u.Images)+2), u.Images...), u.Catalog, u.Description)
+}
+
 // PhoneFiles returns the files of the update a phone downloads: its
 // images, then its catalog. The description stays on the server.
 func (u *StoredUpdate) PhoneFiles() []UpdateFile {
 	return append(append(make([]UpdateFile, 0, len(u.Images)+1), u.Images...), u.Catalog)
+}
+
+// SameContent reports whether u and o hold the same files with the same
+// bytes: o may be imported again (see ImportStatus), while another o
+// claiming the same version is refused.
+func (u *StoredUpdate) SameContent(o *StoredUpdate) bool {
+	if len(u.Images) != len(o.Images) || u.Catalog != o.Catalog || u.Description != o.Description {
+		return false
+	}
+	for i := range u.Images {
+		if u.Images[i] != o.Images[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Download is a stored update file opened for a phone to download.
@@ -137,4 +106,35 @@ type Download struct {
 	File    UpdateFile // as recorded: its name, size and SHA-256
 	ModTime time.Time
 	Content io.ReadSeekCloser
+}
+
+// MaxIdentifierLen is the longest identifier (device type, brand, model,
+// revision, locale, update type) the service accepts.
+const MaxIdentifierLen = 64
+
+// ValidIdentifier reports whether s may name a device type, brand, model,
+// revision, locale or update type: 1 to 64 letters, digits, '-', '_' and
+// '.', and not "." or "..", since identifiers become folder names in the
+// update store.
+func ValidIdentifier(s string) bool { return validName(s, MaxIdentifierLen) }
+
+// MaxFileNameLen is the longest update file name the service accepts.
+const MaxFileNameLen = 128
+
+// ValidFileName reports whether s is a safe base name for an update file:
+// the characters of an identifier (so no separators, and not "." or ".."),
+// 1 to 128 of them.
+func ValidFileName(s string) bool { return validName(s, MaxFileNameLen) }
+
+func validName(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

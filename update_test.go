@@ -34,22 +34,6 @@ func TestValidIdentifier(t *testing.T) {
 	}
 }
 
-func TestRuleKey(t *testing.T) {
-	k, err := deviceupdate.ParseRuleKey("UCPhone/Polycom/CX600/A/ENU/CPE")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"}
-	if k != want || k.String() != "UCPhone/Polycom/CX600/A/ENU/CPE" {
-		t.Errorf("ParseRuleKey = %+v (%s)", k, k)
-	}
-	for _, bad := range []string{"UCPhone/Polycom/CX600/A/ENU", "UCPhone/Polycom/../A/ENU/CPE", "UCPhone/Polycom/CX600/A/ENU/CPE/x", "//////"} {
-		if _, err := deviceupdate.ParseRuleKey(bad); err == nil {
-			t.Errorf("ParseRuleKey(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestUpdateValidate(t *testing.T) {
 	good := func() deviceupdate.Update {
 		return deviceupdate.Update{
@@ -87,5 +71,17 @@ func TestUpdateValidate(t *testing.T) {
 				t.Fatalf("Validate = %v, want EINVALID containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestUpdateFolder: an update's folder is the same path in a package's
+// cabinet, the update store and the download URLs.
+func TestUpdateFolder(t *testing.T) {
+	u := deviceupdate.Update{
+		RuleKey: deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"},
+		Version: deviceupdate.MustParseVersion("4.0.7577.4366"),
+	}
+	if got, want := u.Folder(), "UCPhone/Polycom/CX600/A/ENU/4.0.7577.4366/CPE"; got != want {
+		t.Errorf("Folder() = %q, want %q", got, want)
 	}
 }

@@ -97,11 +97,3 @@ func (v *Version) UnmarshalText(b []byte) error {
 	*v = w
 	return nil
 }
-
-// truncateForMessage keeps hostile input from flooding an error message.
-func truncateForMessage(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
-}

@@ -3,8 +3,13 @@ package handler
 import (
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,8 +202,32 @@ func TestMetricsCountRequests(t *testing.T) {
 	}
 }
 
+// TestEveryCodeHasStatus: every application error code, read from the
+// string constants E* of the root package's error.go, has its HTTP
+// status, so that a code added there cannot be forgotten here.
 func TestEveryCodeHasStatus(t *testing.T) {
-	for _, code := range deviceupdate.Codes {
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "..", "error.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, d := range f.Decls {
+		if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.CONST {
+			for _, s := range g.Specs {
+				vs := s.(*ast.ValueSpec)
+				for i, name := range vs.Names {
+					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING && strings.HasPrefix(name.Name, "E") {
+						code, _ := strconv.Unquote(lit.Value)
+						codes = append(codes, code)
+					}
+				}
+			}
+		}
+	}
+	if len(codes) < len(statusOf) {
+		t.Fatalf("error.go declares %d codes (%q), fewer than the %d statusOf maps; did the codes move?", len(codes), codes, len(statusOf))
+	}
+	for _, code := range codes {
 		if _, ok := statusOf[code]; !ok {
 			t.Errorf("code %q has no HTTP status", code)
 		}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"time"
 
@@ -96,7 +95,7 @@ func Build(w io.WriteSeeker, o BuildOptions) (*Built, error) {
 
 	// The description, then the catalog over it and the images.
 	desc := formatDescription(u)
-	dir := path.Join(u.DeviceType, u.Brand, u.Model, u.Revision, u.Locale, u.Version.String(), u.UpdateType) + "/"
+	dir := u.Folder() + "/"
 	entries := []catalog.Entry{{Name: u.UpdateType + ".xml", SHA256: sha256.Sum256(desc)}}
 	members := []cab.WriterFile{
 		inMemory("updateInfo.xml", formatUpdateInfo(u), now),

@@ -90,10 +90,9 @@ func (s *Store) Close() error {
 }
 
 // Rel returns the folder of an update's files inside the store, with
-// slashes: DeviceType/Brand/Model/Revision/Locale/Version/UpdateType, as
-// the download URLs name it.
+// slashes, as the download URLs name it: deviceupdate.Update.Folder.
 func Rel(k deviceupdate.RuleKey, v deviceupdate.Version) string {
-	return strings.Join([]string{k.DeviceType, k.Brand, k.Model, k.Revision, k.Locale, v.String(), k.UpdateType}, "/")
+	return deviceupdate.Update{RuleKey: k, Version: v}.Folder()
 }
 
 // Folder returns the folder of an update's files in the data folder
