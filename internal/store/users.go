@@ -218,23 +218,37 @@ func (db *DB) verify(ctx context.Context, name, password string) (deviceupdate.U
 			return deviceupdate.User{}, fmt.Errorf("authenticate: %w", err)
 		}
 	}
-	hash := []byte(rec.Hash)
-	if !found || rec.Scheme != hashScheme {
+	if err := db.checkPassword(ctx, found, rec.Scheme, rec.Hash, password); err == errBadCredentials {
+		return deviceupdate.User{}, err
+	} else if err != nil {
+		return deviceupdate.User{}, fmt.Errorf("authenticate %q: %w", rec.Name, err)
+	}
+	return rec.User, nil
+}
+
+// checkPassword compares password with a stored hash of scheme; a record
+// not found, or of another scheme, costs the same check against a dummy
+// hash and fails as a wrong password does (errBadCredentials). At most
+// GOMAXPROCS checks run at once; ctx bounds the wait for one.
+func (db *DB) checkPassword(ctx context.Context, found bool, scheme, stored, password string) error {
+	db.auth.init()
+	hash := []byte(stored)
+	if !found || scheme != hashScheme {
 		hash = db.auth.dummyHash()
 		found = false
 	}
 	if err := db.auth.acquire(ctx); err != nil {
-		return deviceupdate.User{}, fmt.Errorf("authenticate: %w", err)
+		return err
 	}
 	cmp := bcrypt.CompareHashAndPassword(hash, prehash(password))
 	db.auth.release()
 	switch {
 	case cmp != nil && !errors.Is(cmp, bcrypt.ErrMismatchedHashAndPassword):
-		return deviceupdate.User{}, fmt.Errorf("authenticate: stored hash of %q: %w", rec.Name, cmp)
+		return fmt.Errorf("stored hash: %w", cmp)
 	case cmp != nil || !found:
-		return deviceupdate.User{}, errBadCredentials
+		return errBadCredentials
 	}
-	return rec.User, nil
+	return nil
 }
 
 func prehash(password string) []byte {
