@@ -298,6 +298,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Sites:          svc,
 		DeviceConfig:   svc,
 		Users:          svc,
+		Admins:         admin.NewAdmins(svc),
 		HTTPPort:       m.port(handler.ListenerHTTP),
 		HTTPSPort:      m.port(handler.ListenerHTTPS),
 		ExternalPort:   m.port(handler.ListenerExternal),
