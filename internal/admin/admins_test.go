@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,18 +13,12 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/admin"
 )
 
-// clock is a settable time for the services under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is a settable time for the services under test, which call it
+// from the test's goroutine only.
+type clock struct{ t time.Time }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func (c *clock) now() time.Time      { return c.t }
+func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
 
 func newAdmins(t *testing.T) (*admin.Service, *admin.Admins, *clock) {
 	t.Helper()

@@ -77,14 +77,7 @@ func (db *DB) FindAdmin(name string) (deviceupdate.Admin, error) {
 }
 
 func (db *DB) findAdmin(name string) (rec adminRecord, found bool, err error) {
-	err = db.view(func(tx *bolt.Tx) (err error) {
-		found, err = getJSON(tx.Bucket(bucketAdmins), adminKey(name), &rec)
-		return err
-	})
-	if err != nil {
-		return rec, false, fmt.Errorf("find admin: %w", err)
-	}
-	return rec, found, nil
+	return findJSON[adminRecord](db, bucketAdmins, adminKey(name), "find admin")
 }
 
 func adminTaken(name string) error {

@@ -143,12 +143,18 @@ func (db *DB) RemoveUser(name string) (deviceupdate.User, error) {
 
 // findUser reads a user's record; found is false when there is none.
 func (db *DB) findUser(name string) (rec userRecord, found bool, err error) {
+	return findJSON[userRecord](db, bucketUsers, userKey(name), "find user")
+}
+
+// findJSON reads and decodes the record of key in bucket; found is false
+// when there is none. op names the reading in an error.
+func findJSON[T any](db *DB, bucket, key []byte, op string) (rec T, found bool, err error) {
 	err = db.view(func(tx *bolt.Tx) (err error) {
-		found, err = getJSON(tx.Bucket(bucketUsers), userKey(name), &rec)
+		found, err = getJSON(tx.Bucket(bucket), key, &rec)
 		return err
 	})
 	if err != nil {
-		return rec, false, fmt.Errorf("find user: %w", err)
+		return rec, false, fmt.Errorf("%s: %w", op, err)
 	}
 	return rec, found, nil
 }
