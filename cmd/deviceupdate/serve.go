@@ -240,6 +240,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := svc.CheckTrail(); err != nil {
 		return err
 	}
+	// admins serves the admin API's tokens and the console's sessions:
+	// one, so that sign-ins share one throttle.
+	admins := admin.NewAdmins(svc)
 	polls := &poll.Service{DB: m.db, Recorder: m.recorder, Files: m.files}
 	if err := m.files.Create(); err != nil {
 		return err
@@ -298,6 +301,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Sites:          svc,
 		DeviceConfig:   svc,
 		Users:          svc,
+		Admins:         admins,
 		HTTPPort:       m.port(handler.ListenerHTTP),
 		HTTPSPort:      m.port(handler.ListenerHTTPS),
 		ExternalPort:   m.port(handler.ListenerExternal),

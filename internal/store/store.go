@@ -73,8 +73,11 @@ var (
 	keyCreated    = []byte("created")
 )
 
-// buckets are created by Open when missing.
-var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf, bucketUsers, bucketInProgress}
+// buckets are created by Open when missing. A bucket added later is
+// created in an older store as it opens, empty, so adding one needs no new
+// SchemaVersion: an older build opening the store ignores it.
+var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf, bucketUsers, bucketInProgress,
+	bucketAdmins, bucketTokens, bucketSessions}
 
 // DB is the open store. It is safe for concurrent use.
 //
