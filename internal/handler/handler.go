@@ -261,6 +261,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.devices != nil {
 		admin.GET("/devices", s.handleDevices)
+		admin.GET("/devices/:id", s.handleDevice)
 		admin.DELETE("/devices/:id", s.handleRemoveDevice)
 		admin.POST("/devices/prune", s.handlePruneDevices)
 	}
