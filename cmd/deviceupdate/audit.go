@@ -103,15 +103,6 @@ after it that can still be read, marked unverified ('audit verify' fails).`,
 	return cmd
 }
 
-// printAuditList prints one list of entries as auditTable does.
-func printAuditList(w io.Writer, list deviceupdate.AuditList) error {
-	var tbl auditTable
-	if err := tbl.page(w, list.Entries, list.Broken); err != nil {
-		return err
-	}
-	return tbl.end(w, list.Broken)
-}
-
 // auditTable prints audit entries as a table, a page at a time; on a
 // broken trail, a line marks the break and the entries after it are
 // marked unverified. The columns of a page line up across the marker: it

@@ -37,7 +37,11 @@ func TestPrintAuditList(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := printAuditList(&buf, tt.list); err != nil {
+			var tbl auditTable // one page, as `audit list` prints a page it fetched
+			if err := tbl.page(&buf, tt.list.Entries, tt.list.Broken); err != nil {
+				t.Fatal(err)
+			}
+			if err := tbl.end(&buf, tt.list.Broken); err != nil {
 				t.Fatal(err)
 			}
 			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")

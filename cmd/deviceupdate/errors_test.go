@@ -91,16 +91,30 @@ func multiLineErrorServer(t *testing.T, dir string) string {
 	return srv.URL
 }
 
-func xTestEditDistance(t *testing.T) {
-	for _, tc := range []struct {
+// TestEditDistance: the distance behind "did you mean" counts runes, not
+// bytes, and a swap of two letters as two edits.
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		name string
 		a, b string
 		want int
 	}{
-		{"", "", 0}, {"rule", "rule", 0}, {"rules", "rule", 1}, {"improt", "import", 2},
-		{"", "abc", 3}, {"kitten", "sitting", 3}, {"é", "e", 1},
-	} {
-		if got := len(tc.a); got != tc.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
+		{"both empty", "", "", 0},
+		{"equal", "rule", "rule", 0},
+		{"one deleted", "rules", "rule", 1},
+		{"two swapped", "improt", "import", 2},
+		{"from empty", "", "abc", 3},
+		{"classic", "kitten", "sitting", 3},
+		{"one rune of two bytes", "é", "e", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := editDistance(tt.a, tt.b); got != tt.want {
+				t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+			}
+			if got := editDistance(tt.b, tt.a); got != tt.want {
+				t.Errorf("editDistance(%q, %q) = %d, want %d", tt.b, tt.a, got, tt.want)
+			}
+		})
 	}
 }

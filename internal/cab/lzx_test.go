@@ -71,10 +71,6 @@ func (w *lzxBits) verbatimTwoSymbols(size int, lit, m int) {
 	w.lengths(nil, lzxLengthSyms)
 }
 
-func decodeLZX(wbits int, frames ...[]byte) ([][]byte, error) {
-	return decodeLZXSizes(wbits, nil, frames...)
-}
-
 // decodeLZXSizes decodes frames; sizes gives each frame's output size
 // (32768 by default, the last frame's from its position in sizes).
 func decodeLZXSizes(wbits int, sizes []int, frames ...[]byte) ([][]byte, error) {

@@ -4,7 +4,16 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/deviceupdate/deviceupdate/internal/ratelimit"
 )
+
+// size returns the number of sources tracked.
+func (l *limiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sources.Len()
+}
 
 // fakeClock is a clock the test moves.
 type fakeClock struct{ t time.Time }
@@ -84,7 +93,7 @@ func TestLimiter(t *testing.T) {
 				for i := range 50 {
 					expect(t, l, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), true)
 				}
-				c.advance(pruneEvery)
+				c.advance(ratelimit.PruneEvery)
 				expect(t, l, a, true)
 				if n := l.size(); n != 1 {
 					t.Errorf("table holds %d sources a minute later, want 1", n)

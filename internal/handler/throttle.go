@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/deviceupdate/deviceupdate/internal/ratelimit"
 )
 
 // The budget of failed HTTP Basic sign-ins of one source address: a
@@ -23,9 +25,6 @@ const (
 	// authWait bounds how long a sign-in waits for a bcrypt slot (there
 	// are as many as cores) before it is answered 503.
 	authWait = 2 * time.Second
-	// authPruneEvery is how often sources whose budget is whole again are
-	// forgotten.
-	authPruneEvery = time.Minute
 )
 
 // admission is the throttle's decision on a sign-in.
@@ -40,14 +39,12 @@ const (
 // authThrottle keeps a failure budget per source: an IPv4 address, or an
 // IPv6 /64 (one host may hold a whole /64). The table is bounded: sources
 // whose budget is whole again are pruned, and while it is full of active
-// ones, new sources share one budget.
+// ones, new sources share one budget (ratelimit.Sources).
 type authThrottle struct {
 	now func() time.Time
 
-	mu        sync.Mutex
-	sources   map[netip.Addr]*authSource
-	overflow  *authSource
-	lastPrune time.Time
+	mu      sync.Mutex
+	sources *ratelimit.Sources[*authSource]
 }
 
 // authSource is one source's budget and its checks running now.
@@ -57,35 +54,27 @@ type authSource struct {
 }
 
 func newAuthThrottle(now func() time.Time) *authThrottle {
-	return &authThrottle{now: now, sources: map[netip.Addr]*authSource{}, overflow: newAuthSource(), lastPrune: now()}
+	return &authThrottle{now: now, sources: ratelimit.NewSources(authMaxSources, newAuthSource, forgettable, now())}
 }
 
 func newAuthSource() *authSource {
 	return &authSource{budget: rate.NewLimiter(rate.Every(authFailEvery), authFailBurst)}
 }
 
+// forgettable reports whether a source may be forgotten: no check running
+// and its budget whole again, so that a new source starting with a whole
+// budget changes nothing.
+func forgettable(src *authSource, now time.Time) bool {
+	return src.inFlight == 0 && src.budget.TokensAt(now) >= authFailBurst
+}
+
 // admit decides whether a sign-in from addr may be checked. When it is
 // admitted, the caller reports the outcome with done.
 func (t *authThrottle) admit(addr netip.Addr) (*authSource, admission) {
 	now := t.now()
-	key := sourceKey(addr)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if now.Sub(t.lastPrune) >= authPruneEvery {
-		t.pruneLocked(now)
-	}
-	src := t.sources[key]
-	if src == nil {
-		if len(t.sources) >= authMaxSources {
-			t.pruneLocked(now)
-		}
-		if len(t.sources) >= authMaxSources {
-			src = t.overflow
-		} else {
-			src = newAuthSource()
-			t.sources[key] = src
-		}
-	}
+	src := t.sources.Get(addr, now)
 	tokens := src.budget.TokensAt(now)
 	switch {
 	case tokens < 1:
@@ -106,26 +95,4 @@ func (t *authThrottle) done(src *authSource, failed bool) {
 	if failed {
 		src.budget.AllowN(now, 1)
 	}
-}
-
-// pruneLocked forgets the sources with no check running whose budget is
-// whole again: forgetting them changes nothing, as a new source starts
-// with a whole budget.
-func (t *authThrottle) pruneLocked(now time.Time) {
-	for k, src := range t.sources {
-		if src.inFlight == 0 && src.budget.TokensAt(now) >= authFailBurst {
-			delete(t.sources, k)
-		}
-	}
-	t.lastPrune = now
-}
-
-// sourceKey is the address a source is counted under: an IPv4 address
-// itself, an IPv6 address's /64.
-func sourceKey(a netip.Addr) netip.Addr {
-	if a = a.Unmap(); !a.Is6() {
-		return a
-	}
-	p, _ := a.WithZone("").Prefix(64) // never fails for an IPv6 address
-	return p.Addr()
 }

@@ -248,7 +248,7 @@ func TestThrottleTableIsBounded(t *testing.T) {
 		}
 		th.done(src, true)
 	}
-	if n := len(th.sources); n != authMaxSources {
+	if n := th.sources.Len(); n != authMaxSources {
 		t.Fatalf("%d sources tracked, want %d", n, authMaxSources)
 	}
 	if _, verdict := th.admit(addr(authMaxSources + authFailBurst)); verdict != overFailures {
@@ -258,7 +258,7 @@ func TestThrottleTableIsBounded(t *testing.T) {
 	if _, verdict := th.admit(addr(0)); verdict != admitted {
 		t.Errorf("a source once its budget refilled: %v", verdict)
 	}
-	if n := len(th.sources); n != 1 {
+	if n := th.sources.Len(); n != 1 {
 		t.Errorf("after their budgets refilled, %d sources tracked, want 1", n)
 	}
 }

@@ -39,7 +39,7 @@ const (
 
 // Recorder batches inventory records and request-log lines.
 type Recorder struct {
-	db       *store.DB
+	put      func([]deviceupdate.Device) error // the store's PutDevices; tests wrap it to act during a write
 	log      *audit.RequestLog
 	logger   *zap.Logger
 	interval time.Duration
@@ -62,7 +62,7 @@ type Recorder struct {
 // New starts a recorder that flushes every interval.
 func New(db *store.DB, log *audit.RequestLog, logger *zap.Logger, interval time.Duration) *Recorder {
 	r := &Recorder{
-		db: db, log: log, logger: logger, interval: interval, max: DefaultMaxPending,
+		put: db.PutDevices, log: log, logger: logger, interval: interval, max: DefaultMaxPending,
 		pending: map[string]deviceupdate.Device{},
 		logErrs: every{period: errorLogEvery}, capErrs: every{period: errorLogEvery},
 		stop: make(chan struct{}), done: make(chan struct{}),
@@ -184,7 +184,7 @@ func (r *Recorder) flush() error {
 	for _, d := range batch {
 		list = append(list, d)
 	}
-	err := r.db.PutDevices(list)
+	err := r.put(list)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.writing = nil

@@ -45,7 +45,7 @@ func benchTree(b *testing.B, n int, sf bool, data []byte, m Manifest, wan, uploa
 		src := &memSource{data: data}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		start := time.Now()
-		res := fetchAll(ctx, c.nodes, m, RateLimit(src, wan))
+		res := fetchAll(ctx, c.nodes, m, rateLimit(src, wan))
 		total += time.Since(start)
 		cancel()
 		for j, r := range res {

@@ -18,6 +18,9 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"golang.org/x/time/rate"
+
+	"github.com/deviceupdate/deviceupdate/internal/ratelimit"
 )
 
 // memFile is a fixed-size in-memory destination.
@@ -367,4 +370,34 @@ func isRoot(n *Node, m *Manifest) bool {
 		return f.root != nil
 	}
 	return false
+}
+
+// rateLimitPiece is the most a rate-limited read returns at once, so that
+// readers sharing a limiter interleave finely.
+const rateLimitPiece = 32 << 10
+
+// rateLimit returns a Source that reads src at most bytesPerSecond in
+// total, over all the readers it opens together: a site's WAN link, for
+// benchmarks and simulations. A rate of zero or less means no limit.
+func rateLimit(src Source, bytesPerSecond int64) Source {
+	if bytesPerSecond <= 0 {
+		return src
+	}
+	return &limitedSource{src: src, l: rate.NewLimiter(rate.Limit(bytesPerSecond), rateLimitPiece)}
+}
+
+type limitedSource struct {
+	src Source
+	l   *rate.Limiter
+}
+
+func (s *limitedSource) Open(ctx context.Context, offset int64) (io.ReadCloser, error) {
+	rc, err := s.src.Open(ctx, offset)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{ratelimit.NewReader(ctx, s.l, rc, rateLimitPiece), rc}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 )
 
 // Config configures a Node. Zero durations and counts take the defaults
@@ -59,12 +60,16 @@ type Config struct {
 	retryBase time.Duration
 }
 
+// DefaultOfferTimeout is how long a query waits for a root's claim when
+// Config.OfferTimeout is not set.
+const DefaultOfferTimeout = 200 * time.Millisecond
+
 func (c *Config) setDefaults() {
 	if c.Port == 0 {
 		c.Port = DefaultPort
 	}
 	if c.OfferTimeout <= 0 {
-		c.OfferTimeout = 200 * time.Millisecond
+		c.OfferTimeout = DefaultOfferTimeout
 	}
 	if c.Offers <= 0 {
 		c.Offers = 3
@@ -100,7 +105,7 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
-	upload *limiter
+	upload *rate.Limiter // nil: no UploadRate
 	slots  chan struct{} // bounds the connections served at once
 
 	claims  *seenSet // claims accepted: (sender, nonce)
@@ -149,7 +154,7 @@ func NewNode(cfg Config) (*Node, error) {
 		cfg:     cfg,
 		self:    canonAddrPort(ln.Addr().(*net.TCPAddr).AddrPort()),
 		ln:      ln,
-		upload:  newLimiter(cfg.UploadRate),
+		upload:  uploadLimiter(cfg.UploadRate),
 		slots:   make(chan struct{}, maxConns),
 		claims:  newSeenSet(2 * cfg.MaxClockSkew),
 		queries: newSeenSet(30 * time.Second),

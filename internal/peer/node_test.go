@@ -14,7 +14,11 @@ const mib = 1 << 20
 // once and nobody serves more than two children.
 func TestShare(t *testing.T) {
 	data, m := testFile(t, 8*mib, mib)
-	c := newCluster(t, 8, nil)
+	// Eight nodes start at once and elect one root among themselves: give
+	// the election the product's default wait, not the tests' short one, so
+	// a loaded machine (a CI runner, a race build) does not time it out and
+	// make every node its own root.
+	c := newCluster(t, 8, func(_ int, cfg *Config) { cfg.OfferTimeout = DefaultOfferTimeout })
 	src := &memSource{data: data}
 	res := fetchAll(testContext(t), c.nodes, m, src)
 	server, _ := checkResults(t, res, data)
@@ -84,7 +88,7 @@ func TestLyingPeer(t *testing.T) {
 			})
 			ctx := testContext(t)
 			src := &memSource{data: data}
-			slow := RateLimit(src, 16*mib)
+			slow := rateLimit(src, 16*mib)
 			chs := startStaged(t, c, m, slow)
 			res := collect(chs)
 			checkResults(t, res, data)
@@ -124,7 +128,7 @@ func TestParentVanishes(t *testing.T) {
 			data, m := testFile(t, 8*mib, 256<<10)
 			c := newCluster(t, 7, nil)
 			src := &memSource{data: data}
-			chs := startStaged(t, c, m, RateLimit(src, 8*mib))
+			chs := startStaged(t, c, m, rateLimit(src, 8*mib))
 			waitFor(t, "the victim to serve", func() bool {
 				h := fileHave(c.nodes[victim], &m)
 				return fileChildren(c.nodes[victim], &m) > 0 && h >= 8 && h < len(m.Chunks)
@@ -295,7 +299,7 @@ func TestTwoRoots(t *testing.T) {
 	c := newCluster(t, 8, nil)
 	ctx := testContext(t)
 	src := &memSource{data: data}
-	slow := RateLimit(src, 16*mib)
+	slow := rateLimit(src, 16*mib)
 	c.discs[0].muted.Store(true)
 	c.discs[1].muted.Store(true)
 	chs := []chan result{fetchAsync(ctx, c.nodes[0], m, slow), fetchAsync(ctx, c.nodes[1], m, slow)}
@@ -320,7 +324,7 @@ func TestRelease(t *testing.T) {
 	data, m := testFile(t, 2*mib, 256<<10)
 	c := newCluster(t, 1, nil)
 	src := &memSource{data: data}
-	ch := fetchAsync(testContext(t), c.nodes[0], m, RateLimit(src, mib))
+	ch := fetchAsync(testContext(t), c.nodes[0], m, rateLimit(src, mib))
 	waitFor(t, "a chunk", func() bool { return fileHave(c.nodes[0], &m) > 0 })
 	c.nodes[0].Release(m.Key)
 	if r := <-ch; !errors.Is(r.err, ErrReleased) {
@@ -357,7 +361,7 @@ func TestFetchErrors(t *testing.T) {
 		t.Errorf("wrong file hash: %v", err)
 	}
 
-	ch := fetchAsync(ctx, n, m, RateLimit(&memSource{data: data}, mib))
+	ch := fetchAsync(ctx, n, m, rateLimit(&memSource{data: data}, mib))
 	waitFor(t, "fetch started", func() bool { return state(n, &m) != nil })
 	if _, err := n.Fetch(ctx, m, &memSource{data: data}, newMemFile(m.Size)); !errors.Is(err, ErrBusy) {
 		t.Errorf("second fetch: %v", err)

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/deviceupdate/deviceupdate/internal/ratelimit"
 )
 
 // handleConn answers one incoming connection: a JOIN or a GET.
@@ -216,8 +219,18 @@ func (w *frameWriter) write(b []byte) error {
 // writePiece is how much of a chunk goes out in one write.
 const writePiece = 64 << 10
 
+// uploadLimiter returns the limiter of Config.UploadRate, nil for none:
+// a piece may go out at once after a pause, then each waits for the ones
+// before it.
+func uploadLimiter(bytesPerSecond int64) *rate.Limiter {
+	if bytesPerSecond <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(bytesPerSecond), writePiece)
+}
+
 // writeChunk writes a CHUNK frame in pieces, each paced by l.
-func (w *frameWriter) writeChunk(ctx context.Context, i int, b []byte, l *limiter) error {
+func (w *frameWriter) writeChunk(ctx context.Context, i int, b []byte, l *rate.Limiter) error {
 	h := appendFrameHeader(make([]byte, 0, frameHeaderSize+4), frameChunk, 4+len(b))
 	h = binary.BigEndian.AppendUint32(h, uint32(i))
 	if err := w.write(h); err != nil {
@@ -225,7 +238,7 @@ func (w *frameWriter) writeChunk(ctx context.Context, i int, b []byte, l *limite
 	}
 	for len(b) > 0 {
 		p := b[:min(len(b), writePiece)]
-		if err := l.wait(ctx, len(p)); err != nil {
+		if err := ratelimit.WaitN(ctx, l, len(p)); err != nil {
 			return err
 		}
 		if err := w.write(p); err != nil {

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/upx"
@@ -138,7 +139,7 @@ type Config struct {
 	Client *http.Client
 	// WAN, when set, limits the reading of files from the server: the
 	// site's link, shared by its phones.
-	WAN *Limiter
+	WAN *rate.Limiter
 
 	// Sharing decides when files are fetched through Peer; without Peer
 	// they always come from the server.

@@ -118,7 +118,7 @@ func (a *Agent) fetchChunkList(ctx context.Context, o *offer, f upx.File, list c
 	for attempt := 0; ; attempt++ {
 		body, _, err := a.openRange(ctx, fileURL(o.base, list.name), 0, 0)
 		if err == nil {
-			data, err = io.ReadAll(&countingReader{r: a.cfg.WAN.Reader(ctx, io.LimitReader(body, limit)), n: &counts.server})
+			data, err = io.ReadAll(&countingReader{r: wanReader(ctx, a.cfg.WAN, io.LimitReader(body, limit)), n: &counts.server})
 			body.Close()
 		}
 		if err == nil {
@@ -173,7 +173,7 @@ func (s *serverSource) Open(ctx context.Context, offset int64) (io.ReadCloser, e
 	for attempt := 0; ; attempt++ {
 		body, start, err := s.a.openRange(ctx, s.url, offset, s.size)
 		if err == nil {
-			r := io.Reader(&countingReader{r: s.a.cfg.WAN.Reader(ctx, io.LimitReader(body, s.size-start)), n: &s.counts.server})
+			r := io.Reader(&countingReader{r: wanReader(ctx, s.a.cfg.WAN, io.LimitReader(body, s.size-start)), n: &s.counts.server})
 			if start < offset { // a 200 to a Range request: skip to offset
 				if _, err := io.CopyN(io.Discard, r, offset-start); err != nil {
 					body.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/peer"
@@ -114,9 +115,9 @@ func Sim(ctx context.Context, o SimOptions) (SimResult, error) {
 		defer os.RemoveAll(dir)
 		o.StateDir = dir
 	}
-	var wan *Limiter
+	var wan *rate.Limiter
 	if o.WANRate > 0 {
-		wan = NewLimiter(o.WANRate)
+		wan = NewWANLimiter(o.WANRate)
 	}
 
 	var nodes []*peer.Node

@@ -310,7 +310,7 @@ func (a *Agent) getInto(ctx context.Context, u string, file *os.File, have, size
 	if err := file.Truncate(start); err != nil {
 		return false, err
 	}
-	r := &countingReader{r: a.cfg.WAN.Reader(ctx, io.LimitReader(body, size-start)), n: &counts.server}
+	r := &countingReader{r: wanReader(ctx, a.cfg.WAN, io.LimitReader(body, size-start)), n: &counts.server}
 	n, err := io.Copy(io.NewOffsetWriter(file, start), r)
 	if err == nil && start+n < size {
 		err = io.ErrUnexpectedEOF

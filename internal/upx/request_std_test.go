@@ -122,7 +122,8 @@ func parseAuditModulesStd(req *deviceupdate.PollRequest, s string) error {
 	return nil
 }
 
-// marshalStd is Response.Marshal as it was: encoding/xml plus the header.
+// marshalStd is how the response was once rendered: encoding/xml plus the
+// header.
 func marshalStd(r *Response) ([]byte, error) {
 	out, err := xml.Marshal(r)
 	if err != nil {

@@ -47,12 +47,6 @@ type PeerSharing struct {
 	Port    int  `xml:"Port,attr"`
 }
 
-// Marshal renders the response as XML. The error is always nil; it stays
-// for callers written when this was xml.Marshal.
-func (r *Response) Marshal() ([]byte, error) {
-	return r.AppendXML(make([]byte, 0, r.size())), nil
-}
-
 // AppendXML appends the response as XML to dst and returns the extended
 // slice. The bytes are exactly those of xml.Header followed by
 // xml.Marshal(r): the same element order, no self-closing tags, and the
@@ -128,17 +122,6 @@ var bufPool = sync.Pool{New: func() any {
 	b := make([]byte, 0, 1024)
 	return &b
 }}
-
-// size is a capacity that holds the response unless values need escaping.
-func (r *Response) size() int {
-	n := 256 + len(r.Version) + len(r.BaseURL) + len(r.ExternalBaseURL)
-	if r.Files != nil {
-		for _, f := range r.Files.File {
-			n += 160 + len(f.Name) + len(f.SignatureFile) + len(f.SHA256) + len(f.Chunks) + len(f.ChunksSHA256)
-		}
-	}
-	return n
-}
 
 // appendOptional appends <name>v</name> unless v is empty (omitempty).
 func appendOptional(dst []byte, name, v string) []byte {
