@@ -236,6 +236,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.recorder = inventory.New(m.db, reqLog, m.Logger, inventory.DefaultInterval)
+	go func() {
+		// The console's dashboard and filtered device lists read the
+		// inventory's index; reading it now spares their first request.
+		if err := m.db.BuildDeviceIndex(); err != nil {
+			m.Logger.Warn("index the inventory for the console; the first dashboard will try again", zap.Error(err))
+		}
+	}()
 	svc := &admin.Service{DB: m.db, Trail: m.trail, Inventory: m.recorder, Logger: m.Logger}
 	if err := svc.CheckTrail(); err != nil {
 		return err

@@ -280,6 +280,7 @@ func (s *Server) adminRoutes() {
 	}
 	if s.devices != nil {
 		s.route(g, get, "/devices", canRead, s.handleDevices)
+		s.route(g, get, "/devices/:id", canRead, s.handleDevice)
 		s.route(g, del, "/devices/:id", canAdmin, s.handleRemoveDevice)
 		s.route(g, post, "/devices/prune", canAdmin, s.handlePruneDevices)
 	}

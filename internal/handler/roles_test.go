@@ -99,6 +99,7 @@ func TestAdminRoles(t *testing.T) {
 		"PUT " + p + "/config":                   admin,
 		"POST " + p + "/files/clear":             admin,
 		"GET " + p + "/devices":                  viewer,
+		"GET " + p + "/devices/:id":              viewer,
 		"DELETE " + p + "/devices/:id":           admin,
 		"POST " + p + "/devices/prune":           admin,
 		"GET " + p + "/sites":                    viewer,

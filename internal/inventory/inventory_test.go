@@ -255,6 +255,9 @@ func TestRecordMergesPolls(t *testing.T) {
 			},
 			want: with(func(d *deviceupdate.Device) {
 				d.Polls, d.LastSeen, d.Remote, d.Modules = 3, t0.Add(2*time.Hour), "10.0.0.2", upgraded.request().Modules
+				// The batch that brought the new version is its change.
+				d.History = []deviceupdate.VersionChange{{At: t0.Add(2 * time.Hour), UpdateType: "CPE",
+					From: deviceupdate.MustParseVersion("4.0.7577.4100"), To: deviceupdate.MustParseVersion("4.0.7577.4366")}}
 			}),
 		},
 		{

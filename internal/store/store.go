@@ -92,6 +92,9 @@ type DB struct {
 	tx   *bolt.Tx      // the transaction a bound DB works in, else nil
 	root *DB           // the DB a bound one was made from
 	cap  deviceCap     // the inventory's cap (devices.go)
+	// devIndex counts and filters the inventory in memory
+	// (devices_index.go).
+	devIndex deviceIndex
 }
 
 // write runs fn in a write transaction, or in the one db is bound to.
