@@ -51,6 +51,17 @@ func ParseRole(s string) (Role, error) {
 	return "", Errorf(EINVALID, "role %q: want viewer, operator or admin", truncateForMessage(s))
 }
 
+// ValidateAdminName checks an admin's name: the rules of user names
+// (1-64 letters, digits, '.', '-', '_' or '@', starting with a letter or a
+// digit). Errors: EINVALID.
+func ValidateAdminName(name string) error {
+	if !validUserName(name) {
+		return Errorf(EINVALID, "admin name %q: want 1-%d letters, digits, '.', '-', '_' or '@', starting with a letter or a digit",
+			truncateForMessage(name), MaxUserNameLen)
+	}
+	return nil
+}
+
 // BootstrapAdmin is the name under which the break-glass admin.token
 // made by `certs init` acts (role admin), in the trail and the logs.
 const BootstrapAdmin = "bootstrap"

@@ -2,6 +2,7 @@ package deviceupdate
 
 import (
 	"context"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,51 @@ type Device struct {
 	// LogUploads counts the logs it uploaded; LastLogUpload is the last's time.
 	LogUploads    int64     `json:"logUploads"`
 	LastLogUpload time.Time `json:"lastLogUpload,omitzero"`
+	// History is its versions over time: the last MaxVersionHistory
+	// changes the inventory saw, oldest first.
+	History []VersionChange `json:"history,omitempty"`
+}
+
+// MaxVersionHistory bounds a device's History: enough for the device
+// page to show the last updates and rollbacks, and little in the store.
+const MaxVersionHistory = 16
+
+// VersionChange is one change of a module's running version, as the
+// inventory saw it.
+type VersionChange struct {
+	At         time.Time `json:"at"` // the poll that reported To
+	UpdateType string    `json:"updateType"`
+	From       Version   `json:"from"`
+	To         Version   `json:"to"`
+}
+
+// NoteVersions returns d, the record after a poll, with a History entry
+// for each module whose version differs from what before (the record as
+// it was) held, at d.LastSeen. The store calls it as it writes a batch,
+// so a device that changed twice within one batch (a second's polls)
+// shows the net change. The version a module was first seen with is no
+// change: a device that never changed carries no History, so the records
+// of most devices, written at every poll, stay as small as before.
+func (d Device) NoteVersions(before Device) Device {
+	var changes []VersionChange
+	for _, m := range d.Modules {
+		from, found := Version{}, false
+		for _, o := range before.Modules {
+			if strings.EqualFold(o.UpdateType, m.UpdateType) {
+				from, found = o.Version, true
+				break
+			}
+		}
+		if found && from != m.Version {
+			changes = append(changes, VersionChange{At: d.LastSeen, UpdateType: m.UpdateType, From: from, To: m.Version})
+		}
+	}
+	if len(changes) == 0 {
+		return d
+	}
+	h := append(append(make([]VersionChange, 0, len(d.History)+len(changes)), d.History...), changes...)
+	d.History = h[max(0, len(h)-MaxVersionHistory):]
+	return d
 }
 
 // LastActive returns when the device was last heard from: its last poll
@@ -48,6 +94,7 @@ func (d Device) Merge(delta Device) Device {
 	out := d
 	if !delta.LastSeen.IsZero() {
 		out = delta
+		out.History = d.History
 		out.Polls += d.Polls
 		out.LogUploads += d.LogUploads
 	} else {
@@ -177,26 +224,92 @@ func ValidSerial(s string) bool {
 
 // DeviceFilter selects devices; zero fields select everything.
 type DeviceFilter struct {
-	Model   string
-	Version Version // running this version in any module
-	Since   time.Time
-	Page    // the devices after the cursor, by ID
+	Model string // the model, such as CX600, in any case
+	// Key selects the devices one rule governs, such as
+	// UCPhone/Polycom/CX600/A/ENU/CPE (in any case): a bar of the
+	// dashboard (FleetSummary's ModelSummary).
+	Key RuleKey
+	// Version selects the devices running it: in the module Key names,
+	// else in any module.
+	Version Version
+	Site    string    // polling from the site's subnets (SiteMap)
+	Since   time.Time // last seen at or after it
+	Before  time.Time // last seen before it (not seen since)
+	// Search selects the devices whose MAC address, serial number or
+	// user ID holds it, in any case ("aa:bb" finds 00-04-F2-AA-BB-CC).
+	Search string
+	Page   // the devices after the cursor, by ID
 }
 
-// Match reports whether d passes the filter.
-func (f DeviceFilter) Match(d Device) bool {
-	if f.Model != "" && !strings.EqualFold(f.Model, d.Model) || !f.Since.IsZero() && d.LastSeen.Before(f.Since) {
-		return false
+// MaxDeviceSearch bounds a device search's text.
+const MaxDeviceSearch = 128
+
+// Validate checks what a caller may send. Errors: EINVALID.
+func (f DeviceFilter) Validate() error {
+	if len(f.Search) > MaxDeviceSearch {
+		return Errorf(EINVALID, "search: want at most %d characters", MaxDeviceSearch)
 	}
-	if !f.Version.IsZero() {
+	if f.Key != (RuleKey{}) {
+		if err := f.Key.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Match reports whether d passes the filter, placing it in no site.
+func (f DeviceFilter) Match(d Device) bool { return f.Matcher(nil)(d) }
+
+// Matcher returns the filter's test, which places devices in sites with
+// sites (nil: no device is in a site). Its work per device allocates
+// nothing, so a scan of a large inventory stays cheap.
+func (f DeviceFilter) Matcher(sites *SiteMap) func(Device) bool {
+	search := strings.ToLower(f.Search)
+	macSearch := strings.ReplaceAll(search, ":", "-")
+	keyed := f.Key != (RuleKey{})
+	inSite := sites.inSite(f.Site)
+	return func(d Device) bool {
+		switch {
+		case f.Model != "" && !strings.EqualFold(f.Model, d.Model),
+			!f.Since.IsZero() && d.LastSeen.Before(f.Since),
+			!f.Before.IsZero() && !d.LastSeen.Before(f.Before),
+			keyed && !(strings.EqualFold(f.Key.DeviceType, d.DeviceType) && strings.EqualFold(f.Key.Brand, d.Brand) &&
+				strings.EqualFold(f.Key.Model, d.Model) && strings.EqualFold(f.Key.Revision, d.Revision) && strings.EqualFold(f.Key.Locale, d.Locale)),
+			search != "" && !containsFold(d.MAC, macSearch) && !containsFold(d.Serial, search) && !containsFold(d.UserID, search),
+			f.Site != "" && !inSite(d.Remote):
+			return false
+		}
+		if !keyed && f.Version.IsZero() {
+			return true
+		}
 		for _, m := range d.Modules {
-			if m.Version == f.Version {
+			if (!keyed || strings.EqualFold(m.UpdateType, f.Key.UpdateType)) && (f.Version.IsZero() || m.Version == f.Version) {
 				return true
 			}
 		}
 		return false
 	}
-	return true
+}
+
+// containsFold reports whether s holds lower, which is in lower case,
+// ignoring the case of ASCII letters in s; it allocates nothing.
+func containsFold(s, lower string) bool {
+	for i := 0; i+len(lower) <= len(s); i++ {
+		j := 0
+		for ; j < len(lower); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lower[j] {
+				break
+			}
+		}
+		if j == len(lower) {
+			return true
+		}
+	}
+	return false
 }
 
 // DeviceList is one page of the inventory, ordered by device ID.
@@ -259,8 +372,15 @@ type PruneResult struct {
 // is audited.
 type DeviceService interface {
 	// Devices returns the devices that match f, ordered by ID, and the
-	// cursor of the next page when more follow.
+	// cursor of the next page when more follow. Errors: EINVALID.
 	Devices(ctx context.Context, f DeviceFilter) (*DeviceList, error)
+	// Device returns one device (named as RemoveDevice names it), with
+	// its History. Errors: EINVALID, ENOTFOUND.
+	Device(ctx context.Context, id string) (Device, error)
+	// Summary returns the fleet at a glance, for the dashboard, from
+	// counts kept up to date as polls are recorded (about a second
+	// behind them), not from a scan of the inventory.
+	Summary(ctx context.Context) (FleetSummary, error)
 	// RemoveDevice forgets one device (named by its MAC address, in any
 	// form, or its serial number): its inventory record and its own
 	// settings. A poll from it afterwards records it anew. Errors:
@@ -270,4 +390,93 @@ type DeviceService interface {
 	// notSeen, an age ParseAge reads, and their own settings; with dryRun
 	// it only reports what it would forget. Errors: EINVALID.
 	PruneDevices(ctx context.Context, notSeen string, dryRun bool, actor string) (*PruneResult, error)
+}
+
+// FleetSummary is the fleet at a glance, the console's dashboard: for
+// each rule key, the devices by the version they run.
+//
+// A "model" here is a rule key without its version
+// (DeviceType/Brand/Model/Revision/Locale/UpdateType), not a model name
+// alone: the key is what has an approved and a pending version, so only
+// per key can a bar mark the approved version and count the devices not
+// on it (CUCM's "not on the default load"). Where a fleet runs one
+// revision and locale of a model, as most do, that is one bar per model;
+// a model in two locales gets two bars, each with its own approved
+// version. A device counts once in the key of each module it reports.
+type FleetSummary struct {
+	Devices int `json:"devices"` // in the inventory
+	// NotOnApproved sums the models' NotOnApproved.
+	NotOnApproved int `json:"notOnApproved"`
+	// Versions counts devices' modules by the version they run, over
+	// every model, newest first.
+	Versions []VersionCount `json:"versions"`
+	// PollsLastMinute counts the polls answered in the last minute.
+	PollsLastMinute int            `json:"pollsLastMinute"`
+	Models          []ModelSummary `json:"models"` // by key, in any case
+}
+
+// ModelSummary is one rule key's devices: how many run each version, and
+// what its rule approves and holds pending. A rule with no device yet is
+// listed with none; a key no rule governs has no RuleID.
+type ModelSummary struct {
+	RuleKey
+	RuleID          string         `json:"ruleId,omitempty"`
+	ApprovedVersion Version        `json:"approvedVersion"`
+	PendingVersion  Version        `json:"pendingVersion"`
+	Devices         int            `json:"devices"`
+	Versions        []VersionCount `json:"versions"` // newest first
+	// NotOnApproved counts the devices running another version than the
+	// approved one: those the next polls will update (or roll back). It
+	// is 0 while nothing is approved.
+	NotOnApproved int `json:"notOnApproved"`
+}
+
+// VersionCount is how many devices run a version.
+type VersionCount struct {
+	Version Version `json:"version"`
+	Devices int     `json:"devices"`
+}
+
+// SummarizeFleet completes the counts per key (Devices and Versions set,
+// one entry per key in any case) with the rules' versions, adds the rules
+// no device reports yet, and sums the fleet; devices is the inventory's
+// size.
+func SummarizeFleet(devices int, models []ModelSummary, rules []Rule) FleetSummary {
+	byKey := make(map[string]int, len(models)+len(rules))
+	out := FleetSummary{Devices: devices, Versions: []VersionCount{}, Models: make([]ModelSummary, 0, len(models)+len(rules))}
+	for _, m := range models {
+		byKey[strings.ToLower(m.RuleKey.String())] = len(out.Models)
+		out.Models = append(out.Models, m)
+	}
+	for _, r := range rules {
+		i, ok := byKey[strings.ToLower(r.RuleKey.String())]
+		if !ok {
+			i = len(out.Models)
+			out.Models = append(out.Models, ModelSummary{RuleKey: r.RuleKey, Versions: []VersionCount{}})
+		}
+		m := &out.Models[i]
+		m.RuleID, m.ApprovedVersion, m.PendingVersion = r.ID, r.ApprovedVersion, r.PendingVersion
+	}
+	all := map[Version]int{}
+	for i := range out.Models {
+		m := &out.Models[i]
+		sort.Slice(m.Versions, func(a, b int) bool { return m.Versions[a].Version.Compare(m.Versions[b].Version) > 0 })
+		m.Devices, m.NotOnApproved = 0, 0
+		for _, v := range m.Versions {
+			m.Devices += v.Devices
+			all[v.Version] += v.Devices
+			if !m.ApprovedVersion.IsZero() && v.Version != m.ApprovedVersion {
+				m.NotOnApproved += v.Devices
+			}
+		}
+		out.NotOnApproved += m.NotOnApproved
+	}
+	for v, n := range all {
+		out.Versions = append(out.Versions, VersionCount{v, n})
+	}
+	sort.Slice(out.Versions, func(a, b int) bool { return out.Versions[a].Version.Compare(out.Versions[b].Version) > 0 })
+	sort.Slice(out.Models, func(a, b int) bool {
+		return strings.ToLower(out.Models[a].RuleKey.String()) < strings.ToLower(out.Models[b].RuleKey.String())
+	})
+	return out
 }

@@ -1,6 +1,7 @@
 package deviceupdate_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +151,114 @@ func TestParseAge(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("ParseAge(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+func TestDeviceFilterMatch(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	d := deviceupdate.Device{ID: "00-04-F2-AA-BB-CC", DeviceType: "UCPhone", MAC: "00-04-F2-AA-BB-CC", Serial: "SN-77xk", Brand: "Polycom",
+		Model: "CX600", Revision: "A", Locale: "ENU", UserID: "Alice.Smith@contoso.com", Remote: "10.1.2.3", LastSeen: t0,
+		Modules: []deviceupdate.Module{{UpdateType: "CPE", Version: deviceupdate.MustParseVersion("4.0.7577.4100")},
+			{UpdateType: "Boot", Version: deviceupdate.MustParseVersion("1.2.3.4")}}}
+	key := func(s string) deviceupdate.RuleKey {
+		k, err := deviceupdate.ParseRuleKey(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	v := deviceupdate.MustParseVersion
+	sites, err := deviceupdate.NewSiteMap([]deviceupdate.Site{{Name: "branch1", Subnets: mustPrefixes(t, "10.1.0.0/16")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		f    deviceupdate.DeviceFilter
+		want bool
+	}{
+		{"no filter", deviceupdate.DeviceFilter{}, true},
+		{"model in another case", deviceupdate.DeviceFilter{Model: "cx600"}, true},
+		{"another model", deviceupdate.DeviceFilter{Model: "CX500"}, false},
+		{"version of any module", deviceupdate.DeviceFilter{Version: v("1.2.3.4")}, true},
+		{"key in another case", deviceupdate.DeviceFilter{Key: key("ucphone/polycom/cx600/a/enu/cpe")}, true},
+		{"key of another locale", deviceupdate.DeviceFilter{Key: key("UCPhone/Polycom/CX600/A/DEU/CPE")}, false},
+		{"key of a module it lacks", deviceupdate.DeviceFilter{Key: key("UCPhone/Polycom/CX600/A/ENU/UCA")}, false},
+		{"key and its module's version", deviceupdate.DeviceFilter{Key: key("UCPhone/Polycom/CX600/A/ENU/CPE"), Version: v("4.0.7577.4100")}, true},
+		{"key and another module's version", deviceupdate.DeviceFilter{Key: key("UCPhone/Polycom/CX600/A/ENU/CPE"), Version: v("1.2.3.4")}, false},
+		{"seen since", deviceupdate.DeviceFilter{Since: t0}, true},
+		{"not seen since", deviceupdate.DeviceFilter{Since: t0.Add(time.Second)}, false},
+		{"seen before", deviceupdate.DeviceFilter{Before: t0.Add(time.Second)}, true},
+		{"not seen before", deviceupdate.DeviceFilter{Before: t0}, false},
+		{"search MAC with colons, lower case", deviceupdate.DeviceFilter{Search: "aa:bb:cc"}, true},
+		{"search MAC as stored", deviceupdate.DeviceFilter{Search: "F2-AA"}, true},
+		{"search serial", deviceupdate.DeviceFilter{Search: "sn-77XK"}, true},
+		{"search user", deviceupdate.DeviceFilter{Search: "smith@"}, true},
+		{"search nothing it has", deviceupdate.DeviceFilter{Search: "bob"}, false},
+		{"site it polls from", deviceupdate.DeviceFilter{Site: "BRANCH1"}, true},
+		{"another site", deviceupdate.DeviceFilter{Site: "branch2"}, false},
+		{"all at once", deviceupdate.DeviceFilter{Model: "CX600", Version: v("4.0.7577.4100"), Site: "branch1", Since: t0, Search: "alice"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.f.Matcher(sites)(d); got != tt.want {
+				t.Errorf("match = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if (deviceupdate.DeviceFilter{Site: "branch1"}).Match(d) {
+		t.Error("a site filter matched without sites to place the device")
+	}
+}
+
+func TestDeviceFilterValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		f    deviceupdate.DeviceFilter
+		ok   bool
+	}{
+		{"empty", deviceupdate.DeviceFilter{}, true},
+		{"a search at the bound", deviceupdate.DeviceFilter{Search: strings.Repeat("a", deviceupdate.MaxDeviceSearch)}, true},
+		{"a search past the bound", deviceupdate.DeviceFilter{Search: strings.Repeat("a", deviceupdate.MaxDeviceSearch+1)}, false},
+		{"a key with a bad part", deviceupdate.DeviceFilter{Key: deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "../x"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.f.Validate(); (err == nil) != tt.ok || err != nil && deviceupdate.ErrorCode(err) != deviceupdate.EINVALID {
+				t.Errorf("Validate = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestSummarizeFleet(t *testing.T) {
+	v := deviceupdate.MustParseVersion
+	cx600 := deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"}
+	cx500 := cx600
+	cx500.Model = "CX500"
+	lower := cx600
+	lower.Model = "cx600"
+	sum := deviceupdate.SummarizeFleet(9, []deviceupdate.ModelSummary{
+		{RuleKey: lower, Versions: []deviceupdate.VersionCount{{v("4.0.7577.4100"), 5}, {v("4.0.7577.4366"), 2}}},
+		{RuleKey: deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX700", Revision: "A", Locale: "ENU", UpdateType: "CPE"},
+			Versions: []deviceupdate.VersionCount{{v("4.0.7577.4100"), 2}}},
+	}, []deviceupdate.Rule{
+		{ID: "r600", RuleKey: cx600, ApprovedVersion: v("4.0.7577.4366"), PendingVersion: v("4.0.7577.4400")},
+		{ID: "r500", RuleKey: cx500, PendingVersion: v("4.0.7577.4400")},
+	})
+	var got []string
+	for _, m := range sum.Models {
+		got = append(got, fmt.Sprintf("%s rule=%s devices=%d versions=%v notOnApproved=%d", m.Model, m.RuleID, m.Devices, m.Versions, m.NotOnApproved))
+	}
+	want := []string{
+		"CX500 rule=r500 devices=0 versions=[] notOnApproved=0",
+		"cx600 rule=r600 devices=7 versions=[{4.0.7577.4366 2} {4.0.7577.4100 5}] notOnApproved=5",
+		"CX700 rule= devices=2 versions=[{4.0.7577.4100 2}] notOnApproved=0",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("models:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if sum.Devices != 9 || sum.NotOnApproved != 5 || fmt.Sprint(sum.Versions) != "[{4.0.7577.4366 2} {4.0.7577.4100 7}]" {
+		t.Errorf("fleet: %d devices, %d not on approved, versions %v", sum.Devices, sum.NotOnApproved, sum.Versions)
 	}
 }

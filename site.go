@@ -116,21 +116,64 @@ func (m *SiteMap) Site(addr string) string {
 	if m == nil || len(m.entries) == 0 {
 		return ""
 	}
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		ap, perr := netip.ParseAddrPort(addr)
-		if perr != nil {
-			return ""
-		}
-		a = ap.Addr()
+	a, ok := remoteAddr(addr)
+	if !ok {
+		return ""
 	}
-	a = a.Unmap().WithZone("")
+	return m.siteOf(a)
+}
+
+// siteOf returns the site of an address remoteAddr read.
+func (m *SiteMap) siteOf(a netip.Addr) string {
 	for _, e := range m.entries {
 		if e.prefix.Contains(a) {
 			return e.site
 		}
 	}
 	return ""
+}
+
+// remoteAddr reads an address that may carry a port, unmapped and
+// without a zone.
+func remoteAddr(addr string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(addr)
+		if perr != nil {
+			return a, false
+		}
+		a = ap.Addr()
+	}
+	return a.Unmap().WithZone(""), true
+}
+
+// inSite returns a test of whether an address is in the site name, which
+// checks the site's own subnets before the whole map: a filter by site
+// over a large inventory rejects most addresses at once.
+func (m *SiteMap) inSite(name string) func(addr string) bool {
+	var own []netip.Prefix
+	if m != nil {
+		for _, e := range m.entries {
+			if strings.EqualFold(e.site, name) {
+				own = append(own, e.prefix)
+			}
+		}
+	}
+	return func(addr string) bool {
+		if len(own) == 0 {
+			return false
+		}
+		a, ok := remoteAddr(addr)
+		if !ok {
+			return false
+		}
+		for _, p := range own {
+			if p.Contains(a) {
+				return strings.EqualFold(m.siteOf(a), name) // unless a longer subnet of another site holds it
+			}
+		}
+		return false
+	}
 }
 
 // SiteService manages sites; every change is audited.

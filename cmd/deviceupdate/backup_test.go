@@ -47,6 +47,8 @@ var stateViews = [][]string{
 	{"rule", "list", "--json"},
 	{"testdevice", "list", "--json"},
 	{"user", "list", "--json"},
+	{"admin", "list", "--json"},
+	{"admin", "token", "olivia", "--list", "--json"},
 	{"config", "get", "--json"},
 	{"config", "get", "--site", "Redmond", "--json"},
 	{"site", "list", "--json"},
@@ -79,7 +81,8 @@ func download(t *testing.T, srv *e2e.Server, path string) string {
 
 // TestBackupRestoreThroughCLI: a backup of a running server, restored into
 // empty folders, starts a server with the same rules, test devices, users,
-// configuration, sites, inventory, device logs and files, and a trail
+// configuration, sites, admins and their tokens, inventory, device logs
+// and files, and a trail
 // that verifies; the backup is written with mode 0600 and audited.
 func TestBackupRestoreThroughCLI(t *testing.T) {
 	srv := e2e.Start(t, e2e.Options{})
@@ -104,6 +107,8 @@ func TestBackupRestoreThroughCLI(t *testing.T) {
 	if res := runStdin(t, env, "a long phone password\n", "user", "add", "phone.redmond", "--password-stdin"); res.Code != 0 {
 		t.Fatal(res.Stderr)
 	}
+	mustRun(t, env, "admin", "add", "olivia", "--role", "operator", "--no-password")
+	oliviaToken := "DEVICEUPDATE_TOKEN=" + strings.TrimSpace(mustRun(t, env, "admin", "token", "olivia"))
 	for i := range 3 {
 		mac := fmt.Sprintf("00-04-F2-00-01-%02d", i)
 		if code, body := post(t, http.DefaultClient, srv.InternalURL()+"/RequestHandler/ucdevice.upx", pollBody(mac, "CX600", "4.0.7577.4100")); code != 200 {
@@ -169,6 +174,9 @@ func TestBackupRestoreThroughCLI(t *testing.T) {
 
 	again := e2e.Start(t, e2e.Options{Data: data2, Certs: certs2})
 	env2 := adminEnv(again)
+	// Admins and their tokens are in the backup: olivia's token works on
+	// the restored server.
+	mustRun(t, append(adminEnv(again), oliviaToken), "rule", "list")
 	after := views(t, env2)
 	for view, want := range before {
 		if after[view] != want {

@@ -74,14 +74,15 @@ func newDeviceConfigCommand(stdout io.Writer) *cobra.Command {
 
 func newDeviceListCommand(stdout io.Writer) *cobra.Command {
 	var asJSON bool
-	var model, version, since string
+	var model, key, version, site, since, before, search string
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List every device seen: identity, versions, last poll",
 		Long: `List the inventory by device ID. It is fetched and printed a page at a time,
 so a large inventory starts printing at once and never sits whole in memory.`,
-		Example: "  deviceupdate device list --model CX600 --since 24h\n  deviceupdate device list --version 4.0.7577.4100 --json\n  deviceupdate device list --limit 20",
-		Args:    exactArgs(0, "no arguments"),
+		Example: "  deviceupdate device list --model CX600 --since 24h\n  deviceupdate device list --version 4.0.7577.4100 --json\n" +
+			"  deviceupdate device list --key UCPhone/Polycom/CX600/A/ENU/CPE --site branch1 --before 30d\n  deviceupdate device list --search aa:bb --limit 20",
+		Args: exactArgs(0, "no arguments"),
 	}
 	connect := addClientFlags(cmd)
 	f := cmd.Flags()
@@ -89,21 +90,27 @@ so a large inventory starts printing at once and never sits whole in memory.`,
 	limit := addLimitFlag(f, "devices")
 	f.StringVar(&model, "model", "", "only this model")
 	f.StringVar(&version, "version", "", "only devices running this version")
+	f.StringVar(&key, "key", "", "only devices of this rule key (DeviceType/Brand/Model/Revision/Locale/UpdateType); --version then means this module's")
+	f.StringVar(&site, "site", "", "only devices polling from this site's subnets")
 	f.StringVar(&since, "since", "", "only devices seen since this time or age (24h)")
+	f.StringVar(&before, "before", "", "only devices not seen since this time or age (30d)")
+	f.StringVar(&search, "search", "", "only devices whose MAC, serial or user holds this text, in any case")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		q := url.Values{}
-		if model != "" {
-			q.Set("model", model)
-		}
-		if version != "" {
-			q.Set("version", version)
-		}
-		if since != "" {
-			t, err := parseTimeOrAge(since)
-			if err != nil {
-				return usageError{fmt.Errorf("--since %q: want a time such as 2026-11-21T08:00:00Z or an age such as 24h or 7d", since)}
+		for name, v := range map[string]string{"model": model, "key": key, "version": version, "site": site, "search": search} {
+			if v != "" {
+				q.Set(name, v)
 			}
-			q.Set("since", t.UTC().Format(time.RFC3339))
+		}
+		for name, v := range map[string]string{"since": since, "before": before} {
+			if v == "" {
+				continue
+			}
+			t, err := parseTimeOrAge(v)
+			if err != nil {
+				return usageError{fmt.Errorf("--%s %q: want a time such as 2026-11-21T08:00:00Z or an age such as 24h or 7d", name, v)}
+			}
+			q.Set(name, t.UTC().Format(time.RFC3339))
 		}
 		if err := checkLimit(*limit); err != nil {
 			return err

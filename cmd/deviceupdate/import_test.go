@@ -92,7 +92,7 @@ func TestImportThroughCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(entries) != 3 || entries[0].Result != audit.ResultOK || !strings.Contains(entries[2].Result, "its hash is not in CPE.cat") ||
-		!strings.HasPrefix(entries[0].Actor, "admin@127.0.0.1") {
+		entries[0].Actor != "bootstrap" {
 		t.Errorf("audit entries = %+v", entries)
 	}
 }

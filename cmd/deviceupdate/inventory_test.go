@@ -94,9 +94,26 @@ func TestInventoryCap(t *testing.T) {
 		t.Errorf("after a known and a new device polled: %d devices, the known one %+v", len(devices), devices[max(i, 0)])
 	}
 
-	// The API, 100 at a time.
+	// Filters, and the device's versions over time.
+	colons := strings.ToLower(strings.ReplaceAll(known.MAC, "-", ":"))
+	if found := listed("--search", colons, "--since", "1h", "--key", "ucphone/polycom/cx600/a/enu/cpe"); len(found) != 1 || found[0].ID != known.ID {
+		t.Errorf("device list --search %s: %d devices", colons, len(found))
+	}
+	if stale := listed("--before", "1h"); len(stale) != 0 {
+		t.Errorf("device list --before 1h: %d devices, all polled just now", len(stale))
+	}
+	if res := e2e.Run(t, "", env, "device", "list", "--before", "soon"); res.Code != 2 || !strings.Contains(res.Stderr, "--before") {
+		t.Errorf("--before soon: exit %d %s", res.Code, res.Stderr)
+	}
 	tc := srv.Client("127.0.0.1")
 	auth := map[string]string{"Authorization": "Bearer " + srv.Token()}
+	var one deviceupdate.Device
+	if code, body, _ := send(t, tc, "GET", srv.URL()+"/admin/api/v1/devices/"+known.ID, "", auth); code != 200 || json.Unmarshal([]byte(body), &one) != nil ||
+		len(one.History) != 1 || one.History[0].To.String() != "4.0.7577.4366" {
+		t.Errorf("GET /devices/%s: %d %.300s", known.ID, code, body)
+	}
+
+	// The API, 100 at a time.
 	var ids []string
 	cursor, pages := "", 0
 	for pages < 20 {

@@ -133,7 +133,7 @@ func TestRuleLifecycleThroughCLI(t *testing.T) {
 	if got := strings.Join(actions, ","); got != "rule.approve,rule.reset,rule.approve,rule.restore,rule.remove" {
 		t.Errorf("audited rule actions = %s", got)
 	}
-	if len(entries) > 0 && (len(entries[0].Before) == 0 || len(entries[0].After) == 0 || !strings.HasPrefix(entries[0].Actor, "admin@")) {
+	if len(entries) > 0 && (len(entries[0].Before) == 0 || len(entries[0].After) == 0 || entries[0].Actor != "bootstrap") {
 		t.Errorf("an approval is audited without who, before or after: %+v", entries[0])
 	}
 	if res := run("audit", "verify"); !strings.Contains(res.Stdout, "audit trail intact: 10 entries") {

@@ -236,10 +236,20 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.recorder = inventory.New(m.db, reqLog, m.Logger, inventory.DefaultInterval)
+	go func() {
+		// The console's dashboard and filtered device lists read the
+		// inventory's index; reading it now spares their first request.
+		if err := m.db.BuildDeviceIndex(); err != nil {
+			m.Logger.Warn("index the inventory for the console; the first dashboard will try again", zap.Error(err))
+		}
+	}()
 	svc := &admin.Service{DB: m.db, Trail: m.trail, Inventory: m.recorder, Logger: m.Logger}
 	if err := svc.CheckTrail(); err != nil {
 		return err
 	}
+	// admins serves the admin API's tokens and the console's sessions:
+	// one, so that sign-ins share one throttle.
+	admins := admin.NewAdmins(svc)
 	polls := &poll.Service{DB: m.db, Recorder: m.recorder, Files: m.files}
 	if err := m.files.Create(); err != nil {
 		return err
@@ -298,6 +308,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Sites:          svc,
 		DeviceConfig:   svc,
 		Users:          svc,
+		Admins:         admins,
 		HTTPPort:       m.port(handler.ListenerHTTP),
 		HTTPSPort:      m.port(handler.ListenerHTTPS),
 		ExternalPort:   m.port(handler.ListenerExternal),

@@ -157,7 +157,7 @@ func TestExternalUsersThroughCLI(t *testing.T) {
 
 	res := e2e.Run(t, "", env, "user", "list", "--json")
 	var users []deviceupdate.User
-	if err := json.Unmarshal([]byte(res.Stdout), &users); err != nil || len(users) != 1 || users[0].Name != name || !strings.HasPrefix(users[0].CreatedBy, "admin@") {
+	if err := json.Unmarshal([]byte(res.Stdout), &users); err != nil || len(users) != 1 || users[0].Name != name || users[0].CreatedBy != "bootstrap" {
 		t.Fatalf("user list: %v %s %s", err, res.Stdout, res.Stderr)
 	}
 	if strings.Contains(strings.ToLower(res.Stdout), "password") || strings.Contains(res.Stdout, "$2a$") {

@@ -24,6 +24,11 @@ type Inventory interface {
 	Forget(forget func() error) error
 }
 
+// pollRate is an Inventory that counts the polls of the last minute.
+type pollRate interface {
+	PollsLastMinute() int
+}
+
 // inventory returns s.Inventory, or one with nothing pending.
 func (s *Service) inventory() Inventory {
 	if s.Inventory == nil {
@@ -39,16 +44,32 @@ func (noBatch) Forget(forget func() error) error { return forget() }
 
 // Devices returns a page of the inventory records that match f, the
 // pending ones included once they can be written; while they cannot (a
-// full disk), the stored ones. Errors: EINVALID (a cursor it did not give).
+// full disk), the stored ones. Errors: EINVALID (a cursor it did not give,
+// a search too long, a bad key).
 func (s *Service) Devices(_ context.Context, f deviceupdate.DeviceFilter) (*deviceupdate.DeviceList, error) {
 	after, err := deviceupdate.DecodeCursor(f.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.inventory().Flush(); err != nil && s.Logger != nil {
-		s.Logger.Warn("devices listed without the records waiting to be written", zap.Error(err))
+	if err := f.Validate(); err != nil {
+		return nil, err
 	}
-	page, next, err := s.DB.DevicesPage(after, f.Limit, f.Match)
+	var sites *deviceupdate.SiteMap
+	if f.Site != "" {
+		all, err := s.DB.Sites()
+		if err != nil {
+			return nil, err
+		}
+		if sites, err = deviceupdate.NewSiteMap(all); err != nil {
+			return nil, err
+		}
+	}
+	s.flushInventory("devices listed")
+	var match func(deviceupdate.Device) bool
+	if f != (deviceupdate.DeviceFilter{Page: f.Page}) {
+		match = f.Matcher(sites)
+	}
+	page, next, err := s.DB.DevicesPage(after, f.Limit, match)
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +78,45 @@ func (s *Service) Devices(_ context.Context, f deviceupdate.DeviceFilter) (*devi
 		list.Next = deviceupdate.EncodeCursor(next)
 	}
 	return list, nil
+}
+
+// flushInventory writes the records waiting, so that what is read next
+// includes the last polls; while they cannot be written, it is read
+// without them.
+func (s *Service) flushInventory(what string) {
+	if err := s.inventory().Flush(); err != nil && s.Logger != nil {
+		s.Logger.Warn(what+" without the records waiting to be written", zap.Error(err))
+	}
+}
+
+// Device returns one device's record, with its versions over time.
+// Errors: EINVALID, ENOTFOUND.
+func (s *Service) Device(_ context.Context, id string) (deviceupdate.Device, error) {
+	norm, err := deviceupdate.DeviceID(id)
+	if err != nil {
+		return deviceupdate.Device{}, err
+	}
+	s.flushInventory("device read")
+	return s.DB.Device(norm)
+}
+
+// Summary returns the fleet at a glance: the store's counts per rule key
+// and version, kept as polls are written (so up to a flush interval
+// behind them), with the rules' approved and pending versions.
+func (s *Service) Summary(context.Context) (deviceupdate.FleetSummary, error) {
+	n, models, err := s.DB.FleetCounts()
+	if err != nil {
+		return deviceupdate.FleetSummary{}, err
+	}
+	rules, err := s.DB.Rules()
+	if err != nil {
+		return deviceupdate.FleetSummary{}, err
+	}
+	sum := deviceupdate.SummarizeFleet(n, models, rules)
+	if r, ok := s.Inventory.(pollRate); ok {
+		sum.PollsLastMinute = r.PollsLastMinute()
+	}
+	return sum, nil
 }
 
 // RemoveDevice forgets one device and its own settings, and audits it. A

@@ -118,14 +118,20 @@ func actions(t *testing.T, path string) []string {
 
 // TestBackupHoldsItsMoment: what happens after a backup is taken and
 // before it is written (a files clear deleting a version it holds, an
-// import, a new token, a new trusted publisher, audit entries) changes
+// import, a new admin, a new token, a new trusted publisher, audit entries) changes
 // nothing in it; the backup itself is audited.
 func TestBackupHoldsItsMoment(t *testing.T) {
 	s := newService(t)
 	s.importVersion(t, "4.0.7577.4366", 1)
 	s.importVersion(t, "4.0.7577.4400", 2) // 4366 is now referenced by no rule
 	token, _ := os.ReadFile(filepath.Join(s.CertsDir, certs.TokenFile))
+	if err := s.DB.AddAdmin(deviceupdate.Admin{Name: "olivia", Role: deviceupdate.RoleOperator}, ""); err != nil {
+		t.Fatal(err)
+	}
 	b := s.take(t, deviceupdate.BackupOptions{})
+	if err := s.DB.AddAdmin(deviceupdate.Admin{Name: "later", Role: deviceupdate.RoleAdmin}, ""); err != nil {
+		t.Fatal(err)
+	}
 
 	res, err := s.im.ClearFiles(context.Background(), "admin@test")
 	if err != nil || len(res.Removed) != 1 {
@@ -160,6 +166,9 @@ func TestBackupHoldsItsMoment(t *testing.T) {
 				t.Errorf("%s %s: %v, not its recorded bytes", u.Version, f.Name, err)
 			}
 		}
+	}
+	if admins, err := db.Admins(); err != nil || len(admins) != 1 || admins[0].Name != "olivia" {
+		t.Errorf("restored admins %+v %v, want those of the moment of the backup", admins, err)
 	}
 	if got := strings.Join(versions, " "); got != "4.0.7577.4366 4.0.7577.4400" {
 		t.Errorf("restored updates %s, want those of the moment of the backup", got)

@@ -176,18 +176,22 @@ func Parse(der []byte) (*Catalog, error) {
 	}
 	psd, err := pkcs7.Unmarshal(der)
 	if err != nil {
-		return nil, formatErr("not PKCS#7 SignedData (%v)", err)
+		return nil, formatErr("not PKCS#7 SignedData (%s)", derReason(err))
 	}
 	var ci contentInfo
-	if rest, err := asn1.Unmarshal(psd.Content.ContentInfo.Raw, &ci); err != nil || len(rest) != 0 {
-		return nil, formatErr("content is not a ContentInfo (%v)", err)
+	if rest, err := asn1.Unmarshal(psd.Content.ContentInfo.Raw, &ci); err != nil {
+		return nil, formatErr("content is not a ContentInfo (%s)", derReason(err))
+	} else if len(rest) != 0 {
+		return nil, formatErr("%d stray bytes after the content", len(rest))
 	}
 	if !ci.ContentType.Equal(OIDCertTrustList) {
 		return nil, formatErr("content type %v, want a certificate trust list (%v)", ci.ContentType, OIDCertTrustList)
 	}
 	var ctl certTrustList
-	if rest, err := asn1.Unmarshal(ci.Content.Bytes, &ctl); err != nil || len(rest) != 0 {
-		return nil, formatErr("certificate trust list: %v", err)
+	if rest, err := asn1.Unmarshal(ci.Content.Bytes, &ctl); err != nil {
+		return nil, formatErr("certificate trust list: %s", derReason(err))
+	} else if len(rest) != 0 {
+		return nil, formatErr("%d stray bytes after the certificate trust list", len(rest))
 	}
 	if !hasOID(ctl.SubjectUsage, OIDCatalogList) {
 		return nil, formatErr("trust list usage %v is not a catalog list", ctl.SubjectUsage)
@@ -310,4 +314,18 @@ func decodeUTF16LE(b []byte) string {
 		u = u[:len(u)-1]
 	}
 	return string(utf16.Decode(u))
+}
+
+// derReason says briefly why DER did not decode: encoding/asn1's
+// structural errors print Go's struct tags, which tell an admin nothing.
+func derReason(err error) string {
+	var se asn1.StructuralError
+	if errors.As(err, &se) {
+		return "its DER structure is not the expected one"
+	}
+	var sy asn1.SyntaxError
+	if errors.As(err, &sy) {
+		return "malformed DER: " + sy.Msg
+	}
+	return err.Error()
 }

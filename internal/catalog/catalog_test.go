@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,11 +247,24 @@ func TestParseRejects(t *testing.T) {
 			return fixture[:len(fixture)/2]
 		}},
 		{"too large", func(*testing.T) []byte { return make([]byte, catalog.MaxSize+1) }},
+		{"bytes after the trust list", func(t *testing.T) []byte {
+			data, err := os.ReadFile("testdata/fuzz/FuzzParse/ctl-trailing-bytes")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fuzzBytes(t, data)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := catalog.Parse(tt.data(t)); !errors.Is(err, catalog.ErrFormat) {
+			_, err := catalog.Parse(tt.data(t))
+			if !errors.Is(err, catalog.ErrFormat) {
 				t.Fatalf("Parse = %v, want ErrFormat", err)
+			}
+			// The message is what an admin reads: it says what is wrong,
+			// never a Go nil.
+			if strings.Contains(err.Error(), "<nil>") || strings.Contains(err.Error(), "%!") {
+				t.Errorf("Parse error %q does not say what is wrong", err)
 			}
 		})
 	}
@@ -310,4 +324,20 @@ func TestUnsignedCatalogSignedOutside(t *testing.T) {
 	if _, ok := c.Lookup(sum[:]); !ok {
 		t.Error("the member was lost in signing")
 	}
+}
+
+// fuzzBytes reads the one []byte value of a corpus file in Go's fuzz
+// format ("go test fuzz v1" then []byte("...")).
+func fuzzBytes(t *testing.T, file []byte) []byte {
+	t.Helper()
+	_, val, ok := strings.Cut(string(file), "\n")
+	val = strings.TrimSpace(val)
+	if !ok || !strings.HasPrefix(val, "[]byte(") || !strings.HasSuffix(val, ")") {
+		t.Fatalf("not a []byte corpus file: %.40q", file)
+	}
+	s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(val, "[]byte("), ")"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(s)
 }

@@ -104,6 +104,9 @@ type Config struct {
 	MaxPackageSize int64
 	// Backup takes the backups GET /backup streams.
 	Backup deviceupdate.BackupService
+	// Admins are the people who administer the service: their personal
+	// tokens authenticate to the admin API beside the admin token.
+	Admins deviceupdate.AdminService
 	// Console is the web console, mounted on the HTTPS handler only
 	// (never on External, Internal or Metrics); nil leaves it out.
 	Console Mounter
@@ -140,6 +143,8 @@ type Server struct {
 	logs           deviceupdate.LogService
 	users          deviceupdate.UserService
 	backup         deviceupdate.BackupService
+	admins         deviceupdate.AdminService
+	access         map[string]access // what each admin route requires (admins.go)
 	stall          time.Duration
 	throttle       *authThrottle
 	authWait       time.Duration // how long a sign-in may wait for a password check
@@ -192,6 +197,8 @@ func New(cfg Config) (*Server, error) {
 		logs:           cfg.Logs,
 		users:          cfg.Users,
 		backup:         cfg.Backup,
+		admins:         cfg.Admins,
+		access:         map[string]access{},
 		stall:          cfg.StallTimeout,
 		throttle:       newAuthThrottle(cfg.Now),
 		authWait:       authWait,
@@ -241,64 +248,87 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	metrics := echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	s.access[routeKey(http.MethodGet, "/metrics")] = canRead
 	s.secure.GET("/metrics", metrics, s.requireAdmin)
 	s.metricsL.GET("/metrics", metrics)
-	admin := s.secure.Group(AdminPrefix, s.requireAdmin)
-	admin.GET("/server", s.handleServerInfo)
-	if s.packages != nil {
-		admin.POST("/packages", s.handleImport)
-	}
-	if s.rules != nil {
-		admin.GET("/rules", s.handleRules)
-		admin.POST("/rules/:id/:action", s.handleRuleAction)
-	}
-	if s.audit != nil {
-		admin.GET("/audit", s.handleAudit)
-		admin.GET("/audit/verify", s.handleAuditVerify)
-	}
-	if s.testDevices != nil {
-		admin.GET("/testdevices", s.handleTestDevices)
-		admin.POST("/testdevices", s.handleAddTestDevice)
-		admin.DELETE("/testdevices/:name", s.handleRemoveTestDevice)
-	}
-	if s.config != nil {
-		admin.GET("/config", s.handleConfig)
-		admin.PUT("/config", s.handleSetConfig)
-	}
-	if s.files != nil {
-		admin.POST("/files/clear", s.handleClearFiles)
-	}
-	if s.devices != nil {
-		admin.GET("/devices", s.handleDevices)
-		admin.DELETE("/devices/:id", s.handleRemoveDevice)
-		admin.POST("/devices/prune", s.handlePruneDevices)
-	}
-	if s.sites != nil {
-		admin.GET("/sites", s.handleSites)
-		admin.PUT("/sites/:name", s.handlePutSite)
-		admin.DELETE("/sites/:name", s.handleRemoveSite)
-	}
-	if s.logs != nil {
-		admin.GET("/logs", s.handleLogs)
-		admin.GET("/logs/:type/:device/:name", s.handleLogDownload)
-		admin.POST("/logs/clear", s.handleClearLogs)
-	}
-	if s.deviceConfig != nil {
-		admin.GET("/devices/:id/config", s.handleDeviceConfig)
-		admin.PUT("/devices/:id/config", s.handleSetDeviceConfig)
-	}
-	if s.users != nil {
-		admin.GET("/users", s.handleUsers)
-		admin.POST("/users", s.handleAddUser)
-		admin.DELETE("/users/:name", s.handleRemoveUser)
-	}
-	if s.backup != nil {
-		admin.GET("/backup", s.handleBackup)
-	}
+	s.adminRoutes()
 	if cfg.Console != nil {
 		cfg.Console.Mount(s.secure)
 	}
 	return s, nil
+}
+
+// adminRoutes registers the admin API, each route with the role it
+// requires (SPEC §7): viewers read; operators also act on rules, test
+// devices, device logs and device settings; admins also import, and
+// change configuration, sites, users, admins, stored files, backups and
+// the inventory.
+func (s *Server) adminRoutes() {
+	g := s.secure.Group(AdminPrefix, s.requireAdmin)
+	get, post, put, del := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
+	s.route(g, get, "/server", canRead, s.handleServerInfo)
+	if s.packages != nil {
+		s.route(g, post, "/packages", canAdmin, s.handleImport)
+	}
+	if s.rules != nil {
+		s.route(g, get, "/rules", canRead, s.handleRules)
+		s.route(g, post, "/rules/:id/:action", canOperate, s.handleRuleAction)
+	}
+	if s.audit != nil {
+		s.route(g, get, "/audit", canRead, s.handleAudit)
+		s.route(g, get, "/audit/verify", canRead, s.handleAuditVerify)
+	}
+	if s.testDevices != nil {
+		s.route(g, get, "/testdevices", canRead, s.handleTestDevices)
+		s.route(g, post, "/testdevices", canOperate, s.handleAddTestDevice)
+		s.route(g, del, "/testdevices/:name", canOperate, s.handleRemoveTestDevice)
+	}
+	if s.config != nil {
+		s.route(g, get, "/config", canRead, s.handleConfig)
+		s.route(g, put, "/config", canAdmin, s.handleSetConfig)
+	}
+	if s.files != nil {
+		s.route(g, post, "/files/clear", canAdmin, s.handleClearFiles)
+	}
+	if s.devices != nil {
+		s.route(g, get, "/devices", canRead, s.handleDevices)
+		s.route(g, get, "/devices/:id", canRead, s.handleDevice)
+		s.route(g, del, "/devices/:id", canAdmin, s.handleRemoveDevice)
+		s.route(g, post, "/devices/prune", canAdmin, s.handlePruneDevices)
+	}
+	if s.sites != nil {
+		s.route(g, get, "/sites", canRead, s.handleSites)
+		s.route(g, put, "/sites/:name", canAdmin, s.handlePutSite)
+		s.route(g, del, "/sites/:name", canAdmin, s.handleRemoveSite)
+	}
+	if s.logs != nil {
+		s.route(g, get, "/logs", canRead, s.handleLogs)
+		// A log's content may hold what a viewer should not read
+		// (configuration, user names): operators download them.
+		s.route(g, get, "/logs/:type/:device/:name", canOperate, s.handleLogDownload)
+		s.route(g, post, "/logs/clear", canOperate, s.handleClearLogs)
+	}
+	if s.deviceConfig != nil {
+		s.route(g, get, "/devices/:id/config", canRead, s.handleDeviceConfig)
+		s.route(g, put, "/devices/:id/config", canOperate, s.handleSetDeviceConfig)
+	}
+	if s.users != nil {
+		s.route(g, get, "/users", canRead, s.handleUsers)
+		s.route(g, post, "/users", canAdmin, s.handleAddUser)
+		s.route(g, del, "/users/:name", canAdmin, s.handleRemoveUser)
+	}
+	if s.backup != nil {
+		// A backup holds the CA's key and every hash: admins only.
+		s.route(g, get, "/backup", canAdmin, s.handleBackup)
+	}
+	if s.admins != nil {
+		s.route(g, get, "/admins", canRead, s.handleAdmins)
+		s.route(g, post, "/admins", canAdmin, s.handleAddAdmin)
+		s.route(g, del, "/admins/:name", canAdmin, s.handleRemoveAdmin)
+		s.route(g, get, "/admins/:name/tokens", ownOrAdmin, s.handleTokens)
+		s.route(g, post, "/admins/:name/tokens", ownOrAdmin, s.handleNewToken)
+		s.route(g, del, "/admins/:name/tokens/:id", ownOrAdmin, s.handleRevokeToken)
+	}
 }
 
 // slots is a pool of n request slots, def when n is 0.

@@ -45,12 +45,6 @@ func (s *Server) importPackage(c echo.Context, name string) (*deviceupdate.Impor
 	return res, s.cut(c, slow, err)
 }
 
-// actor names who made an admin request: the admin token's holder, from
-// where.
-func actor(c echo.Context) string {
-	return "admin@" + c.RealIP()
-}
-
 // limitedBody reports a body past the limit as ETOOLARGE.
 type limitedBody struct {
 	r    io.ReadCloser

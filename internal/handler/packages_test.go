@@ -74,7 +74,7 @@ func TestImportEndpoint(t *testing.T) {
 				if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
 					t.Fatal(err)
 				}
-				if pkgs.name != "pkg.cab" || !strings.HasPrefix(pkgs.actor, "admin@") {
+				if pkgs.name != "pkg.cab" || pkgs.actor != deviceupdate.BootstrapAdmin {
 					t.Errorf("name %q actor %q: the name must be a base name", pkgs.name, pkgs.actor)
 				}
 			}

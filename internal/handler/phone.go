@@ -192,33 +192,6 @@ func (s *Server) handleChunkList(c echo.Context, rel string) error {
 	return nil
 }
 
-func (s *Server) handleDevices(c echo.Context) error {
-	var f deviceupdate.DeviceFilter
-	f.Model = c.QueryParam("model")
-	if v := c.QueryParam("version"); v != "" {
-		ver, err := deviceupdate.ParseVersion(v)
-		if err != nil {
-			return err
-		}
-		f.Version = ver
-	}
-	if v := c.QueryParam("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			return deviceupdate.Errorf(deviceupdate.EINVALID, "since=%q: want a time such as 2026-11-21T08:00:00Z", v)
-		}
-		f.Since = t
-	}
-	if err := pageOf(c, &f.Page); err != nil {
-		return err
-	}
-	devices, err := s.devices.Devices(c.Request().Context(), f)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, devices)
-}
-
 // pageOf reads the limit and cursor parameters of a list that can grow
 // large (SPEC §7).
 func pageOf(c echo.Context, p *deviceupdate.Page) (err error) {

@@ -391,7 +391,7 @@ func TestUsersAdminAPI(t *testing.T) {
 			}
 		})
 	}
-	if len(users.added) != 1 || !strings.HasPrefix(users.added[0], "phone2 by admin@") {
+	if len(users.added) != 1 || users.added[0] != "phone2 by bootstrap" {
 		t.Errorf("added %q", users.added)
 	}
 }

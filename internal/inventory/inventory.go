@@ -39,7 +39,7 @@ const (
 
 // Recorder batches inventory records and request-log lines.
 type Recorder struct {
-	db       *store.DB
+	put      func([]deviceupdate.Device) error // the store's PutDevices; tests wrap it to act during a write
 	log      *audit.RequestLog
 	logger   *zap.Logger
 	interval time.Duration
@@ -49,6 +49,7 @@ type Recorder struct {
 	writing  map[string]deviceupdate.Device // the batch being written
 	max      int                            // of pending and writing together
 
+	rate     pollRate      // polls per second over the last minute
 	dropped  atomic.Uint64 // polls not recorded: too many devices waiting
 	failures atomic.Uint64 // failed writes of a batch
 	logErrs  every         // request-log errors
@@ -61,7 +62,7 @@ type Recorder struct {
 // New starts a recorder that flushes every interval.
 func New(db *store.DB, log *audit.RequestLog, logger *zap.Logger, interval time.Duration) *Recorder {
 	r := &Recorder{
-		db: db, log: log, logger: logger, interval: interval, max: DefaultMaxPending,
+		put: db.PutDevices, log: log, logger: logger, interval: interval, max: DefaultMaxPending,
 		pending: map[string]deviceupdate.Device{},
 		logErrs: every{period: errorLogEvery}, capErrs: every{period: errorLogEvery},
 		stop: make(chan struct{}), done: make(chan struct{}),
@@ -77,6 +78,7 @@ func (r *Recorder) Record(req deviceupdate.PollRequest, remote string, at time.T
 		v = offered.Version
 	}
 	d := deviceupdate.DeviceFromPoll(req, remote, at, v)
+	r.rate.add(at)
 	r.add(d)
 	if err := r.log.Write(at, remote, req, offered); err != nil {
 		r.logRequestLogError(err)
@@ -182,7 +184,7 @@ func (r *Recorder) flush() error {
 	for _, d := range batch {
 		list = append(list, d)
 	}
-	err := r.db.PutDevices(list)
+	err := r.put(list)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.writing = nil
@@ -196,6 +198,43 @@ func (r *Recorder) flush() error {
 		}
 	}
 	return err
+}
+
+// PollsLastMinute returns how many polls were recorded in the minute
+// before now, for the console's dashboard.
+func (r *Recorder) PollsLastMinute() int { return r.rate.sum(time.Now()) }
+
+// pollRate counts polls per second in a ring of the last minute's
+// seconds: two atomic operations per poll, no lock. A second's slot is
+// cleared by the first poll of a new second; a poll that races with the
+// clearing may be lost from the count, which is a rate shown to people,
+// not a total.
+type pollRate struct {
+	slots [60]struct {
+		sec atomic.Int64
+		n   atomic.Int64
+	}
+}
+
+func (p *pollRate) add(at time.Time) {
+	sec := at.Unix()
+	s := &p.slots[uint64(sec)%60]
+	if old := s.sec.Load(); old != sec && s.sec.CompareAndSwap(old, sec) {
+		s.n.Store(0)
+	}
+	s.n.Add(1)
+}
+
+// sum counts the polls of the 60 seconds up to now.
+func (p *pollRate) sum(now time.Time) int {
+	n, end := int64(0), now.Unix()
+	for i := range p.slots {
+		s := &p.slots[i]
+		if sec := s.sec.Load(); sec > end-60 && sec <= end {
+			n += s.n.Load()
+		}
+	}
+	return int(n)
 }
 
 // Pending returns how many devices' records wait to be written.

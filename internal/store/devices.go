@@ -63,8 +63,8 @@ func (db *DB) countDevices(tx *bolt.Tx) {
 
 // updateDevices runs fn, which returns how many devices it added (less
 // than 0 when it deleted), in a write transaction holding cap.mu, and
-// moves the count once the transaction commits.
-func (db *DB) updateDevices(update func(func(*bolt.Tx) error) error, fn func(tx *bolt.Tx) (int, error)) error {
+// moves the count and the index by change once the transaction commits.
+func (db *DB) updateDevices(update func(func(*bolt.Tx) error) error, change *indexChange, fn func(tx *bolt.Tx) (int, error)) error {
 	if db.tx != nil {
 		// Bound to an audited change, which holds the store's write
 		// lock already: taking cap.mu here would invert PutDevices'
@@ -83,6 +83,7 @@ func (db *DB) updateDevices(update func(func(*bolt.Tx) error) error, fn func(tx 
 				if root.cap.counted {
 					root.cap.count += added
 				}
+				root.devIndex.apply(change)
 			})
 		}
 		return err
@@ -97,6 +98,7 @@ func (db *DB) updateDevices(update func(func(*bolt.Tx) error) error, fn func(tx 
 	})
 	if err == nil {
 		db.cap.count += added
+		db.devIndex.apply(change)
 	}
 	return err
 }
@@ -110,11 +112,13 @@ func (db *DB) PutDevices(batch []deviceupdate.Device) error {
 		return nil
 	}
 	refused := 0
-	err := db.updateDevices(db.bolt.Update, func(tx *bolt.Tx) (int, error) {
+	change := &indexChange{batch: batch, set: make([]int32, 0, len(batch))}
+	err := db.updateDevices(db.bolt.Update, change, func(tx *bolt.Tx) (int, error) {
 		b := tx.Bucket(bucketDevices)
 		added := 0
 		refused = 0
-		for _, d := range batch {
+		change.set = change.set[:0]
+		for i, d := range batch {
 			var old deviceupdate.Device
 			found, err := getJSON(b, []byte(d.ID), &old)
 			if err != nil {
@@ -127,8 +131,15 @@ func (db *DB) PutDevices(batch []deviceupdate.Device) error {
 				}
 				added++
 			}
-			if err := putJSON(b, []byte(d.ID), old.Merge(d)); err != nil {
+			merged := old.Merge(d)
+			if !d.LastSeen.IsZero() {
+				merged = merged.NoteVersions(old)
+			}
+			if err := putJSON(b, []byte(d.ID), merged); err != nil {
 				return 0, err
+			}
+			if !found || !d.LastSeen.IsZero() {
+				change.set = append(change.set, int32(i))
 			}
 		}
 		return added, nil
@@ -147,39 +158,101 @@ func (db *DB) PutDevices(batch []deviceupdate.Device) error {
 
 // DevicesPage returns, in ID order, up to limit (0: no limit) devices
 // whose ID sorts after after ("" for the first page) and that match (nil:
-// every device),
-// and the ID to continue after: the last one returned when another
-// matching device follows, else "". It reads the records from a cursor
-// sought to after, so a page costs the memory of the page alone.
+// every device), and the ID to continue after: the last one returned when
+// another matching device follows, else "". Without match it reads the
+// records from a cursor sought to after; with match it walks the
+// in-memory index (devices_index.go) and reads only the records that pass:
+// a page costs the memory of the page alone, and a filter few devices
+// pass costs a walk of the index, not a decode of every record.
 func (db *DB) DevicesPage(after string, limit int, match func(deviceupdate.Device) bool) ([]deviceupdate.Device, string, error) {
 	out := []deviceupdate.Device{}
 	next := ""
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDevices).Cursor()
-		k, v := c.Seek([]byte(after))
-		if k != nil && after != "" && bytes.Equal(k, []byte(after)) {
-			k, v = c.Next()
+	// add keeps d when there is room, else notes that more follow.
+	add := func(d deviceupdate.Device) bool {
+		if limit > 0 && len(out) == limit {
+			next = out[len(out)-1].ID
+			return false
 		}
-		for ; k != nil; k, v = c.Next() {
-			var d deviceupdate.Device
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("decode device %s: %w", k, err)
+		out = append(out, d)
+		return true
+	}
+	var err error
+	if match == nil {
+		err = db.bolt.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketDevices).Cursor()
+			k, v := c.Seek([]byte(after))
+			if k != nil && after != "" && bytes.Equal(k, []byte(after)) {
+				k, v = c.Next()
 			}
-			if match != nil && !match(d) {
-				continue
+			for ; k != nil; k, v = c.Next() {
+				var d deviceupdate.Device
+				if err := json.Unmarshal(v, &d); err != nil {
+					return fmt.Errorf("decode device %s: %w", k, err)
+				}
+				if !add(d) {
+					return nil
+				}
 			}
-			if limit > 0 && len(out) == limit {
-				next = out[len(out)-1].ID
-				return nil
-			}
-			out = append(out, d)
-		}
-		return nil
-	})
+			return nil
+		})
+	} else {
+		err = db.matchingDevices(after, match, add)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("list devices: %w", err)
 	}
 	return out, next, nil
+}
+
+// matchingDevices calls add with each stored device after after, in ID
+// order, that passes match, until add returns false. It tests each
+// device's entry in the index, then reads and tests the record of those
+// that pass: an entry a moment older than its record (written, the index
+// not yet moved) cannot let a device through that fails.
+func (db *DB) matchingDevices(after string, match func(deviceupdate.Device) bool, add func(deviceupdate.Device) bool) error {
+	x, release, err := db.index()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDevices)
+		var modules []deviceupdate.Module
+		for _, e := range x.sorted[x.after(after):] {
+			if cap(modules) < len(e.modules) {
+				modules = make([]deviceupdate.Module, len(e.modules))
+			}
+			if !match(e.device(modules)) {
+				continue
+			}
+			var d deviceupdate.Device
+			found, err := getJSON(b, []byte(e.id), &d)
+			if err != nil {
+				return err
+			}
+			if found && match(d) && !add(d) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// Device returns one device's record; ENOTFOUND when there is none.
+func (db *DB) Device(id string) (deviceupdate.Device, error) {
+	var d deviceupdate.Device
+	var found bool
+	err := db.view(func(tx *bolt.Tx) (err error) {
+		found, err = getJSON(tx.Bucket(bucketDevices), []byte(id), &d)
+		return err
+	})
+	switch {
+	case err != nil:
+		return d, fmt.Errorf("read device: %w", err)
+	case !found:
+		return d, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no device %q in the inventory; `deviceupdate device list` shows them", id)
+	}
+	return d, nil
 }
 
 // Devices returns the inventory, ordered by ID.
@@ -194,7 +267,7 @@ func (db *DB) Devices() ([]deviceupdate.Device, error) {
 // neither.
 func (db *DB) RemoveDevice(id string) (deviceupdate.RemovedDevice, error) {
 	var removed deviceupdate.RemovedDevice
-	err := db.updateDevices(db.update, func(tx *bolt.Tx) (int, error) {
+	err := db.updateDevices(db.update, &indexChange{remove: []string{id}}, func(tx *bolt.Tx) (int, error) {
 		removed = deviceupdate.RemovedDevice{}
 		var d deviceupdate.Device
 		found, err := getJSON(tx.Bucket(bucketDevices), []byte(id), &d)
@@ -243,9 +316,11 @@ func deleteDevice(tx *bolt.Tx, id []byte) (map[string]string, error) {
 // result lists the first deviceupdate.MaxPruneListed IDs.
 func (db *DB) PruneDevices(cutoff time.Time, dryRun bool) (*deviceupdate.PruneResult, error) {
 	res := &deviceupdate.PruneResult{NotSeenSince: cutoff.UTC(), DryRun: dryRun, Devices: []string{}}
+	var pruned []string
 	prune := func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDevices)
 		var ids [][]byte
+		pruned = pruned[:0]
 		err := b.ForEach(func(k, v []byte) error {
 			var d deviceupdate.Device
 			if err := json.Unmarshal(v, &d); err != nil {
@@ -274,6 +349,7 @@ func (db *DB) PruneDevices(cutoff time.Time, dryRun bool) (*deviceupdate.PruneRe
 			if _, err := deleteDevice(tx, id); err != nil {
 				return err
 			}
+			pruned = append(pruned, string(id))
 		}
 		return nil
 	}
@@ -281,10 +357,12 @@ func (db *DB) PruneDevices(cutoff time.Time, dryRun bool) (*deviceupdate.PruneRe
 	if dryRun {
 		err = db.view(prune)
 	} else {
-		err = db.updateDevices(db.update, func(tx *bolt.Tx) (int, error) {
+		change := &indexChange{}
+		err = db.updateDevices(db.update, change, func(tx *bolt.Tx) (int, error) {
 			if err := prune(tx); err != nil {
 				return 0, err
 			}
+			change.remove = pruned
 			return -res.Count, nil
 		})
 	}

@@ -73,8 +73,11 @@ var (
 	keyCreated    = []byte("created")
 )
 
-// buckets are created by Open when missing.
-var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf, bucketUsers, bucketInProgress}
+// buckets are created by Open when missing. A bucket added later is
+// created in an older store as it opens, empty, so adding one needs no new
+// SchemaVersion: an older build opening the store ignores it.
+var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf, bucketUsers, bucketInProgress,
+	bucketAdmins, bucketTokens, bucketSessions}
 
 // DB is the open store. It is safe for concurrent use.
 //
@@ -89,6 +92,9 @@ type DB struct {
 	tx   *bolt.Tx      // the transaction a bound DB works in, else nil
 	root *DB           // the DB a bound one was made from
 	cap  deviceCap     // the inventory's cap (devices.go)
+	// devIndex counts and filters the inventory in memory
+	// (devices_index.go).
+	devIndex deviceIndex
 }
 
 // write runs fn in a write transaction, or in the one db is bound to.

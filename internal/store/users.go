@@ -143,12 +143,18 @@ func (db *DB) RemoveUser(name string) (deviceupdate.User, error) {
 
 // findUser reads a user's record; found is false when there is none.
 func (db *DB) findUser(name string) (rec userRecord, found bool, err error) {
+	return findJSON[userRecord](db, bucketUsers, userKey(name), "find user")
+}
+
+// findJSON reads and decodes the record of key in bucket; found is false
+// when there is none. op names the reading in an error.
+func findJSON[T any](db *DB, bucket, key []byte, op string) (rec T, found bool, err error) {
 	err = db.view(func(tx *bolt.Tx) (err error) {
-		found, err = getJSON(tx.Bucket(bucketUsers), userKey(name), &rec)
+		found, err = getJSON(tx.Bucket(bucket), key, &rec)
 		return err
 	})
 	if err != nil {
-		return rec, false, fmt.Errorf("find user: %w", err)
+		return rec, false, fmt.Errorf("%s: %w", op, err)
 	}
 	return rec, found, nil
 }
@@ -218,23 +224,37 @@ func (db *DB) verify(ctx context.Context, name, password string) (deviceupdate.U
 			return deviceupdate.User{}, fmt.Errorf("authenticate: %w", err)
 		}
 	}
-	hash := []byte(rec.Hash)
-	if !found || rec.Scheme != hashScheme {
+	if err := db.checkPassword(ctx, found, rec.Scheme, rec.Hash, password); err == errBadCredentials {
+		return deviceupdate.User{}, err
+	} else if err != nil {
+		return deviceupdate.User{}, fmt.Errorf("authenticate %q: %w", rec.Name, err)
+	}
+	return rec.User, nil
+}
+
+// checkPassword compares password with a stored hash of scheme; a record
+// not found, or of another scheme, costs the same check against a dummy
+// hash and fails as a wrong password does (errBadCredentials). At most
+// GOMAXPROCS checks run at once; ctx bounds the wait for one.
+func (db *DB) checkPassword(ctx context.Context, found bool, scheme, stored, password string) error {
+	db.auth.init()
+	hash := []byte(stored)
+	if !found || scheme != hashScheme {
 		hash = db.auth.dummyHash()
 		found = false
 	}
 	if err := db.auth.acquire(ctx); err != nil {
-		return deviceupdate.User{}, fmt.Errorf("authenticate: %w", err)
+		return err
 	}
 	cmp := bcrypt.CompareHashAndPassword(hash, prehash(password))
 	db.auth.release()
 	switch {
 	case cmp != nil && !errors.Is(cmp, bcrypt.ErrMismatchedHashAndPassword):
-		return deviceupdate.User{}, fmt.Errorf("authenticate: stored hash of %q: %w", rec.Name, cmp)
+		return fmt.Errorf("stored hash: %w", cmp)
 	case cmp != nil || !found:
-		return deviceupdate.User{}, errBadCredentials
+		return errBadCredentials
 	}
-	return rec.User, nil
+	return nil
 }
 
 func prehash(password string) []byte {

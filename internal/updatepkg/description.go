@@ -55,7 +55,16 @@ func ParseDescription(data []byte) (deviceupdate.Update, error) {
 			if depth > maxDescriptionDepth {
 				return u, deviceupdate.Errorf(deviceupdate.EINVALID, "description nests deeper than %d elements", maxDescriptionDepth)
 			}
+			if depth <= 2 && inUpdate || depth == 1 {
+				if err := checkDistinctAttrs(t); err != nil {
+					return u, err
+				}
+			}
 			switch {
+			case depth == 1 && sawUpdate:
+				// encoding/xml reads on past the first root; a document
+				// has only one, and a second would be a second identity.
+				return u, deviceupdate.Errorf(deviceupdate.EINVALID, "description has more than one root element (<%s> after </Update>)", t.Name.Local)
 			case depth == 1 && strings.EqualFold(t.Name.Local, "Update"):
 				if err := readUpdateAttrs(&u, t.Attr); err != nil {
 					return u, err
@@ -115,6 +124,29 @@ func readUpdateAttrs(u *deviceupdate.Update, attrs []xml.Attr) error {
 		return err
 	}
 	u.Version = ver
+	return nil
+}
+
+// checkDistinctAttrs refuses an element that gives an attribute twice in
+// different cases (Model and model): names are matched in any case, so
+// which one counts would be a guess.
+// A map, not a pair loop: a 64 KiB description can hold thousands of
+// attributes.
+func checkDistinctAttrs(t xml.StartElement) error {
+	if len(t.Attr) < 2 {
+		return nil
+	}
+	seen := make(map[string]string, len(t.Attr))
+	for _, a := range t.Attr {
+		if a.Name.Space != "" {
+			continue
+		}
+		k := strings.ToLower(a.Name.Local)
+		if first, ok := seen[k]; ok {
+			return deviceupdate.Errorf(deviceupdate.EINVALID, "<%s> has the %s attribute twice (as %s and %s)", t.Name.Local, first, first, a.Name.Local)
+		}
+		seen[k] = a.Name.Local
+	}
 	return nil
 }
 

@@ -65,6 +65,9 @@ func TestParseDescriptionRejects(t *testing.T) {
 		{"undefined entity", strings.Replace(specExample, "CX600", "&x;", 1), "not well-formed"},
 		{"foreign encoding", `<?xml version="1.0" encoding="UTF-16"?>` + specExample, "UTF-16"},
 		{"deep nesting", strings.Replace(specExample, "<File", strings.Repeat("<a>", 20)+strings.Repeat("</a>", 20)+"<File", 1), "nests deeper"},
+		{"two roots", specExample + strings.Replace(specExample, "CX600", "CX700", 1), "more than one root element"},
+		{"attribute twice in two cases", strings.Replace(specExample, `Model="CX600"`, `Model="CX600" model="CX700"`, 1), "Model attribute twice"},
+		{"file name twice in two cases", strings.Replace(specExample, `Name="CPE.nbt"`, `Name="CPE.nbt" NAME="x.nbt"`, 1), "Name attribute twice"},
 		{"too large", "<Update>" + strings.Repeat(" ", updatepkg.MaxDescriptionSize) + "</Update>", "more than"},
 	}
 	for _, tt := range tests {
