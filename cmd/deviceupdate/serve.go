@@ -287,7 +287,12 @@ func (m *Main) Run(ctx context.Context) error {
 		Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
 		Listeners: m.listenerAddrs(), TLSMin: c.TLSMin,
 	}
+	con, err := m.newConsole(admins, svc, im, reg)
+	if err != nil {
+		return err
+	}
 	h, err := handler.New(handler.Config{
+		Console:        con,
 		Logger:         m.Logger,
 		Logs:           m.logs,
 		PollLimit:      limits.Polls,

@@ -1,0 +1,205 @@
+package main_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/certs"
+	"github.com/deviceupdate/deviceupdate/internal/e2e"
+	"github.com/deviceupdate/deviceupdate/internal/testpkg"
+	"github.com/deviceupdate/deviceupdate/internal/testpki"
+)
+
+// TestConsoleInBrowser drives the web console of the real binary in
+// Chromium: a wrong password then the right one, an import with the
+// progress bar, an operator's approve with confirmation that the CLI and
+// the trail (naming the operator) agree on, a viewer without Approve
+// whose forced POST is refused, sign-out, and a screenshot of every page
+// (in the test's temp folder, and in $DEVICEUPDATE_SHOTS when set).
+func TestConsoleInBrowser(t *testing.T) {
+	srv := e2e.Start(t, e2e.Options{})
+	cert, err := certs.ReadServerCert(srv.Certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e2e.NewBrowser(t, cert)
+	base := srv.URL()
+	env := []string{"DEVICEUPDATE_SERVER=" + base, "DEVICEUPDATE_CERTS=" + srv.Certs}
+	const pw = "a console password 1"
+	for _, a := range [][2]string{{"ada", "admin"}, {"otto", "operator"}, {"vera", "viewer"}} {
+		if res := runStdin(t, env, pw+"\n", "admin", "add", a[0], "--role", a[1], "--password-stdin"); res.Code != 0 {
+			t.Fatalf("admin add %s: exit %d: %s", a[0], res.Code, res.Stderr)
+		}
+	}
+	ca := testpki.NewCA(t, "Polycom Root")
+	trustPublisher(t, srv, ca)
+	sign := testpkg.NewSigner(t, ca, testpki.Options{})
+	cab := func(version string) string {
+		files := testpkg.Files{}
+		testpkg.AddUpdate(t, files, "", version, testpkg.Image(4<<20, 9), sign)
+		return testpkg.MakeCab(t, files)
+	}
+	for i, v := range []string{"4.0.7577.4000", "4.0.7577.4000", "4.0.7577.4100", "4.0.7577.4366"} {
+		if code, body := post(t, http.DefaultClient, srv.InternalURL()+"/RequestHandler/ucdevice.upx", pollBody("00-04-F2-00-10-0"+string(rune('1'+i)), "CX600", v)); code != 200 {
+			t.Fatalf("poll: %d %s", code, body)
+		}
+	}
+	if code, body := post(t, http.DefaultClient, srv.InternalURL()+"/RequestHandler/ucdevice.upx", pollBody("00-04-F2-00-20-01", "CX700", "4.0.7577.4100")); code != 200 {
+		t.Fatalf("poll: %d %s", code, body)
+	}
+
+	signIn := func(name, password, then string) {
+		b.Do("sign in as "+name,
+			chromedp.Navigate(base+"/login"),
+			chromedp.WaitVisible(chromedp.CSS("#username")),
+			chromedp.SendKeys(chromedp.CSS("#username"), name),
+			chromedp.SendKeys(chromedp.CSS("#password"), password),
+			chromedp.Click(chromedp.CSS(".login button[type=submit]")),
+			chromedp.WaitVisible(chromedp.CSS(then)),
+		)
+	}
+	signOut := func() {
+		b.Do("sign out", chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#username")))
+	}
+
+	b.Do("open the console", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
+	b.Shot("login")
+	signIn("ada", "not the password at all", "main .error")
+	if msg := b.Text("main .error"); msg != "Wrong name or password." {
+		t.Errorf("wrong password shows %q", msg)
+	}
+	b.Shot("login-wrong-password")
+	signIn("ada", pw, "header.top")
+
+	// Import with the progress bar.
+	b.Do("import",
+		chromedp.Navigate(base+"/import"),
+		chromedp.SetUploadFiles(chromedp.CSS("#package"), []string{cab("4.0.7577.4366")}),
+		chromedp.Click(chromedp.CSS("#import-form button")),
+		chromedp.WaitVisible(chromedp.CSS("#result table")),
+	)
+	if got := b.Text("#result td:nth-child(3)"); got != deviceupdate.ImportAdded {
+		t.Errorf("import result %q, want %q", got, deviceupdate.ImportAdded)
+	}
+	if p := e2e.Eval[float64](b, `document.getElementById("import-progress").value`); p != 100 {
+		t.Errorf("progress bar at %v after the upload, want 100", p)
+	}
+	b.Shot("import-result")
+	signOut()
+
+	// An operator approves with confirmation; the CLI and the trail agree.
+	signIn("otto", pw, "header.top")
+	b.Do("rules", chromedp.Navigate(base+"/rules"), chromedp.WaitVisible(chromedp.CSS("table.rules")))
+	b.Shot("rules-pending")
+	b.Do("approve", chromedp.Click(chromedp.CSS(`td.actions input[value="approve"] ~ button`)), chromedp.WaitVisible(chromedp.CSS("#confirm button.primary")))
+	if got := b.Text("#confirm button.primary"); got != "Confirm" {
+		t.Errorf("confirmation button %q", got)
+	}
+	if got := b.Text("#confirm li"); !strings.Contains(got, "will be offered 4.0.7577.4366") {
+		t.Errorf("confirmation says %q", got)
+	}
+	if r := cliRules(t, env); !r[0].ApprovedVersion.IsZero() {
+		t.Fatalf("approved before Confirm: %+v", r)
+	}
+	b.Shot("rules-confirm")
+	b.Do("confirm", chromedp.Click(chromedp.CSS("#confirm button.primary")), chromedp.WaitVisible(chromedp.CSS("main .notice")))
+	if got := b.Text("main .notice"); got != "Approved 1 rule." {
+		t.Errorf("after Confirm: %q", got)
+	}
+	b.Shot("rules-approved")
+	rules := cliRules(t, env)
+	if len(rules) != 1 || rules[0].ApprovedVersion.String() != "4.0.7577.4366" || !rules[0].PendingVersion.IsZero() {
+		t.Fatalf("rule list --json after Confirm: %+v", rules)
+	}
+	res := e2e.Run(t, "", env, "audit", "list")
+	if res.Code != 0 || !lineWithAll(res.Stdout, "otto", "rule.approve", rules[0].ID) {
+		t.Fatalf("audit list does not name otto for rule.approve:\n%s%s", res.Stdout, res.Stderr)
+	}
+	signOut()
+
+	// A viewer sees no Approve, and a forced POST is refused.
+	if res := e2e.Run(t, "", env, "import", cab("4.0.7577.4400")); res.Code != 0 {
+		t.Fatalf("import: %s", res.Stderr)
+	}
+	signIn("vera", pw, "header.top")
+	b.Do("viewer's rules", chromedp.Navigate(base+"/rules"), chromedp.WaitVisible(chromedp.CSS("table.rules")))
+	if n := e2e.Eval[int](b, `[...document.querySelectorAll("button")].filter(b => b.textContent.trim() === "Approve").length`); n != 0 {
+		t.Errorf("viewer sees %d Approve buttons", n)
+	}
+	id := rules[0].ID
+	status := e2e.Eval[int](b, `fetch("/rules/apply", {method: "POST",
+		headers: {"X-CSRF-Token": JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"], "Content-Type": "application/x-www-form-urlencoded"},
+		body: "action=approve&id=`+id+`&expect-`+id+`=4.0.7577.4366/4.0.7577.4400/0.0.0.0"}).then(r => r.status)`)
+	if status != 403 {
+		t.Errorf("viewer's forced approve answered %d, want 403", status)
+	}
+	if r := cliRules(t, env); r[0].ApprovedVersion.String() != "4.0.7577.4366" {
+		t.Fatalf("the viewer's POST changed the rule: %+v", r)
+	}
+	b.Shot("rules-viewer")
+	signOut()
+
+	// Every page, as the admin.
+	signIn("ada", pw, "header.top")
+	for _, p := range []struct{ path, name string }{
+		{"/", "dashboard"}, {"/rules", "rules"}, {"/import", "import"}, {"/devices", "devices"},
+		{"/devices?model=CX600&version=4.0.7577.4000", "devices-filtered"}, {"/devices/00-04-F2-00-10-01", "device"},
+		{"/testdevices", "testdevices"}, {"/sites", "sites"}, {"/config", "config"}, {"/users", "users"},
+		{"/admins", "admins"}, {"/audit", "audit"},
+	} {
+		b.Do(p.name, chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		if p.name == "dashboard" {
+			b.Do("chart", chromedp.WaitVisible(chromedp.CSS("#fleet-chart")), chromedp.Sleep(300*time.Millisecond))
+		}
+		if probs := b.Problems(); len(probs) > 0 {
+			t.Errorf("%s: %s", p.path, strings.Join(probs, "; "))
+		}
+		b.Shot(p.name)
+	}
+	b.Do("verify", chromedp.Click(chromedp.CSS(`form[action="/audit/verify"] button`)), chromedp.WaitVisible(chromedp.CSS("#verify p")))
+	if got := b.Text("#verify p"); !strings.HasPrefix(got, "Intact:") {
+		t.Errorf("Verify shows %q", got)
+	}
+	b.Shot("audit-verified")
+	b.Do("phone screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/rules"), chromedp.WaitVisible(chromedp.CSS("table.rules")))
+	b.Shot("rules-phone")
+	b.Do("phone menu", chromedp.Navigate(base+"/"), chromedp.Click(chromedp.CSS(".menu-button")), chromedp.WaitVisible(chromedp.CSS(".top nav")), chromedp.Sleep(300*time.Millisecond))
+	b.Shot("dashboard-phone-menu")
+	b.Do("desktop screen", chromedp.ResetViewport())
+	signOut()
+	b.Shot("signed-out")
+	if code := e2e.Eval[int](b, `fetch("/").then(r => r.redirected && new URL(r.url).pathname === "/login" ? 1 : 0)`); code != 1 {
+		t.Error("after sign-out the dashboard still answers")
+	}
+}
+
+// cliRules reads the rules as `rule list --json` prints them.
+func cliRules(t *testing.T, env []string) []deviceupdate.Rule {
+	t.Helper()
+	res := e2e.Run(t, "", env, "rule", "list", "--json")
+	var rules []deviceupdate.Rule
+	if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &rules) != nil {
+		t.Fatalf("rule list --json: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	return rules
+}
+
+// lineWithAll reports whether one line of out holds every word.
+func lineWithAll(out string, words ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
