@@ -551,7 +551,8 @@ func TestAuditPage(t *testing.T) {
 		want        []string // actor action
 		status      int
 	}{
-		{"everything", "", []string{"ada import", "otto rule.approve"}, 200},
+		{"everything", "", []string{"bootstrap admin.add", "bootstrap admin.add", "bootstrap admin.add", "ada admin.signin", "ada import",
+			"otto admin.signin", "otto rule.approve", "vera admin.signin"}, 200},
 		{"an action prefix", "action=rule.", []string{"otto rule.approve"}, 200},
 		{"a target", "target=" + up.RuleID, []string{"otto rule.approve"}, 200},
 		{"until yesterday", "until=" + e.clock.now().AddDate(0, 0, -1).Format("2006-01-02"), nil, 200},
@@ -573,27 +574,27 @@ func TestAuditPage(t *testing.T) {
 		})
 	}
 	rec := e.post(t, vera, "/audit/verify", url.Values{"csrf": {vera.csrf}})
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "Intact: 2 entries checked") {
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "Intact: 8 entries checked") {
 		t.Fatalf("verify: %d\n%s", rec.Code, rec.Body)
 	}
-	if dash := e.get(t, vera, "/").Body.String(); !strings.Contains(dash, "intact, 2 entries") {
+	if dash := e.get(t, vera, "/").Body.String(); !strings.Contains(dash, "intact, 8 entries") {
 		t.Errorf("the dashboard does not show the last verification:\n%s", dash)
 	}
 
-	// Someone rewrites who approved: Verify and the dashboard say so.
+	// Someone rewrites what otto did: Verify and the dashboard say so.
 	path := filepath.Join(filepath.Dir(e.db.Path()), audit.Dir, audit.FileName)
 	trail, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, bytes.Replace(trail, []byte(`"otto"`), []byte(`"ada!"`), 1), 0o600); err != nil {
+	if err := os.WriteFile(path, bytes.Replace(trail, []byte(`"rule.approve"`), []byte(`"rule.reset"`), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rec = e.post(t, vera, "/audit/verify", url.Values{"csrf": {vera.csrf}})
-	if !strings.Contains(rec.Body.String(), "Broken at line 2") {
+	if !strings.Contains(rec.Body.String(), "Broken at line 7") {
 		t.Fatalf("verify of a rewritten trail: %d\n%s", rec.Code, rec.Body)
 	}
-	if dash := e.get(t, vera, "/").Body.String(); !strings.Contains(dash, `<dd class="bad">BROKEN at line 2`) {
+	if dash := e.get(t, vera, "/").Body.String(); !strings.Contains(dash, `<dd class="bad">BROKEN at line 7`) {
 		t.Errorf("the dashboard does not show the broken trail:\n%s", dash)
 	}
 }
@@ -624,5 +625,49 @@ func TestEveryConsoleRouteNeedsASession(t *testing.T) {
 	}
 	if n < 20 {
 		t.Errorf("only %d console routes found", n)
+	}
+}
+
+func TestAdminsPage(t *testing.T) {
+	e := newEnv(t)
+	ada, otto := e.signIn(t, "ada"), e.signIn(t, "otto")
+	if rec := e.get(t, otto, "/admins"); rec.Code != http.StatusForbidden {
+		t.Errorf("operator opens Admins: %d, want 403", rec.Code)
+	}
+	if page := e.get(t, otto, "/").Body.String(); strings.Contains(page, `href="/admins"`) {
+		t.Error("an operator's nav bar links to Admins")
+	}
+	for _, tt := range []struct {
+		name string
+		form url.Values
+		code int
+		want string
+	}{
+		{"add", url.Values{"name": {"olga"}, "role": {"operator"}, "password": {"another long password"}}, 200, "Added admin olga."},
+		{"a bad role", url.Values{"name": {"bob"}, "role": {"root"}}, 400, "want viewer, operator or admin"},
+		{"a taken name", url.Values{"name": {"olga"}, "role": {"viewer"}}, 409, "olga"},
+		{"remove yourself", url.Values{"name": {"ada"}}, 409, "you cannot remove yourself"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.form.Set("csrf", ada.csrf)
+			path := "/admins"
+			if tt.form.Get("role") == "" {
+				path = "/admins/remove"
+			}
+			rec := e.post(t, ada, path, tt.form)
+			if rec.Code != tt.code || !strings.Contains(rec.Body.String(), tt.want) {
+				t.Fatalf("status %d, want %d with %q\n%s", rec.Code, tt.code, tt.want, rec.Body)
+			}
+		})
+	}
+	if rec := e.post(t, user{}, "/login", url.Values{"username": {"olga"}, "password": {"another long password"}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("the new admin cannot sign in: %d", rec.Code)
+	}
+	if rec := e.post(t, ada, "/admins/remove", url.Values{"csrf": {ada.csrf}, "name": {"olga"}}); rec.Code != 200 || !strings.Contains(rec.Body.String(), "Removed admin olga.") {
+		t.Fatalf("remove: %d\n%s", rec.Code, rec.Body)
+	}
+	list, _ := e.svc.AuditEntries(t.Context(), deviceupdate.AuditFilter{Action: "admin.remove"})
+	if len(list.Entries) != 1 || list.Entries[0].Actor != "ada" {
+		t.Errorf("audit of the removal: %+v", list.Entries)
 	}
 }

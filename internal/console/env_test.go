@@ -3,8 +3,6 @@ package console_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/admin"
@@ -33,74 +30,6 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
 	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
-
-// testSessions is a small real SessionService for these tests, until
-// the store's is on this branch: bcrypt passwords, random secrets, the
-// idle and absolute expiry of deviceupdate.Session.
-type testSessions struct {
-	mu       sync.Mutex
-	now      func() time.Time
-	admins   map[string]testAdmin
-	sessions map[string]*deviceupdate.Session
-}
-
-type testAdmin struct {
-	role deviceupdate.Role
-	hash []byte
-}
-
-func newTestSessions(now func() time.Time) *testSessions {
-	return &testSessions{now: now, admins: map[string]testAdmin{}, sessions: map[string]*deviceupdate.Session{}}
-}
-
-func (s *testSessions) add(t testing.TB, name string, role deviceupdate.Role, password string) {
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.admins[name] = testAdmin{role, h}
-}
-
-func randomString() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func (s *testSessions) SignIn(_ context.Context, name, password, _ string) (string, deviceupdate.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.admins[name]
-	if !ok || bcrypt.CompareHashAndPassword(a.hash, []byte(password)) != nil {
-		return "", deviceupdate.Session{}, deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "wrong name or password")
-	}
-	now := s.now()
-	secret := randomString()
-	ss := &deviceupdate.Session{Admin: deviceupdate.Admin{Name: name, Role: a.role, HasPassword: true}, CreatedAt: now, SeenAt: now, CSRF: randomString()}
-	s.sessions[secret] = ss
-	return secret, *ss, nil
-}
-
-func (s *testSessions) Session(_ context.Context, secret string) (deviceupdate.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss, ok := s.sessions[secret]
-	if !ok || ss.Expired(s.now()) {
-		delete(s.sessions, secret)
-		return deviceupdate.Session{}, deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "session ended")
-	}
-	ss.SeenAt = s.now()
-	return *ss, nil
-}
-
-func (s *testSessions) SignOut(_ context.Context, secret string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.sessions, secret)
-	return nil
-}
 
 // clock is a settable time.
 type clock struct {
@@ -119,7 +48,6 @@ func (c *clock) add(d time.Duration) {
 // mounted on its HTTPS handler.
 type env struct {
 	srv       *handler.Server
-	sessions  *testSessions
 	clock     *clock
 	db        *store.DB
 	svc       *admin.Service
@@ -153,16 +81,18 @@ func newEnv(t testing.TB) *env {
 	testpki.WriteCert(t, filepath.Join(certs, "trusted", "publisher.pem"), ca.Cert)
 	im := &importer.Importer{DB: db, Audit: trail, Logger: zap.NewNop(), Files: files, CertsDir: certs}
 	svc := &admin.Service{DB: db, Trail: trail, Now: clk.now}
-	sessions := newTestSessions(clk.now)
+	admins := admin.NewAdmins(svc)
 	for _, a := range []struct {
 		name string
 		role deviceupdate.Role
 	}{{"vera", deviceupdate.RoleViewer}, {"otto", deviceupdate.RoleOperator}, {"ada", deviceupdate.RoleAdmin}} {
-		sessions.add(t, a.name, a.role, password)
+		if _, err := admins.AddAdmin(t.Context(), a.name, a.role, password, deviceupdate.BootstrapAdmin); err != nil {
+			t.Fatal(err)
+		}
 	}
 	reg := prometheus.NewRegistry()
 	con, err := console.New(console.Config{
-		Sessions: sessions, Rules: svc, Packages: im, Devices: svc, DeviceConfig: svc, TestDevices: svc, Sites: svc,
+		Sessions: admins, Admins: admins, Rules: svc, Packages: im, Devices: svc, DeviceConfig: svc, TestDevices: svc, Sites: svc,
 		Config: svc, Users: svc, Audit: svc, MaxPackageSize: importer.DefaultMaxPackageSize, Now: clk.now,
 		Health: console.Health{DataDir: data, Metrics: reg},
 	})
@@ -172,12 +102,12 @@ func newEnv(t testing.TB) *env {
 	srv, err := handler.New(handler.Config{
 		Logger: zap.NewNop(), Registry: reg, Store: db, AdminToken: "unused-token", Packages: im, MaxPackageSize: importer.DefaultMaxPackageSize,
 		Rules: svc, Audit: svc, TestDevices: svc, Config: svc, Files: im, Devices: svc, Sites: svc, DeviceConfig: svc, Users: svc,
-		Console: con, Now: clk.now,
+		Admins: admins, Console: con, Now: clk.now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, sessions: sessions, clock: clk, db: db, svc: svc, publisher: testpkg.NewSigner(t, ca, testpki.Options{})}
+	return &env{srv: srv, clock: clk, db: db, svc: svc, publisher: testpkg.NewSigner(t, ca, testpki.Options{})}
 }
 
 // cab builds a signed CX600 package of version.
@@ -306,4 +236,24 @@ func writeFile(t testing.TB, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// seedDevices records a few phones in the inventory, as polls would.
+func seedDevices(t *testing.T, e *env) {
+	t.Helper()
+	var batch []deviceupdate.Device
+	now := time.Now().UTC()
+	for i, v := range []string{"4.0.7577.4000", "4.0.7577.4000", "4.0.7577.4366", "4.0.7577.4100"} {
+		batch = append(batch, deviceupdate.Device{
+			ID: "00-04-F2-00-00-0" + string(rune('1'+i)), MAC: "00-04-F2-00-00-0" + string(rune('1'+i)), DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600",
+			Revision: "A", Locale: "ENU", Remote: "10.1.0." + string(rune('1'+i)), LastSeen: now.Add(-time.Duration(i) * time.Hour), Polls: int64(i + 1),
+			Modules: []deviceupdate.Module{{UpdateType: "CPE", Filename: "CPE.nbt", Version: deviceupdate.MustParseVersion(v)}},
+		})
+	}
+	batch = append(batch, deviceupdate.Device{ID: "SN-7000-1", Serial: "SN-7000-1", DeviceType: "UCPhone", Brand: "Polycom", Model: "CX700",
+		Revision: "A", Locale: "ENU", Remote: "10.2.0.9", LastSeen: now, Polls: 3, UserID: "alice@contoso.com",
+		Modules: []deviceupdate.Module{{UpdateType: "CPE", Version: deviceupdate.MustParseVersion("4.0.7577.4100")}}})
+	if err := e.db.PutDevices(batch); err != nil {
+		t.Fatal(err)
+	}
 }
