@@ -287,7 +287,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
 		Listeners: m.listenerAddrs(), TLSMin: c.TLSMin,
 	}
-	con, err := m.newConsole(admins, svc, im, reg)
+	con, err := m.newConsole(admins, svc, im)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/admin"
 	"github.com/deviceupdate/deviceupdate/internal/certs"
@@ -22,7 +20,7 @@ type consoleAdmins interface {
 
 // newConsole builds the web console over the services the admin API
 // calls; Run mounts it on the HTTPS handler only.
-func (m *Main) newConsole(admins consoleAdmins, svc *admin.Service, im *importer.Importer, reg *prometheus.Registry) (*console.Console, error) {
+func (m *Main) newConsole(admins consoleAdmins, svc *admin.Service, im *importer.Importer) (*console.Console, error) {
 	c := m.Config
 	return console.New(console.Config{
 		Logger: m.Logger, Sessions: admins, Admins: admins,
@@ -44,7 +42,6 @@ func (m *Main) newConsole(admins consoleAdmins, svc *admin.Service, im *importer
 				}
 				return nil
 			},
-			Metrics: reg,
 		},
 	})
 }

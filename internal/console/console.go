@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/deviceupdate/deviceupdate"
@@ -89,9 +88,6 @@ type Health struct {
 	// AuditBroken says where the audit trail's chain broke when the
 	// service last read it (at start, or listing it), nil while intact.
 	AuditBroken func() error
-	// Metrics is where the polls answered are counted
-	// (deviceupdate_http_requests_total of the poll routes).
-	Metrics prometheus.Gatherer
 }
 
 // Console is the web console's handlers.
@@ -102,7 +98,6 @@ type Console struct {
 	pages     map[string]*template.Template
 	static    fs.FS
 	staticURL string // /static/<content hash>
-	polls     *pollRate
 	verified  lastVerify
 }
 
@@ -125,7 +120,7 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, now: cfg.Now, static: static, staticURL: "/static/" + sum, polls: newPollRate()}
+	c := &Console{cfg: cfg, log: cfg.Logger, now: cfg.Now, static: static, staticURL: "/static/" + sum}
 	if err := c.parse(); err != nil {
 		return nil, err
 	}

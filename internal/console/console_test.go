@@ -3,6 +3,8 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -669,5 +671,50 @@ func TestAdminsPage(t *testing.T) {
 	list, _ := e.svc.AuditEntries(t.Context(), deviceupdate.AuditFilter{Action: "admin.remove"})
 	if len(list.Entries) != 1 || list.Entries[0].Actor != "ada" {
 		t.Errorf("audit of the removal: %+v", list.Entries)
+	}
+}
+
+func TestDashboard(t *testing.T) {
+	e := newEnv(t)
+	seedDevices(t, e)
+	up := e.importCab(t, "4.0.7577.4366")
+	otto := e.signIn(t, "otto")
+	e.post(t, otto, "/rules/apply", url.Values{"csrf": {otto.csrf}, "action": {"approve"}, "id": {up.RuleID}, "expect-" + up.RuleID: {"0.0.0.0/4.0.7577.4366/0.0.0.0"}})
+	e.importCab(t, "4.0.7577.4400")
+
+	page := e.get(t, e.signIn(t, "vera"), "/").Body.String()
+	m := regexp.MustCompile(`<script type="application/json" id="fleet-data">(.*?)</script>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no chart data:\n%s", page)
+	}
+	var chart struct {
+		Models, Keys, Approved []string
+		Versions               []struct {
+			Version string
+			Counts  []int
+		}
+	}
+	if err := json.Unmarshal([]byte(m[1]), &chart); err != nil {
+		t.Fatalf("chart data %s: %v", m[1], err)
+	}
+	got := fmt.Sprint(chart.Models, chart.Keys, chart.Approved, chart.Versions)
+	want := "[CX600 CX700] [UCPhone/Polycom/CX600/A/ENU/CPE UCPhone/Polycom/CX700/A/ENU/CPE] [4.0.7577.4366 ] " +
+		"[{4.0.7577.4000 [2 0]} {4.0.7577.4100 [1 1]} {4.0.7577.4366 [1 0]}]"
+	if got != want {
+		t.Errorf("chart\n got %s\nwant %s", got, want)
+	}
+	for _, want := range []string{
+		"3 modules run another version than their rule approves.",
+		`<a href="/devices/00-04-F2-00-00-04">00-04-F2-00-00-04</a></td><td>CX600</td><td>CPE</td><td>4.0.7577.4100</td><td>4.0.7577.4366</td>`,
+		"4.0.7577.4400 waiting (approved: 4.0.7577.4366)",
+		"<dt>Polls in the last minute</dt><dd>",
+		"<dt>Disk free</dt><dd>",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "00-04-F2-00-00-03</a>") {
+		t.Error("a device on the approved version is listed as not on it")
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,20 +23,22 @@ const (
 )
 
 type dashboardData struct {
-	Chart     chartData
-	Off       []offDevice
-	OffCount  int
-	Pending   []deviceupdate.Rule
-	Health    []healthLine
-	Devices   int
-	Truncated bool
+	Chart    chartData
+	Off      []offDevice
+	OffCount int
+	Pending  []deviceupdate.Rule
+	Health   []healthLine
+	Devices  int
+	// PollsLastMinute is -1 without an inventory.
+	PollsLastMinute int
 }
 
 // chartData is what console.js draws: a bar per model, stacked by
 // version, with each model's approved version marked.
 type chartData struct {
-	Models   []string       `json:"models"`
-	Approved []string       `json:"approved"` // per model, "" when none
+	Models   []string       `json:"models"`   // the bars' labels
+	Keys     []string       `json:"keys"`     // per bar, its rule key, for the device list
+	Approved []string       `json:"approved"` // per bar, "" when none
 	Versions []chartVersion `json:"versions"`
 }
 
@@ -58,7 +60,7 @@ type healthLine struct {
 
 func (c *Console) handleDashboard(ec echo.Context, s *deviceupdate.Session) error {
 	ctx := ec.Request().Context()
-	var d dashboardData
+	d := dashboardData{PollsLastMinute: -1}
 	var rules []deviceupdate.Rule
 	if c.cfg.Rules != nil {
 		var err error
@@ -72,114 +74,83 @@ func (c *Console) handleDashboard(ec echo.Context, s *deviceupdate.Session) erro
 		}
 	}
 	if c.cfg.Devices != nil {
-		if err := c.fleet(ctx, rules, &d); err != nil {
+		if err := c.fleet(ctx, &d); err != nil {
 			return c.fail(ec, s, err)
 		}
 	}
-	d.Health = c.health(ctx)
+	d.Health = c.health(ctx, d.PollsLastMinute)
 	return c.render(ec, http.StatusOK, "dashboard", page{Title: "Dashboard", Nav: "dashboard", Session: s, Data: d, Chart: true})
 }
 
-// moduleVersion returns the version of the device's main module (the
-// default update type's), else its first.
-func moduleVersion(d deviceupdate.Device) deviceupdate.Version {
-	for _, m := range d.Modules {
-		if strings.EqualFold(m.UpdateType, deviceupdate.DefaultUpdateType) {
-			return m.Version
-		}
+// fleet draws the chart from the fleet summary (counts kept as polls
+// land, not a scan of the inventory) and lists the first devices not on
+// their rule's approved version, a filtered page per version.
+func (c *Console) fleet(ctx context.Context, d *dashboardData) error {
+	sum, err := c.cfg.Devices.Summary(ctx)
+	if err != nil {
+		return err
 	}
-	if len(d.Modules) > 0 {
-		return d.Modules[0].Version
-	}
-	return deviceupdate.Version{}
-}
-
-// fleet counts the devices by model and version and finds those not on
-// their rule's approved version.
-func (c *Console) fleet(ctx context.Context, rules []deviceupdate.Rule, d *dashboardData) error {
-	byID := make(map[string]deviceupdate.Rule, len(rules))
-	approved := map[string]deviceupdate.Version{} // lower-case model → approved main version
-	for _, r := range rules {
-		byID[r.ID] = r
-		if strings.EqualFold(r.UpdateType, deviceupdate.DefaultUpdateType) && !r.ApprovedVersion.IsZero() {
-			approved[strings.ToLower(r.Model)] = r.ApprovedVersion
+	d.Devices, d.OffCount, d.PollsLastMinute = sum.Devices, sum.NotOnApproved, sum.PollsLastMinute
+	d.Chart = buildChart(sum)
+	for _, m := range sum.Models {
+		if m.NotOnApproved == 0 || m.ApprovedVersion.IsZero() {
+			continue
 		}
-	}
-	counts := map[string]map[deviceupdate.Version]int{}
-	models := map[string]string{} // lower-case → as first seen
-	cursor := ""
-	for {
-		list, err := c.cfg.Devices.Devices(ctx, deviceupdate.DeviceFilter{Page: deviceupdate.Page{Cursor: cursor, Limit: scanPage}})
-		if err != nil {
-			return err
-		}
-		for _, dev := range list.Devices {
-			d.Devices++
-			m := strings.ToLower(dev.Model)
-			if _, ok := models[m]; !ok {
-				models[m] = dev.Model
-				counts[m] = map[deviceupdate.Version]int{}
+		for _, vc := range m.Versions {
+			if vc.Version == m.ApprovedVersion || len(d.Off) >= maxOffRows {
+				continue
 			}
-			counts[m][moduleVersion(dev)]++
-			for _, mod := range dev.Modules {
-				ut := mod.UpdateType
-				if ut == "" {
-					ut = deviceupdate.DefaultUpdateType
-				}
-				key := deviceupdate.RuleKey{DeviceType: dev.DeviceType, Brand: dev.Brand, Model: dev.Model, Revision: dev.Revision, Locale: dev.Locale, UpdateType: ut}
-				r, ok := byID[deviceupdate.RuleID(key)]
-				if !ok || r.ApprovedVersion.IsZero() || mod.Version == r.ApprovedVersion {
-					continue
-				}
-				d.OffCount++
-				if len(d.Off) < maxOffRows {
-					d.Off = append(d.Off, offDevice{ID: dev.ID, Model: dev.Model, Module: ut, Running: mod.Version, Approved: r.ApprovedVersion, LastSeen: dev.LastSeen})
-				}
+			list, err := c.cfg.Devices.Devices(ctx, deviceupdate.DeviceFilter{Key: m.RuleKey, Version: vc.Version, Page: deviceupdate.Page{Limit: maxOffRows - len(d.Off)}})
+			if err != nil {
+				return err
+			}
+			for _, dev := range list.Devices {
+				d.Off = append(d.Off, offDevice{ID: dev.ID, Model: dev.Model, Module: m.UpdateType, Running: vc.Version, Approved: m.ApprovedVersion, LastSeen: dev.LastSeen})
 			}
 		}
-		if list.Next == "" {
-			break
-		}
-		cursor = list.Next
 	}
-	d.Chart = buildChart(models, counts, approved)
 	return nil
 }
 
-func buildChart(models map[string]string, counts map[string]map[deviceupdate.Version]int, approved map[string]deviceupdate.Version) chartData {
-	keys := sorted(models)
-	versions := map[deviceupdate.Version]bool{}
-	for _, m := range keys {
-		for v := range counts[m] {
-			versions[v] = true
+// buildChart makes a bar of each rule key the fleet runs, named by its
+// model (with the rest of its key when two share a model), stacked by
+// version.
+func buildChart(sum deviceupdate.FleetSummary) chartData {
+	ch := chartData{Models: []string{}, Keys: []string{}, Approved: []string{}, Versions: []chartVersion{}}
+	perModel := map[string]int{}
+	for _, m := range sum.Models {
+		perModel[strings.ToLower(m.Model)]++
+	}
+	index := map[deviceupdate.Version]int{}
+	for i, vc := range sum.Versions {
+		index[vc.Version] = i
+		ch.Versions = append(ch.Versions, chartVersion{Version: formatVersion(vc.Version), Counts: make([]int, len(sum.Models))})
+	}
+	// Oldest first, so the stacks grow toward the newest.
+	slices.Reverse(ch.Versions)
+	for i, m := range sum.Models {
+		label := m.Model
+		if perModel[strings.ToLower(m.Model)] > 1 {
+			label += " " + m.Revision + "/" + m.Locale + "/" + m.UpdateType
 		}
-	}
-	vs := make([]deviceupdate.Version, 0, len(versions))
-	for v := range versions {
-		vs = append(vs, v)
-	}
-	sort.Slice(vs, func(i, j int) bool { return vs[i].Compare(vs[j]) < 0 })
-	ch := chartData{Models: []string{}, Approved: []string{}, Versions: []chartVersion{}}
-	for _, m := range keys {
-		ch.Models = append(ch.Models, models[m])
+		ch.Models = append(ch.Models, label)
+		ch.Keys = append(ch.Keys, m.RuleKey.String())
 		a := ""
-		if v, ok := approved[m]; ok {
-			a = v.String()
+		if !m.ApprovedVersion.IsZero() {
+			a = m.ApprovedVersion.String()
 		}
 		ch.Approved = append(ch.Approved, a)
-	}
-	for _, v := range vs {
-		cv := chartVersion{Version: formatVersion(v), Counts: make([]int, len(keys))}
-		for i, m := range keys {
-			cv.Counts[i] = counts[m][v]
+		for _, vc := range m.Versions {
+			if at, ok := index[vc.Version]; ok {
+				ch.Versions[len(ch.Versions)-1-at].Counts[i] = vc.Devices
+			}
 		}
-		ch.Versions = append(ch.Versions, cv)
 	}
 	return ch
 }
 
 // health reads the panel's lines; a line that cannot be read says so.
-func (c *Console) health(ctx context.Context) []healthLine {
+func (c *Console) health(ctx context.Context, pollsLastMinute int) []healthLine {
 	h := c.cfg.Health
 	var out []healthLine
 	if h.DataDir != "" {
@@ -228,13 +199,8 @@ func (c *Console) health(ctx context.Context) []healthLine {
 		}
 		out = append(out, healthLine{Name: "Last import", Value: val, Bad: err != nil})
 	}
-	if h.Metrics != nil {
-		n, err := pollsAnswered(h.Metrics)
-		if err != nil {
-			out = append(out, healthLine{Name: "Polls per minute", Value: "unknown", Bad: true})
-		} else {
-			out = append(out, healthLine{Name: "Polls per minute", Value: c.polls.perMinute(c.now(), n)})
-		}
+	if pollsLastMinute >= 0 {
+		out = append(out, healthLine{Name: "Polls in the last minute", Value: fmt.Sprint(pollsLastMinute)})
 	}
 	return out
 }

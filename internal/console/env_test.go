@@ -94,7 +94,7 @@ func newEnv(t testing.TB) *env {
 	con, err := console.New(console.Config{
 		Sessions: admins, Admins: admins, Rules: svc, Packages: im, Devices: svc, DeviceConfig: svc, TestDevices: svc, Sites: svc,
 		Config: svc, Users: svc, Audit: svc, MaxPackageSize: importer.DefaultMaxPackageSize, Now: clk.now,
-		Health: console.Health{DataDir: data, Metrics: reg},
+		Health: console.Health{DataDir: data},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@
             return;
           }
           var el = elements[0];
-          var q = new URLSearchParams({ model: d.models[el.index], version: d.versions[el.datasetIndex].version });
+          var q = new URLSearchParams({ key: d.keys[el.index], version: d.versions[el.datasetIndex].version });
           window.location.assign("/devices?" + q.toString());
         }
       }
