@@ -145,6 +145,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.Shot("rules-viewer")
 	signOut()
 
+	// The first phone is offered the approved build, takes it, and
+	// uploads a log: its page shows the offer, the change and the log.
+	const mac = "00-04-F2-00-10-01"
+	for _, v := range []string{"4.0.7577.4000", "4.0.7577.4366"} {
+		if code, body := post(t, http.DefaultClient, srv.InternalURL()+"/RequestHandler/ucdevice.upx", pollBody(mac, "CX600", v)); code != 200 {
+			t.Fatalf("poll: %d %s", code, body)
+		}
+	}
+	logBody := []byte("CE log line\r\n")
+	if code, msg := uploadLog(t, http.DefaultClient, srv.InternalURL()+"/RequestHandler/Files", logQuery(mac, "CELog", "celog.clg"), logBody, false); code != 200 {
+		t.Fatalf("log upload: %d %s", code, msg)
+	}
+
 	// Every page, as the admin.
 	signIn("ada", pw, "header.top")
 	for _, p := range []struct{ path, name string }{
@@ -162,7 +175,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		b.Shot(p.name)
 	}
-	b.Do("verify", chromedp.Click(chromedp.CSS(`form[action="/audit/verify"] button`)), chromedp.WaitVisible(chromedp.CSS("#verify p")))
+	b.Do("device page", chromedp.Navigate(base+"/devices/"+mac), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if got := b.Text("main table.compact:nth-of-type(2) tbody tr"); !strings.Contains(got, "4.0.7577.4000") || !strings.Contains(got, "4.0.7577.4366") {
+		t.Errorf("the device's versions over time: %q", got)
+	}
+	if got := e2e.Eval[string](b, `fetch(document.querySelector("a[download]").href).then(r => r.text())`); got != string(logBody) {
+		t.Errorf("the log downloaded from the device page: %q", got)
+	}
+	b.Do("verify", chromedp.Navigate(base+"/audit"), chromedp.Click(chromedp.CSS(`form[action="/audit/verify"] button`)), chromedp.WaitVisible(chromedp.CSS("#verify p")))
 	if got := b.Text("#verify p"); !strings.HasPrefix(got, "Intact:") {
 		t.Errorf("Verify shows %q", got)
 	}
