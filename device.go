@@ -232,9 +232,14 @@ type DeviceFilter struct {
 	// Version selects the devices running it: in the module Key names,
 	// else in any module.
 	Version Version
-	Site    string    // polling from the site's subnets (SiteMap)
-	Since   time.Time // last seen at or after it
-	Before  time.Time // last seen before it (not seen since)
+	// NotVersion selects the devices running another version than it, in
+	// the module Key names (else in any module): with Key and the rule's
+	// approved version, the devices not on their approved version
+	// (CUCM's "not on the default load").
+	NotVersion Version
+	Site       string    // polling from the site's subnets (SiteMap)
+	Since      time.Time // last seen at or after it
+	Before     time.Time // last seen before it (not seen since)
 	// Search selects the devices whose MAC address, serial number or
 	// user ID holds it, in any case ("aa:bb" finds 00-04-F2-AA-BB-CC).
 	Search string
@@ -279,11 +284,12 @@ func (f DeviceFilter) Matcher(sites *SiteMap) func(Device) bool {
 			f.Site != "" && !inSite(d.Remote):
 			return false
 		}
-		if !keyed && f.Version.IsZero() {
+		if !keyed && f.Version.IsZero() && f.NotVersion.IsZero() {
 			return true
 		}
 		for _, m := range d.Modules {
-			if (!keyed || strings.EqualFold(m.UpdateType, f.Key.UpdateType)) && (f.Version.IsZero() || m.Version == f.Version) {
+			if (!keyed || strings.EqualFold(m.UpdateType, f.Key.UpdateType)) &&
+				(f.Version.IsZero() || m.Version == f.Version) && (f.NotVersion.IsZero() || m.Version != f.NotVersion) {
 				return true
 			}
 		}

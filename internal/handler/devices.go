@@ -37,7 +37,8 @@ func (s *Server) handlePruneDevices(c echo.Context) error {
 }
 
 // handleDevices answers a page of the inventory that matches the query's
-// filters: model, key (a rule key), version, site, since and before (RFC
+// filters: model, key (a rule key), version, notVersion (running another
+// version), site, since and before (RFC
 // 3339 times of the last poll) and search (MAC, serial or user, any
 // part, any case).
 func (s *Server) handleDevices(c echo.Context) error {
@@ -49,9 +50,14 @@ func (s *Server) handleDevices(c echo.Context) error {
 			return err
 		}
 	}
-	if v := q.Get("version"); v != "" {
-		if f.Version, err = deviceupdate.ParseVersion(v); err != nil {
-			return err
+	for _, v := range []struct {
+		name string
+		dst  *deviceupdate.Version
+	}{{"version", &f.Version}, {"notVersion", &f.NotVersion}} {
+		if q := q.Get(v.name); q != "" {
+			if *v.dst, err = deviceupdate.ParseVersion(q); err != nil {
+				return deviceupdate.Errorf(deviceupdate.EINVALID, "%s: %s", v.name, deviceupdate.ErrorMessage(err))
+			}
 		}
 	}
 	for _, t := range []struct {

@@ -61,6 +61,7 @@ func TestDeviceListFiltersAndDevicePage(t *testing.T) {
 		{"no filter", "", 200, "01 02 03"},
 		{"model", "model=cx600", 200, "01 02"},
 		{"key and version", "key=UCPhone/Polycom/CX600/A/ENU/CPE&version=4.0.7577.4100", 200, "02"},
+		{"not on the approved version", "key=UCPhone/Polycom/CX600/A/ENU/CPE&notVersion=4.0.7577.4100", 200, "01"},
 		{"site", "site=branch1", 200, "01 03"},
 		{"seen since", "since=2026-11-21T00:00:00Z", 200, "01 03"},
 		{"not seen since", "before=2026-11-21T00:00:00Z", 200, "02"},
@@ -69,6 +70,7 @@ func TestDeviceListFiltersAndDevicePage(t *testing.T) {
 		{"a page", "limit=2", 200, "01 02"},
 		{"a bad key", "key=UCPhone/Polycom", 400, "rule key"},
 		{"a bad version", "version=4.0", 400, "version"},
+		{"a bad other version", "notVersion=x", 400, "notVersion"},
 		{"a bad time", "before=yesterday", 400, "before="},
 		{"a search too long", "search=" + strings.Repeat("a", 200), 400, "search"},
 	}

@@ -49,6 +49,7 @@ func TestFilteredPagesAgreeWithRecords(t *testing.T) {
 	}{
 		{"model", deviceupdate.DeviceFilter{Model: "cx2"}},
 		{"key and version", deviceupdate.DeviceFilter{Key: key, Version: deviceupdate.Version{4, 0, 0, 1}}},
+		{"key, not on a version", deviceupdate.DeviceFilter{Key: key, NotVersion: deviceupdate.Version{4, 0, 0, 1}}},
 		{"version", deviceupdate.DeviceFilter{Version: deviceupdate.Version{4, 0, 0, 3}}},
 		{"site", deviceupdate.DeviceFilter{Site: "one"}},
 		{"since", deviceupdate.DeviceFilter{Since: t0.Add(-100 * time.Hour)}},
