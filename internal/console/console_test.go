@@ -424,6 +424,7 @@ func TestDevicesFilters(t *testing.T) {
 		{"model and version", "model=CX600&version=4.0.7577.4000", all[:2]},
 		{"site", "site=hq", []string{"SN-7000-1"}},
 		{"seen within", "seen=90m", []string{"00-04-F2-00-00-01", "00-04-F2-00-00-02", "SN-7000-1"}},
+		{"a rule's devices not on a version", "key=UCPhone/Polycom/CX600/A/ENU/CPE&notversion=4.0.7577.4366", []string{"00-04-F2-00-00-01", "00-04-F2-00-00-02", "00-04-F2-00-00-04"}},
 		{"a MAC as phones write it", "q=00:04:f2:00:00:03", []string{"00-04-F2-00-00-03"}},
 		{"part of a MAC", "q=0004f2000004", []string{"00-04-F2-00-00-04"}},
 		{"a serial", "q=SN-7000-1", []string{"SN-7000-1"}},
@@ -704,7 +705,8 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("chart\n got %s\nwant %s", got, want)
 	}
 	for _, want := range []string{
-		"3 modules run another version than their rule approves.",
+		"3 devices run another version than their rule approves.",
+		`href="/devices?key=UCPhone%2fPolycom%2fCX600%2fA%2fENU%2fCPE&amp;notversion=4.0.7577.4366">CX600: 3 not on 4.0.7577.4366</a>`,
 		`<a href="/devices/00-04-F2-00-00-04">00-04-F2-00-00-04</a></td><td>CX600</td><td>CPE</td><td>4.0.7577.4100</td><td>4.0.7577.4366</td>`,
 		"4.0.7577.4400 waiting (approved: 4.0.7577.4366)",
 		"<dt>Polls in the last minute</dt><dd>",

@@ -26,9 +26,11 @@ type dashboardData struct {
 	Chart    chartData
 	Off      []offDevice
 	OffCount int
-	Pending  []deviceupdate.Rule
-	Health   []healthLine
-	Devices  int
+	// OffModels links to each rule's devices not on its approved version.
+	OffModels []offModel
+	Pending   []deviceupdate.Rule
+	Health    []healthLine
+	Devices   int
 	// PollsLastMinute is -1 without an inventory.
 	PollsLastMinute int
 }
@@ -45,6 +47,12 @@ type chartData struct {
 type chartVersion struct {
 	Version string `json:"version"`
 	Counts  []int  `json:"counts"` // per model
+}
+
+// offModel links to every device of a rule not on its approved version.
+type offModel struct {
+	Label, Key, Approved string
+	Count                int
 }
 
 type offDevice struct {
@@ -96,20 +104,30 @@ func (c *Console) fleet(ctx context.Context, d *dashboardData) error {
 		if m.NotOnApproved == 0 || m.ApprovedVersion.IsZero() {
 			continue
 		}
-		for _, vc := range m.Versions {
-			if vc.Version == m.ApprovedVersion || len(d.Off) >= maxOffRows {
-				continue
-			}
-			list, err := c.cfg.Devices.Devices(ctx, deviceupdate.DeviceFilter{Key: m.RuleKey, Version: vc.Version, Page: deviceupdate.Page{Limit: maxOffRows - len(d.Off)}})
-			if err != nil {
-				return err
-			}
-			for _, dev := range list.Devices {
-				d.Off = append(d.Off, offDevice{ID: dev.ID, Model: dev.Model, Module: m.UpdateType, Running: vc.Version, Approved: m.ApprovedVersion, LastSeen: dev.LastSeen})
-			}
+		d.OffModels = append(d.OffModels, offModel{Label: m.Model, Key: m.RuleKey.String(), Approved: m.ApprovedVersion.String(), Count: m.NotOnApproved})
+		if len(d.Off) >= maxOffRows {
+			continue
+		}
+		list, err := c.cfg.Devices.Devices(ctx, deviceupdate.DeviceFilter{Key: m.RuleKey, NotVersion: m.ApprovedVersion, Page: deviceupdate.Page{Limit: maxOffRows - len(d.Off)}})
+		if err != nil {
+			return err
+		}
+		for _, dev := range list.Devices {
+			d.Off = append(d.Off, offDevice{ID: dev.ID, Model: dev.Model, Module: m.UpdateType, Running: moduleVersion(dev, m.UpdateType), Approved: m.ApprovedVersion, LastSeen: dev.LastSeen})
 		}
 	}
 	return nil
+}
+
+// moduleVersion returns the version the device runs in the module of
+// updateType.
+func moduleVersion(d deviceupdate.Device, updateType string) deviceupdate.Version {
+	for _, m := range d.Modules {
+		if strings.EqualFold(m.UpdateType, updateType) || m.UpdateType == "" && strings.EqualFold(updateType, deviceupdate.DefaultUpdateType) {
+			return m.Version
+		}
+	}
+	return deviceupdate.Version{}
 }
 
 // buildChart makes a bar of each rule key the fleet runs, named by its

@@ -26,12 +26,12 @@ type devicesData struct {
 
 // deviceQuery is the device list's filters as the URL carries them.
 type deviceQuery struct {
-	Model, Key, Version, Site, Seen, NotSeen, Q, Cursor string
+	Model, Key, Version, NotVersion, Site, Seen, NotSeen, Q, Cursor string
 }
 
 func (q deviceQuery) url(cursor string) string {
 	v := url.Values{}
-	for k, x := range map[string]string{"model": q.Model, "key": q.Key, "version": q.Version, "site": q.Site, "seen": q.Seen, "notseen": q.NotSeen, "q": q.Q, "cursor": cursor} {
+	for k, x := range map[string]string{"model": q.Model, "key": q.Key, "version": q.Version, "notversion": q.NotVersion, "site": q.Site, "seen": q.Seen, "notseen": q.NotSeen, "q": q.Q, "cursor": cursor} {
 		if x != "" {
 			v.Set(k, x)
 		}
@@ -53,9 +53,14 @@ func (q deviceQuery) filter(now time.Time) (deviceupdate.DeviceFilter, error) {
 			return f, err
 		}
 	}
-	if q.Version != "" {
-		if f.Version, err = deviceupdate.ParseVersion(q.Version); err != nil {
-			return f, err
+	for _, v := range []struct {
+		s   string
+		dst *deviceupdate.Version
+	}{{q.Version, &f.Version}, {q.NotVersion, &f.NotVersion}} {
+		if v.s != "" {
+			if *v.dst, err = deviceupdate.ParseVersion(v.s); err != nil {
+				return f, err
+			}
 		}
 	}
 	for _, t := range []struct {
@@ -75,7 +80,7 @@ func (q deviceQuery) filter(now time.Time) (deviceupdate.DeviceFilter, error) {
 
 func (c *Console) handleDevices(ec echo.Context, s *deviceupdate.Session) error {
 	ctx := ec.Request().Context()
-	q := deviceQuery{Model: ec.QueryParam("model"), Key: ec.QueryParam("key"), Version: ec.QueryParam("version"), Site: ec.QueryParam("site"),
+	q := deviceQuery{Model: ec.QueryParam("model"), Key: ec.QueryParam("key"), Version: ec.QueryParam("version"), NotVersion: ec.QueryParam("notversion"), Site: ec.QueryParam("site"),
 		Seen: ec.QueryParam("seen"), NotSeen: ec.QueryParam("notseen"), Q: strings.TrimSpace(ec.QueryParam("q")), Cursor: ec.QueryParam("cursor")}
 	d := devicesData{Filter: q}
 	if c.cfg.Sites != nil {
