@@ -21,6 +21,7 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/console"
+	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 )
 
 var pages = []string{"/", "/rules", "/import", "/devices", "/testdevices", "/sites", "/config", "/users", "/audit"}
@@ -718,5 +719,47 @@ func TestDashboard(t *testing.T) {
 	}
 	if strings.Contains(page, "00-04-F2-00-00-03</a>") {
 		t.Error("a device on the approved version is listed as not on it")
+	}
+}
+
+// TestBulkApprove approves two rules, picked on the rules page, with one
+// confirmation.
+func TestBulkApprove(t *testing.T) {
+	e := newEnv(t)
+	testpkg.NeedTool(t, "gcab")
+	files := testpkg.Files{}
+	testpkg.AddUpdate(t, files, "CX600/", "4.0.7577.4366", testpkg.Image(16<<10, 1), e.publisher)
+	testpkg.AddUpdate(t, files, "CX700/", "4.0.7577.4367", testpkg.Image(16<<10, 2), e.publisher)
+	ada := e.signIn(t, "ada")
+	if rec := e.upload(t, ada, testpkg.MakeCab(t, files)); rec.Code != http.StatusOK {
+		t.Fatalf("import: %d\n%s", rec.Code, rec.Body)
+	}
+	rules := e.rules(t)
+	otto := e.signIn(t, "otto")
+	q := url.Values{"action": {"approve"}, "id": {rules[0].ID, rules[1].ID}}
+	page := e.get(t, otto, "/rules/confirm?"+q.Encode()).Body.String()
+	form := url.Values{"csrf": {otto.csrf}, "action": {"approve"}}
+	confirm, _, _ := strings.Cut(page[strings.Index(page, `action="/rules/apply"`)+1:], "</form>")
+	for _, m := range regexp.MustCompile(`name="(id|expect-[0-9a-f]+)" value="([^"]+)"`).FindAllStringSubmatch(confirm, -1) {
+		form.Add(m[1], m[2])
+	}
+	if !strings.Contains(page, "Approve 2 rules?") || len(form["id"]) != 2 {
+		t.Fatalf("confirmation of two rules:\n%s", page)
+	}
+	rec := e.post(t, otto, "/rules/apply", form)
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/rules?done=approve&n=2" {
+		t.Fatalf("bulk approve: %d to %q\n%s", rec.Code, rec.Header().Get("Location"), rec.Body)
+	}
+	if !strings.Contains(e.get(t, otto, rec.Header().Get("Location")).Body.String(), "Approved 2 rules.") {
+		t.Error("the rules page does not say what was done")
+	}
+	for _, r := range e.rules(t) {
+		if r.ApprovedVersion.IsZero() || !r.PendingVersion.IsZero() {
+			t.Errorf("rule %s after bulk approve: %+v", r.Model, r)
+		}
+	}
+	list, _ := e.svc.AuditEntries(t.Context(), deviceupdate.AuditFilter{Action: "rule.approve"})
+	if len(list.Entries) != 2 {
+		t.Errorf("%d rule.approve entries, want 2", len(list.Entries))
 	}
 }

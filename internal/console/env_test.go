@@ -257,3 +257,12 @@ func seedDevices(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 }
+
+func (e *env) rules(t testing.TB) []deviceupdate.Rule {
+	t.Helper()
+	rules, err := e.svc.Rules(t.Context())
+	if err != nil || len(rules) == 0 {
+		t.Fatalf("rules: %v %v", rules, err)
+	}
+	return rules
+}
