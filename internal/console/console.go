@@ -43,6 +43,9 @@ const CookieName = "__Host-deviceupdate_session"
 // CSP is the Content-Security-Policy of every console answer.
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
+// maxForm bounds the body of a change other than an upload.
+const maxForm = 64 << 10
+
 // CSRFHeader carries the CSRF token of htmx requests; forms send it in
 // the field CSRFField.
 const (
@@ -270,8 +273,12 @@ func securityHeaders(h http.Header) {
 func (c *Console) plain(h func(echo.Context) error) echo.HandlerFunc {
 	return func(ec echo.Context) error {
 		securityHeaders(ec.Response().Header())
-		if ec.Request().Method != http.MethodGet && !sameOrigin(ec.Request()) {
-			return c.fail(ec, nil, deviceupdate.Errorf(deviceupdate.EFORBIDDEN, "this form was sent from another site"))
+		r := ec.Request()
+		if r.Method != http.MethodGet {
+			if !sameOrigin(r) {
+				return c.fail(ec, nil, deviceupdate.Errorf(deviceupdate.EFORBIDDEN, "this form was sent from another site"))
+			}
+			r.Body = http.MaxBytesReader(ec.Response(), r.Body, maxForm)
 		}
 		return h(ec)
 	}
@@ -317,7 +324,13 @@ func (c *Console) signedIn(need deviceupdate.Role, h pageHandler) echo.HandlerFu
 			}
 			// A multipart upload carries its token in a header (htmx) or
 			// in its first part, which the handler checks before it reads
-			// the file; every other change is checked here.
+			// the file; every other change is a small form, read here.
+			if !isMultipart(r) {
+				r.Body = http.MaxBytesReader(ec.Response(), r.Body, maxForm)
+				if err := r.ParseForm(); err != nil {
+					return c.fail(ec, &s, deviceupdate.Errorf(deviceupdate.ETOOLARGE, "the form is not a form of the console (at most %d KiB of name=value pairs)", maxForm>>10))
+				}
+			}
 			if !isMultipart(r) || r.Header.Get(CSRFHeader) != "" {
 				if !validCSRF(&s, csrfOf(ec)) {
 					return c.csrfRefused(ec, &s)

@@ -763,3 +763,18 @@ func TestBulkApprove(t *testing.T) {
 		t.Errorf("%d rule.approve entries, want 2", len(list.Entries))
 	}
 }
+
+func TestOversizedFormRefused(t *testing.T) {
+	e := newEnv(t)
+	ada := e.signIn(t, "ada")
+	rec := e.post(t, ada, "/config", url.Values{"csrf": {ada.csrf}, "LogCleanUpInterval": {"5"}, "pad": {strings.Repeat("x", 100<<10)}})
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "at most 64 KiB") {
+		t.Fatalf("100 KiB form: %d\n%s", rec.Code, rec.Body)
+	}
+	cfg, _ := e.svc.Config(t.Context(), deviceupdate.ScopeGlobal)
+	for _, v := range cfg {
+		if v.Name == "LogCleanUpInterval" && v.Value != "10" {
+			t.Errorf("an oversized form saved LogCleanUpInterval=%s", v.Value)
+		}
+	}
+}
