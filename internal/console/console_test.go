@@ -47,6 +47,7 @@ func checkHeaders(t *testing.T, h http.Header) {
 }
 
 func TestEveryPageHasSecurityHeadersAndNoInlineCode(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ada := e.signIn(t, "ada")
 	for _, p := range append([]string{"/login"}, pages...) {
@@ -68,6 +69,7 @@ func TestEveryPageHasSecurityHeadersAndNoInlineCode(t *testing.T) {
 }
 
 func TestConsoleOnlyOnTheHTTPSHandler(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for name, h := range map[string]http.Handler{"internal": e.srv.Internal(), "external": e.srv.External(), "metrics": e.srv.Metrics()} {
 		for _, p := range []string{"/", "/login", "/rules"} {
@@ -80,6 +82,7 @@ func TestConsoleOnlyOnTheHTTPSHandler(t *testing.T) {
 }
 
 func TestSignIn(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tests := []struct {
 		name       string
@@ -129,6 +132,7 @@ func TestSignIn(t *testing.T) {
 }
 
 func TestSignInFromAnotherSiteRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	req := httptestPost("/login", url.Values{"username": {"ada"}, "password": {password}})
 	req.Header.Set("Origin", "https://evil.example")
@@ -139,6 +143,7 @@ func TestSignInFromAnotherSiteRefused(t *testing.T) {
 }
 
 func TestWithoutLiveSessionToLogin(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		advance  time.Duration
@@ -174,6 +179,7 @@ func TestWithoutLiveSessionToLogin(t *testing.T) {
 }
 
 func TestSignOut(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	u := e.signIn(t, "vera")
 	if rec := e.post(t, u, "/logout", url.Values{}); rec.Code != http.StatusForbidden {
@@ -192,6 +198,7 @@ func TestSignOut(t *testing.T) {
 }
 
 func TestChangesNeedTheCSRFToken(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := e.importCab(t, "4.0.7577.4366")
 	otto := e.signIn(t, "otto")
@@ -254,6 +261,7 @@ func (e *env) rule(t *testing.T, id string) deviceupdate.Rule {
 }
 
 func TestRoles(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := e.importCab(t, "4.0.7577.4366")
 	approve := func(u user) url.Values {
@@ -325,6 +333,7 @@ func TestRoles(t *testing.T) {
 }
 
 func TestApproveRefusedWhenTheRuleChangedSinceConfirm(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := e.importCab(t, "4.0.7577.4366")
 	otto := e.signIn(t, "otto")
@@ -339,6 +348,7 @@ func TestApproveRefusedWhenTheRuleChangedSinceConfirm(t *testing.T) {
 }
 
 func TestImportPage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ada := e.signIn(t, "ada")
 	rec := e.upload(t, ada, e.cab(t, "4.0.7577.4366"))
@@ -370,6 +380,7 @@ func TestImportPage(t *testing.T) {
 }
 
 func TestConfigShowsErrorsNextToTheField(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ada := e.signIn(t, "ada")
 	rec := e.post(t, ada, "/config", url.Values{"csrf": {ada.csrf}, "MaxLogFileSize": {"12"}, "LogCleanUpInterval": {"5"}})
@@ -390,6 +401,7 @@ func TestConfigShowsErrorsNextToTheField(t *testing.T) {
 }
 
 func TestStaticFilesCachedByContent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	page := e.get(t, user{}, "/login").Body.String()
 	m := regexp.MustCompile(`src="(/static/[0-9a-f]{12}/vendor/htmx-2\.0\.11/htmx\.min\.js)"`).FindStringSubmatch(page)
@@ -408,6 +420,7 @@ func TestStaticFilesCachedByContent(t *testing.T) {
 }
 
 func TestDevicesFilters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	seedDevices(t, e)
 	ada := e.signIn(t, "ada")
@@ -456,6 +469,7 @@ func TestDevicesFilters(t *testing.T) {
 }
 
 func TestDevicePage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	seedDevices(t, e)
 	vera, otto := e.signIn(t, "vera"), e.signIn(t, "otto")
@@ -493,6 +507,7 @@ func TestDevicePage(t *testing.T) {
 // role each needs, shows a refusal next to the form, and audits the
 // signed-in admin as the actor.
 func TestListPages(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tests := []struct {
 		name, who, page string
@@ -544,6 +559,7 @@ func TestListPages(t *testing.T) {
 }
 
 func TestAuditPage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := e.importCab(t, "4.0.7577.4366")
 	otto := e.signIn(t, "otto")
@@ -607,6 +623,7 @@ func TestAuditPage(t *testing.T) {
 // every console route but the sign-in form and the static files sends a
 // browser without a session to /login, whatever its method.
 func TestEveryConsoleRouteNeedsASession(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ech, ok := e.srv.Secure().(*echo.Echo)
 	if !ok {
@@ -633,6 +650,7 @@ func TestEveryConsoleRouteNeedsASession(t *testing.T) {
 }
 
 func TestAdminsPage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ada, otto := e.signIn(t, "ada"), e.signIn(t, "otto")
 	if rec := e.get(t, otto, "/admins"); rec.Code != http.StatusForbidden {
@@ -677,6 +695,7 @@ func TestAdminsPage(t *testing.T) {
 }
 
 func TestDashboard(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	seedDevices(t, e)
 	up := e.importCab(t, "4.0.7577.4366")
@@ -725,6 +744,7 @@ func TestDashboard(t *testing.T) {
 // TestBulkApprove approves two rules, picked on the rules page, with one
 // confirmation.
 func TestBulkApprove(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testpkg.NeedTool(t, "gcab")
 	files := testpkg.Files{}
@@ -765,6 +785,7 @@ func TestBulkApprove(t *testing.T) {
 }
 
 func TestOversizedFormRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ada := e.signIn(t, "ada")
 	rec := e.post(t, ada, "/config", url.Values{"csrf": {ada.csrf}, "LogCleanUpInterval": {"5"}, "pad": {strings.Repeat("x", 100<<10)}})
