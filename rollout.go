@@ -466,3 +466,25 @@ type RolloutService interface {
 	// at now; the background loop calls it.
 	EvaluateRollouts(ctx context.Context, now time.Time) error
 }
+
+// Observe returns d after a poll at at that reported the module's version
+// reported and was offered offered: the first offer of the rollout's
+// version starts tracking the device, the first report of that version
+// (or a newer one) marks it updated. A device never offered the version
+// stays untracked (zero OfferedAt).
+func (r *Rollout) Observe(d RolloutDevice, at time.Time, reported, offered Version) RolloutDevice {
+	if offered == r.Version {
+		if d.OfferedAt.IsZero() {
+			d.OfferedAt = at
+		}
+		d.Offers++
+	}
+	if d.OfferedAt.IsZero() {
+		return d
+	}
+	d.LastSeen, d.Reported = at, reported
+	if d.UpdatedAt.IsZero() && reported.Compare(r.Version) >= 0 {
+		d.UpdatedAt = at
+	}
+	return d
+}

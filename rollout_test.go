@@ -269,3 +269,27 @@ func TestRolloutTally(t *testing.T) {
 		t.Errorf("tally %+v: want devices in both waves", got)
 	}
 }
+
+func TestRolloutObserve(t *testing.T) {
+	v := deviceupdate.MustParseVersion
+	newV, oldV := v("2.0.0.0"), v("1.0.0.0")
+	r := &deviceupdate.Rollout{Version: newV, Previous: oldV}
+	t0 := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
+	d := r.Observe(deviceupdate.RolloutDevice{Device: "d"}, t0, oldV, oldV)
+	if !d.OfferedAt.IsZero() || d.Offers != 0 {
+		t.Fatalf("a device offered the previous version is tracked: %+v", d)
+	}
+	d = r.Observe(d, t0.Add(time.Minute), oldV, newV)
+	d = r.Observe(d, t0.Add(2*time.Minute), oldV, newV)
+	if !d.OfferedAt.Equal(t0.Add(time.Minute)) || d.Offers != 2 || !d.UpdatedAt.IsZero() {
+		t.Fatalf("after two offers: %+v; want offered at the first, twice, not updated", d)
+	}
+	d = r.Observe(d, t0.Add(3*time.Minute), newV, deviceupdate.Version{})
+	d = r.Observe(d, t0.Add(4*time.Minute), oldV, oldV)
+	if !d.UpdatedAt.Equal(t0.Add(3*time.Minute)) || d.Reported != oldV || !d.LastSeen.Equal(t0.Add(4*time.Minute)) {
+		t.Fatalf("after updating and reverting: %+v", d)
+	}
+	if h, why := r.Judge(d, time.Hour, time.Minute, t0.Add(5*time.Minute)); h != deviceupdate.HealthFailed || why != "reverted" {
+		t.Errorf("Judge = %s %q; want failed, reverted", h, why)
+	}
+}
