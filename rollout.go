@@ -462,9 +462,37 @@ type RolloutService interface {
 	// AbortRollout ends the rollout: every device is offered the previous
 	// version again. ECONFLICT when no rollout is active.
 	AbortRollout(ctx context.Context, ruleID, actor string) (Rollout, error)
-	// EvaluateRollouts promotes, pauses or completes the active rollouts
-	// at now; the background loop calls it.
-	EvaluateRollouts(ctx context.Context, now time.Time) error
+	// EvaluateRollouts promotes, pauses or completes the running
+	// rollouts at now, and returns those it changed; the background loop
+	// calls it.
+	EvaluateRollouts(ctx context.Context, now time.Time) ([]RolloutChange, error)
+}
+
+// RolloutChange is what EvaluateRollouts did to one rollout: the step,
+// the rollout after it, and the tally it was judged on.
+type RolloutChange struct {
+	Step    RolloutStep
+	Rollout Rollout
+	Waves   []WaveStats
+}
+
+// RolloutStatus is a rollout as `rule rollout --json` and the admin API
+// show it (SPEC §10); Wave is 1-based.
+type RolloutStatus struct {
+	Rule    string       `json:"rule"`
+	Version Version      `json:"version"`
+	State   RolloutState `json:"state"`
+	Wave    int          `json:"wave"`
+	Reason  string       `json:"reason"`
+	Waves   []WaveStats  `json:"waves"`
+}
+
+// Status returns the rollout as shown, with its tally.
+func (r *Rollout) Status(stats []WaveStats) RolloutStatus {
+	if stats == nil {
+		stats = []WaveStats{}
+	}
+	return RolloutStatus{Rule: r.RuleID, Version: r.Version, State: r.State, Wave: r.Wave + 1, Reason: r.Reason, Waves: stats}
 }
 
 // Observe returns d after a poll at at that reported the module's version
