@@ -137,6 +137,9 @@ type Main struct {
 	// StallTimeout bounds slow clients (handler.Config.StallTimeout); 0
 	// means the default.
 	StallTimeout time.Duration
+	// RolloutEvery is how often staged rollouts are judged; 0 means every
+	// minute.
+	RolloutEvery time.Duration
 
 	db       *store.DB
 	files    *updatestore.Store
@@ -147,6 +150,8 @@ type Main struct {
 	dns      *discovery.Server // the discovery responder; nil without --dns
 	failed   chan error
 	wg       sync.WaitGroup
+
+	rolloutStop chan struct{} // closed by Close to stop runRollouts
 }
 
 type listener struct {
@@ -304,6 +309,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Packages:       im,
 		MaxPackageSize: importer.DefaultMaxPackageSize,
 		Rules:          svc,
+		Rollouts:       svc,
 		Audit:          svc,
 		TestDevices:    svc,
 		Config:         svc,
@@ -383,6 +389,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.startDNS(reg); err != nil {
 		return err
 	}
+	m.runRollouts(svc, reg)
 	m.Logger.Info("started",
 		zap.String("version", deviceupdate.BuildVersion()),
 		zap.String("data", c.Data), zap.String("certs", c.Certs), zap.String("domain", c.Domain),
@@ -421,6 +428,10 @@ func (m *Main) Close() error {
 	var errs []error
 	if err := m.stopDNS(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if m.rolloutStop != nil {
+		close(m.rolloutStop)
+		m.rolloutStop = nil
 	}
 	for _, l := range m.servers {
 		if l.srv == nil {
