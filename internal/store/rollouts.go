@@ -213,6 +213,11 @@ func observeRollouts(tx *bolt.Tx, batch []deviceupdate.Device) error {
 	}
 	devs := tx.Bucket(bucketRolloutDevices)
 	for _, d := range batch {
+		if !d.LastCrashDump.IsZero() {
+			if err := noteCrash(devs, rollouts, d); err != nil {
+				return err
+			}
+		}
 		if d.LastSeen.IsZero() {
 			continue // an upload, not a poll
 		}
@@ -238,6 +243,30 @@ func observeRollouts(tx *bolt.Tx, batch []deviceupdate.Device) error {
 			if err := putJSON(b, []byte(d.ID), next); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// noteCrash notes d's crash dump in the active rollouts that updated d
+// before it: the first such dump is the one judged.
+func noteCrash(devs *bolt.Bucket, rollouts map[string]*deviceupdate.Rollout, d deviceupdate.Device) error {
+	for _, r := range rollouts {
+		b := devs.Bucket([]byte(r.ID))
+		if b == nil {
+			continue
+		}
+		var rd deviceupdate.RolloutDevice
+		found, err := getJSON(b, []byte(d.ID), &rd)
+		if err != nil {
+			return err
+		}
+		if !found || rd.UpdatedAt.IsZero() || !rd.CrashAt.IsZero() || d.LastCrashDump.Before(rd.UpdatedAt) {
+			continue
+		}
+		rd.CrashAt = d.LastCrashDump
+		if err := putJSON(b, []byte(d.ID), rd); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -166,3 +166,49 @@ func TestRolloutSurvivesRestart(t *testing.T) {
 		t.Errorf("rollout devices after restart differ: %+v; want %+v", again, devices)
 	}
 }
+
+// TestRolloutCrashDump: a crash dump uploaded after a device updated is
+// noted in its rollout record (and fails it); one uploaded before is not,
+// nor a log that is not a crash dump.
+func TestRolloutCrashDump(t *testing.T) {
+	db, r := rolloutFixture(t, t.TempDir())
+	defer db.Close()
+	var updated, pending string
+	for i := 0; updated == "" || pending == ""; i++ {
+		id := fmt.Sprintf("00-04-F2-00-02-%02X", i)
+		if !r.Member(id) {
+			continue
+		}
+		if updated == "" {
+			updated = id
+		} else {
+			pending = id
+		}
+	}
+	t0 := r.StartedAt
+	upload := func(id, logType, name string, at time.Time) deviceupdate.Device {
+		return deviceupdate.DeviceFromUpload(deviceupdate.DeviceLog{Device: id}, deviceupdate.LogUpload{DeviceType: "UCPhone", MAC: id, LogType: logType, FileName: name}, at)
+	}
+	steps := [][]deviceupdate.Device{
+		{pollOf(updated, r.Previous, r.Version, t0), pollOf(pending, r.Previous, r.Version, t0)},
+		{pollOf(updated, r.Version, deviceupdate.Version{}, t0.Add(time.Minute))},
+		{upload(updated, "Config", "config.txt", t0.Add(2*time.Minute)), upload(pending, "Watson", "crash.dmp", t0.Add(2*time.Minute))},
+		{upload(updated, "watson", "CRASH.KDMP", t0.Add(3*time.Minute))},
+	}
+	for _, batch := range steps {
+		if err := db.PutDevices(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	devices, err := db.RolloutDevices(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash := map[string]time.Time{}
+	for _, d := range devices {
+		crash[d.Device] = d.CrashAt
+	}
+	if !crash[updated].Equal(t0.Add(3*time.Minute)) || !crash[pending].IsZero() {
+		t.Errorf("crash times %v; want %s for the updated device only", crash, t0.Add(3*time.Minute))
+	}
+}
