@@ -30,7 +30,8 @@ func (m *Main) runRollouts(svc deviceupdate.RolloutService, reg prometheus.Regis
 		steps.WithLabelValues(string(s))
 	}
 	reg.MustRegister(steps)
-	m.rolloutStop = make(chan struct{})
+	stop := make(chan struct{})
+	m.rolloutStop = stop
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -38,7 +39,7 @@ func (m *Main) runRollouts(svc deviceupdate.RolloutService, reg prometheus.Regis
 		defer t.Stop()
 		for {
 			select {
-			case <-m.rolloutStop:
+			case <-stop:
 				return
 			case <-t.C:
 			}
