@@ -86,3 +86,37 @@ func countOffers(answers map[string]string) int {
 	}
 	return n
 }
+
+// TestPollRolloutWindow: new offers are made only within the window, in
+// the TimeZone setting's zone: the site's over the global one.
+func TestPollRolloutWindow(t *testing.T) {
+	f := newFixture(t) // f.now is 08:00 UTC, midnight in Los Angeles
+	withRedmond(t, f)
+	f.addUpdate(t, cx600, "4.0.7577.4100", map[string][]byte{"CPE.nbt": content(100, 1)})
+	f.approve(t, cx600)
+	f.addUpdate(t, cx600, "4.0.7577.4366", map[string][]byte{"CPE.nbt": content(100, 2)})
+	night, err := deviceupdate.ParseWindow("22:00-05:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := deviceupdate.RolloutOptions{Waves: []int{100}, Soak: time.Hour, Window: night}
+	if _, err := f.db.StartRollout(deviceupdate.RuleID(cx600), o, "window-test", f.now); err != nil {
+		t.Fatal(err)
+	}
+	f.set(t, deviceupdate.ScopeGlobal, map[string]string{"TimeZone": "UTC"})
+	f.set(t, "site:Redmond", map[string]string{"TimeZone": "America/Los_Angeles"})
+	tests := []struct {
+		name, remote, want string
+	}{
+		{"global zone: 08:00, shut", outside, ""},
+		{"site's zone: 00:00, open", "10.1.0.5", "4.0.7577.4366"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ans, err := f.svc.Poll(context.Background(), request("CX600", fmt.Sprintf("00-04-F2-00-03-%02X", i), "", "4.0.7577.4100"), tt.remote)
+			if err != nil || offered(ans) != tt.want {
+				t.Errorf("offered %q, %v; want %q", offered(ans), err, tt.want)
+			}
+		})
+	}
+}
