@@ -201,9 +201,31 @@ func (a *Agent) update(ctx context.Context, ans *upx.Response, share bool, count
 		d.printf("%s: %d bytes, SHA-256 %s, listed in %s", f.Name, f.Size, f.SHA256, o.catalogOf[f.Name])
 		done = append(done, fetched{f, p})
 	}
+	if a.stuck {
+		return wrap(errStuck)
+	}
 	if err := a.install(o, done); err != nil {
 		return wrap(err)
 	}
+	return nil
+}
+
+// errStuck is a simulated stuck phone's refusal to switch (Sim's
+// FailStuck): its files stay in downloads/, verified, so the next offer
+// fails the same way without fetching them again.
+var errStuck = errors.New("the phone did not switch to it (simulated: stuck)")
+
+// setModule makes m the running state of its module, as a phone that
+// falls back to its previous firmware bank does (Sim's FailRevert). The
+// files m lists may be gone: a simulated phone only reports them.
+func (a *Agent) setModule(m ModuleState) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	next := a.state.with(m)
+	if err := saveState(a.cfg.StateDir, next); err != nil {
+		return err
+	}
+	a.state = next
 	return nil
 }
 
