@@ -161,6 +161,10 @@ type Config struct {
 	RetryInterval time.Duration
 	// NoLogUpload keeps the agent's log to itself.
 	NoLogUpload bool
+	// NoSync skips every fsync, for simulated phones (Sim sets it): their
+	// state need not survive a power cut, and a thousand phones' installs
+	// on one disk otherwise queue on its flushes for minutes.
+	NoSync bool
 }
 
 // Result is the outcome of one poll.
@@ -265,7 +269,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 		st = st.with(ModuleState{UpdateType: deviceupdate.DefaultUpdateType, Filename: "CPE.nbt", Version: cfg.Version})
-		if err := saveState(cfg.StateDir, st); err != nil {
+		if err := saveState(cfg.StateDir, st, !cfg.NoSync); err != nil {
 			return nil, err
 		}
 	}

@@ -204,7 +204,7 @@ func Sim(ctx context.Context, o SimOptions) (SimResult, error) {
 		cfg := Config{
 			Server: o.Server, TLS: o.TLS, Identity: id, Version: o.Version, Trust: o.Trust,
 			StateDir: filepath.Join(o.StateDir, id.MAC), LocalAddr: addr, WAN: wan, Sharing: o.Sharing,
-			Logger: o.Logger,
+			Logger: o.Logger, NoSync: true,
 		}
 		if nodes != nil {
 			cfg.Peer = nodes[i]

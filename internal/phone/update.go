@@ -210,6 +210,14 @@ func (a *Agent) update(ctx context.Context, ans *upx.Response, share bool, count
 	return nil
 }
 
+// syncDir makes a rename or create in d durable, unless Config.NoSync.
+func (a *Agent) syncDir(d string) error {
+	if a.cfg.NoSync {
+		return nil
+	}
+	return fsutil.SyncDir(d)
+}
+
 // errStuck is a simulated stuck phone's refusal to switch (Sim's
 // FailStuck): its files stay in downloads/, verified, so the next offer
 // fails the same way without fetching them again.
@@ -222,7 +230,7 @@ func (a *Agent) setModule(m ModuleState) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	next := a.state.with(m)
-	if err := saveState(a.cfg.StateDir, next); err != nil {
+	if err := saveState(a.cfg.StateDir, next, !a.cfg.NoSync); err != nil {
 		return err
 	}
 	a.state = next
@@ -276,8 +284,10 @@ func (a *Agent) fetchDirect(ctx context.Context, o *offer, f upx.File, counts *c
 			return "", fmt.Errorf("download %s: %w", f.Name, err)
 		}
 	}
-	if err := file.Sync(); err != nil {
-		return "", fmt.Errorf("download %s: %w", f.Name, err)
+	if !a.cfg.NoSync {
+		if err := file.Sync(); err != nil {
+			return "", fmt.Errorf("download %s: %w", f.Name, err)
+		}
 	}
 	if err := verifyFile(file, f); err != nil {
 		file.Close()
@@ -462,14 +472,14 @@ func (a *Agent) install(o *offer, files []fetched) error {
 		}
 	}
 	for _, d := range []string{dir, filepath.Join(a.cfg.StateDir, downloadsDir)} {
-		if err := fsutil.SyncDir(d); err != nil {
+		if err := a.syncDir(d); err != nil {
 			return fmt.Errorf("install: %w", err)
 		}
 	}
 	a.mu.Lock()
 	old, _ := a.state.Module(o.updateType)
 	next := a.state.with(m)
-	if err := saveState(a.cfg.StateDir, next); err != nil {
+	if err := saveState(a.cfg.StateDir, next, !a.cfg.NoSync); err != nil {
 		a.mu.Unlock()
 		return fmt.Errorf("install: %w", err)
 	}
