@@ -345,7 +345,8 @@ updated.
 
 With --duration D the phones poll over time instead of once: each first at a
 random point of the first --poll-every I, then every I (±10%), until D has
-passed; they install what they are offered as at boot. --fail-rate F (0.2 or
+passed; they install what they are offered as at boot (a busy server's
+Retry-After is obeyed up to I: time runs faster here). --fail-rate F (0.2 or
 20%) of them, chosen by a hash of --seed and their MAC (the same phones in
 every run with the same flags; exactly round(F × count)), fail the first
 update they are offered, as --fail-mode says:
@@ -355,10 +356,10 @@ update they are offered, as --fail-mode says:
   silent  take it and never poll again (a bricked phone)
 With --crash-dump the reverting and stuck phones upload a Watson .dmp when
 they fail. At the end it prints, per version, how many phones run it, how
-many were ever offered it (the exposure) and when it was first offered, after
-the boot; the JSON adds "polls", "failing", "failed", "silent" and
-"versions":[{"version","phones","offered","firstOfferedSeconds",
-"lastFirstOfferedSeconds"}]. It exits non-zero when a poll or an update
+many were ever offered it (the exposure) and when, after the boot, the first
+and the last of those phones polled and were first offered it; the JSON
+adds "polls", "failing", "failed", "silent" and "versions":[{"version",
+"phones","offered","firstOfferedSeconds","lastFirstOfferedSeconds"}]. It exits non-zero when a poll or an update
 failed for another reason than the simulated one.`,
 		Example: "  deviceupdate phone sim --server http://127.0.0.1:8080 --count 32 --model CX600 --version 4.0.7577.4100 \\\n" +
 			"      --trust publisher.pem --wan-rate 4MiB --peer-sharing on --json\n" +

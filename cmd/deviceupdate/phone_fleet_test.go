@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -138,6 +139,33 @@ func TestPhoneSimFleet(t *testing.T) {
 			t.Errorf("exit %d, stdout:\n%s\nstderr: %s", res.Code, res.Stdout, res.Stderr)
 		}
 	})
+}
+
+// TestPhoneSimFleetBusyServer: a server busy with log uploads answers
+// 503 with Retry-After 60 to each phone's log of its update; in a
+// simulation over time a phone waits at most one poll interval for it,
+// so the fleet goes on polling and updating instead of stalling for a
+// minute (before, the run outlived its --timeout).
+func TestPhoneSimFleetBusyServer(t *testing.T) {
+	srv, _, trust := phoneSiteWith(t, 64<<10, e2e.Options{Args: []string{"--max-uploads", "1", "--stall-timeout", "2m"}})
+	// Take the only upload slot: an upload whose body never comes.
+	conn, err := net.Dial("tcp", srv.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /RequestHandler/Files?DeviceType=UCPhone&MacAddress=00-04-F2-00-00-01&LogType=Diaglog&FileName=held.txt HTTP/1.1\r\n"+
+		"Host: %s\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\nx", srv.HTTPAddr)
+	res := e2e.Run(t, "", nil, "phone", "sim", "--server", srv.InternalURL(), "--count", "6", "--model", "CX600",
+		"--version", "4.0.7577.4100", "--trust", trust, "--peer-sharing", "off", "--first-addr", "127.77.20.1",
+		"--duration", "2s", "--poll-every", "200ms", "--timeout", "15s", "--json")
+	var got phone.SimResult
+	if err := json.Unmarshal([]byte(res.Stdout), &got); err != nil || res.Code != 0 {
+		t.Fatalf("phone sim: exit %d (%v)\nstdout: %s\nstderr: %s", res.Code, err, res.Stdout, res.Stderr)
+	}
+	if len(got.Versions) != 1 || got.Versions[0].Version != "4.0.7577.4366" || got.Versions[0].Phones != 6 || got.Polls < 12 {
+		t.Errorf("%+v; want all 6 phones on 4.0.7577.4366, polling on", got)
+	}
 }
 
 // TestPhoneSimFleetFlags: the new flags' bad values and combinations are

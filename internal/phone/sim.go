@@ -206,6 +206,12 @@ func Sim(ctx context.Context, o SimOptions) (SimResult, error) {
 			StateDir: filepath.Join(o.StateDir, id.MAC), LocalAddr: addr, WAN: wan, Sharing: o.Sharing,
 			Logger: o.Logger, NoSync: true,
 		}
+		if o.Duration > 0 {
+			// Time runs faster in a fleet over time: a phone told to come
+			// back in a minute (a busy server's Retry-After) comes back
+			// within one poll interval, as it would when phones poll daily.
+			cfg.MaxRetryWait = o.PollEvery
+		}
 		if nodes != nil {
 			cfg.Peer = nodes[i]
 		}

@@ -186,6 +186,7 @@ func (p *simPhone) poll(ctx context.Context, trigger string, start time.Time) {
 		return
 	}
 	before, _ := p.a.State().Module(deviceupdate.DefaultUpdateType)
+	at := time.Since(start) // an offer counts from the poll, not from the end of the update
 	res, err := p.a.Poll(ctx, trigger)
 	p.last, p.lastErr = res, err
 	if res.answered {
@@ -195,7 +196,7 @@ func (p *simPhone) poll(ctx context.Context, trigger string, start time.Time) {
 	p.peerBytes += res.PeerBytes
 	offered := res.Offered != "" && res.Offered != res.Previous
 	if offered {
-		p.offer(res.Offered, res.FileBytes, start)
+		p.offer(res.Offered, res.FileBytes, at)
 	}
 	if res.Updated {
 		p.updated = true
@@ -221,6 +222,7 @@ func (p *simPhone) poll(ctx context.Context, trigger string, start time.Time) {
 // it failed; after it the phone goes back to the one it ran before.
 func (p *simPhone) pollOnly(ctx context.Context, trigger string, start time.Time) {
 	running := p.a.Running()
+	at := time.Since(start)
 	ans, err := p.a.postPoll(ctx, trigger)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -230,7 +232,7 @@ func (p *simPhone) pollOnly(ctx context.Context, trigger string, start time.Time
 	}
 	p.polls++
 	if ans.NumOfFiles > 0 && ans.Version != running {
-		p.offer(ans.Version, 0, start)
+		p.offer(ans.Version, 0, at)
 	}
 	if p.reverting {
 		if err := p.a.setModule(p.previous); err != nil {
@@ -242,9 +244,10 @@ func (p *simPhone) pollOnly(ctx context.Context, trigger string, start time.Time
 	}
 }
 
-func (p *simPhone) offer(version string, fileBytes int64, start time.Time) {
+// offer records that the poll made at (since the boot) was offered version.
+func (p *simPhone) offer(version string, fileBytes int64, at time.Duration) {
 	if _, ok := p.offered[version]; !ok {
-		p.offered[version] = time.Since(start)
+		p.offered[version] = at
 	}
 	if p.firstOffer == "" {
 		p.firstOffer, p.fileBytes = version, fileBytes
