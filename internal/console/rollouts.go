@@ -57,7 +57,7 @@ func (v rolloutView) Options() string {
 	for i, p := range v.Rollout.Waves {
 		waves[i] = strconv.Itoa(p)
 	}
-	parts := []string{"waves " + strings.Join(waves, ","), "soak " + v.Soak.String(),
+	parts := []string{"waves " + strings.Join(waves, ","), "soak " + shortDuration(v.Soak),
 		"max failures " + strconv.FormatFloat(v.MaxFailures*100, 'f', -1, 64) + "%"}
 	if v.MinDevices > 0 {
 		parts = append(parts, fmt.Sprintf("min devices %d", v.MinDevices))
@@ -69,6 +69,19 @@ func (v rolloutView) Options() string {
 		parts = append(parts, fmt.Sprintf("max %d per hour", v.MaxPerHour))
 	}
 	return strings.Join(parts, " · ")
+}
+
+// shortDuration writes d as `--soak` takes it, without the zero minutes
+// and seconds Duration.String adds: 1h, 30m, 1h30m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // SoakEnds is when the current wave is judged, while it runs.

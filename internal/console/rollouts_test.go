@@ -108,7 +108,7 @@ func TestRolloutOnRulesPage(t *testing.T) {
 	for _, want := range []string{
 		`<span class="state running">running</span> staged rollout of ` + newBuild + `, wave 1 of 3`,
 		"(from " + oldBuild,
-		"waves 20,60,100 · soak 1h0m0s · max failures 10% · max 50 per hour · this wave is judged after",
+		"waves 20,60,100 · soak 1h · max failures 10% · max 50 per hour · this wave is judged after",
 		fmt.Sprintf(`<span class="wave-counts">%d of ~%d offered · <span class="n-updated">%d updated</span> · <span class="n-failed">0 failed</span> · <span class="n-silent">0 silent</span>`, k, max(20, k), k-1),
 		fmt.Sprintf(`<rect class="bar-updated" x="0.00" width="%.2f" height="10"/><rect class="bar-pending" x="%.2f" width="%.2f" height="10"/>`,
 			float64(k-1)*100/float64(max(20, k)), float64(k-1)*100/float64(max(20, k)), 100/float64(max(20, k))),
@@ -258,8 +258,11 @@ func TestStagedApproveFromConfirmation(t *testing.T) {
 	if rule := e.rule(t, ruleID); rule.ApprovedVersion.String() != oldBuild || rule.PendingVersion.String() != newBuild {
 		t.Errorf("a staged approve changed the rule's versions at once: %+v", rule)
 	}
-	if page := e.get(t, otto, rec.Header().Get("Location")).Body.String(); !strings.Contains(page, "Started a staged rollout of 1 rule.") {
-		t.Errorf("no notice after the staged approve")
+	page := e.get(t, otto, rec.Header().Get("Location")).Body.String()
+	for _, want := range []string{"Started a staged rollout of 1 rule.", "waves 10,50,100 · soak 30m · max failures 10% · window 22:00-05:00 · max 25 per hour"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("rules page after the staged approve lacks %q", want)
+		}
 	}
 
 	// Reject says it aborts the rollout, and does.
@@ -270,7 +273,7 @@ func TestStagedApproveFromConfirmation(t *testing.T) {
 	if rec := e.post(t, otto, "/rules/apply", url.Values{"csrf": {otto.csrf}, "action": {"reset"}, "id": {ruleID}, "expect-" + ruleID: {expect}}); rec.Code != http.StatusSeeOther {
 		t.Fatalf("reject: %d\n%s", rec.Code, rec.Body)
 	}
-	page := e.get(t, otto, "/rules").Body.String()
+	page = e.get(t, otto, "/rules").Body.String()
 	if !strings.Contains(page, `<span class="state aborted">aborted</span>`) || strings.Contains(page, ">Pause</button>") || strings.Contains(page, ">Resume</button>") {
 		t.Errorf("rules page after Reject: want the rollout aborted, without Pause or Resume")
 	}
