@@ -109,6 +109,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("approved before Confirm: %+v", r)
 	}
 	b.Shot("rules-confirm")
+	b.Do("staged form", chromedp.Click(chromedp.CSS("#confirm details.staged summary")), chromedp.WaitVisible(chromedp.CSS(`#confirm input[name="waves"]`)))
+	b.Shot("rules-confirm-staged")
 	b.Do("confirm", chromedp.Click(chromedp.CSS("#confirm button.primary")), chromedp.WaitVisible(chromedp.CSS("main .notice")))
 	if got := b.Text("main .notice"); got != "Approved 1 rule." {
 		t.Errorf("after Confirm: %q", got)
