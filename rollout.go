@@ -394,16 +394,18 @@ const (
 // soak, with at least MinDevices judged in the waves so far, the next wave
 // starts (or the rollout completes) when their failure rate is within
 // MaxFailures; otherwise the rollout pauses with the reason. Before the
-// soak, or with too few judged, nothing changes. r is not changed.
+// soak, with too few judged, or while enough devices are silent to break
+// the limit should they have failed, nothing changes. r is not changed.
 func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 	if r.State != RolloutRunning || now.Before(r.WaveStartedAt.Add(r.Soak)) {
 		return r, StepNone
 	}
-	var updated, failed int
+	var updated, failed, silent int
 	why := map[string]int{}
 	for i := 0; i <= r.Wave && i < len(stats); i++ {
 		updated += stats[i].Updated
 		failed += stats[i].Failed
+		silent += stats[i].Silent
 		for k, n := range stats[i].Why {
 			why[k] += n
 		}
@@ -417,6 +419,12 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 		r.Reason = fmt.Sprintf("wave %d (%d%%): %d of %d judged devices failed (%s, limit %s)%s",
 			r.Wave+1, r.Waves[r.Wave], failed, judged, percent(float64(failed)/float64(judged)), percent(r.MaxFailures), reasons(why))
 		return r, StepPause
+	}
+	// A bricked phone is silent SilentIntervals poll intervals before it
+	// is judged failed, often longer than the soak: wait for the silent
+	// ones rather than promote on the healthy share of those that polled.
+	if silent > 0 && float64(failed+silent) > r.MaxFailures*float64(judged+silent) {
+		return r, StepNone
 	}
 	r.Reason = ""
 	if r.Wave >= len(r.Waves)-1 {

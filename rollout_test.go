@@ -197,6 +197,12 @@ func TestRolloutNext(t *testing.T) {
 	stats := func(updated, failed int, why map[string]int) []deviceupdate.WaveStats {
 		return []deviceupdate.WaveStats{{Percent: 10, Offered: updated + failed, Updated: updated, Failed: failed, Why: why}, {Percent: 50}, {Percent: 100}}
 	}
+	silent := func(updated, failed, silent int) []deviceupdate.WaveStats {
+		s := stats(updated, failed, nil)
+		s[0].Offered += silent
+		s[0].Silent = silent
+		return s
+	}
 	tests := []struct {
 		name       string
 		r          deviceupdate.Rollout
@@ -215,6 +221,11 @@ func TestRolloutNext(t *testing.T) {
 		{"failures within the soak: wait for it", at(0), stats(5, 5, nil), t0.Add(time.Minute), deviceupdate.StepNone, 0, ""},
 		{"last wave: complete", at(2), stats(10, 0, nil), t0.Add(time.Hour), deviceupdate.StepComplete, 2, ""},
 		{"paused stays paused", paused, stats(10, 0, nil), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
+		// A bricked phone is silent for several poll intervals before it
+		// counts as failed: promoting meanwhile would take it for healthy.
+		{"silent devices that would break the limit: wait for them", at(0), silent(9, 0, 2), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
+		{"silent devices within the limit: promote", at(0), silent(9, 0, 1), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
+		{"silent devices in the last wave: wait for them", at(2), silent(20, 1, 2), t0.Add(time.Hour), deviceupdate.StepNone, 2, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
