@@ -11,8 +11,11 @@
 # Time is compressed: phones poll every $POLL seconds (2 by default: the
 # inventory keeps a device's net change per ~1 s batch, so faster polling
 # could hide a revert), each wave soaks $SOAK seconds, and the server
-# judges rollouts every second by that poll interval (the hidden serve
-# flags --rollout-every and --rollout-poll-interval). Each rollout may
+# judges rollouts every second (the hidden serve flag --rollout-every) by a
+# poll interval a second longer than the phones' (--rollout-poll-interval):
+# a poll reaches the rollout with the inventory's next flush, up to a
+# second later, which at an hour's interval is nothing but at 2 s would
+# take punctual phones for silent ones. Each rollout may
 # offer to a quarter of the fleet an hour (--max-per-hour) and needs a
 # twentieth of it judged (--min-devices) before a wave moves on; failures
 # above 10% pause it.
@@ -44,7 +47,7 @@ secs_between() { awk -v a="$(date -d "$1" +%s.%N)" -v b="$(date -d "$2" +%s.%N)"
 one() {
   local n=$1 rate=$2 mode=$3 fail=()
   work=$(mktemp -d -p "$top")
-  start_server --rollout-every 1s --rollout-poll-interval "${poll}s"
+  start_server --rollout-every 1s --rollout-poll-interval "$((poll + 1))s"
   import_update "$oldv" 20000
   "$du" rule approve "$rule" >/dev/null
   local sim=("$du" phone sim --server "http://$http" --count "$n" --model CX600 --trust "$work/pub.pem" --peer-sharing off --timeout 2m)
