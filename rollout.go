@@ -394,15 +394,18 @@ const (
 // soak, with at least MinDevices judged in the waves so far, the next wave
 // starts (or the rollout completes) when their failure rate is within
 // MaxFailures; otherwise the rollout pauses with the reason. Before the
-// soak, with too few judged, or while enough devices are silent to break
-// the limit should they have failed, nothing changes. r is not changed.
+// soak, with too few judged, while enough devices are silent to break
+// the limit should they have failed, or while enough have not been judged
+// yet to bring it within should they be fine, nothing changes. r is not
+// changed.
 func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 	if r.State != RolloutRunning || now.Before(r.WaveStartedAt.Add(r.Soak)) {
 		return r, StepNone
 	}
-	var updated, failed, silent int
+	var offered, updated, failed, silent int
 	why := map[string]int{}
 	for i := 0; i <= r.Wave && i < len(stats); i++ {
+		offered += stats[i].Offered
 		updated += stats[i].Updated
 		failed += stats[i].Failed
 		silent += stats[i].Silent
@@ -415,6 +418,12 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 		return r, StepNone
 	}
 	if judged > 0 && float64(failed) > r.MaxFailures*float64(judged) {
+		// The devices offered that have not been judged yet (in
+		// transit, or silent) report within a few poll intervals: wait
+		// for them while they could still bring the rate within.
+		if float64(failed) <= r.MaxFailures*float64(max(offered, judged)) {
+			return r, StepNone
+		}
 		r.State = RolloutPaused
 		r.Reason = fmt.Sprintf("wave %d (%d%%): %d of %d judged devices failed (%s, limit %s)%s",
 			r.Wave+1, r.Waves[r.Wave], failed, judged, percent(float64(failed)/float64(judged)), percent(r.MaxFailures), reasons(why))

@@ -203,6 +203,11 @@ func TestRolloutNext(t *testing.T) {
 		s[0].Silent = silent
 		return s
 	}
+	pending := func(updated, failed, pending int) []deviceupdate.WaveStats {
+		s := stats(updated, failed, nil)
+		s[0].Offered += pending
+		return s
+	}
 	tests := []struct {
 		name       string
 		r          deviceupdate.Rollout
@@ -226,6 +231,11 @@ func TestRolloutNext(t *testing.T) {
 		{"silent devices that would break the limit: wait for them", at(0), silent(9, 0, 2), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
 		{"silent devices within the limit: promote", at(0), silent(9, 0, 1), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
 		{"silent devices in the last wave: wait for them", at(2), silent(20, 1, 2), t0.Add(time.Hour), deviceupdate.StepNone, 2, ""},
+		// Devices offered that have not reported yet are in transit: a
+		// pause waits for them when they could bring the rate within.
+		{"over the limit until the pending report: wait for them", at(0), pending(8, 1, 1), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
+		{"over the limit whatever the pending report: pause", at(0), pending(5, 5, 5), t0.Add(time.Hour), deviceupdate.StepPause, 0,
+			"wave 1 (10%): 5 of 10 judged devices failed (50%, limit 10%)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
