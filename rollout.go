@@ -351,6 +351,9 @@ type WaveStats struct {
 	Silent  int `json:"silent"`
 	// Why counts the failed devices by reason (reverted, crashed, stuck, silent).
 	Why map[string]int `json:"-"`
+	// Lagging counts the pending devices that polled again after the
+	// offer still on the old version: they may be stuck.
+	Lagging int `json:"-"`
 }
 
 // Tally judges every device the rollout offered its version to and counts
@@ -374,6 +377,10 @@ func (r *Rollout) Tally(devices []RolloutDevice, interval, grace time.Duration, 
 			s.Why[why]++
 		case HealthSilent:
 			s.Silent++
+		case HealthPending:
+			if d.Offers > 1 && d.LastSeen.After(d.OfferedAt) {
+				s.Lagging++
+			}
 		}
 	}
 	return stats
@@ -394,21 +401,22 @@ const (
 // soak, with at least MinDevices judged in the waves so far, the next wave
 // starts (or the rollout completes) when their failure rate is within
 // MaxFailures; otherwise the rollout pauses with the reason. Before the
-// soak, with too few judged, while enough devices are silent to break
-// the limit should they have failed, or while enough have not been judged
+// soak, with too few judged, while enough devices are silent or lagging
+// to break the limit should they have failed, or while enough have not been judged
 // yet to bring it within should they be fine, nothing changes. r is not
 // changed.
 func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 	if r.State != RolloutRunning || now.Before(r.WaveStartedAt.Add(r.Soak)) {
 		return r, StepNone
 	}
-	var offered, updated, failed, silent int
+	var offered, updated, failed, silent, lagging int
 	why := map[string]int{}
 	for i := 0; i <= r.Wave && i < len(stats); i++ {
 		offered += stats[i].Offered
 		updated += stats[i].Updated
 		failed += stats[i].Failed
 		silent += stats[i].Silent
+		lagging += stats[i].Lagging
 		for k, n := range stats[i].Why {
 			why[k] += n
 		}
@@ -430,9 +438,11 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 		return r, StepPause
 	}
 	// A bricked phone is silent SilentIntervals poll intervals before it
-	// is judged failed, often longer than the soak: wait for the silent
-	// ones rather than promote on the healthy share of those that polled.
-	if silent > 0 && float64(failed+silent) > r.MaxFailures*float64(judged+silent) {
+	// is judged failed, often longer than the soak, and a stuck one is
+	// judged only at its StuckOffers-th offer, while an updated one is at
+	// its first poll after the offer: wait for the silent and lagging ones
+	// rather than promote on the healthy share of those judged soonest.
+	if doubt := silent + lagging; doubt > 0 && float64(failed+doubt) > r.MaxFailures*float64(judged+doubt) {
 		return r, StepNone
 	}
 	r.Reason = ""

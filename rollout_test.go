@@ -203,6 +203,12 @@ func TestRolloutNext(t *testing.T) {
 		s[0].Silent = silent
 		return s
 	}
+	lagging := func(updated, failed, lagging int) []deviceupdate.WaveStats {
+		s := stats(updated, failed, nil)
+		s[0].Offered += lagging
+		s[0].Lagging = lagging
+		return s
+	}
 	pending := func(updated, failed, pending int) []deviceupdate.WaveStats {
 		s := stats(updated, failed, nil)
 		s[0].Offered += pending
@@ -231,6 +237,10 @@ func TestRolloutNext(t *testing.T) {
 		{"silent devices that would break the limit: wait for them", at(0), silent(9, 0, 2), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
 		{"silent devices within the limit: promote", at(0), silent(9, 0, 1), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
 		{"silent devices in the last wave: wait for them", at(2), silent(20, 1, 2), t0.Add(time.Hour), deviceupdate.StepNone, 2, ""},
+		// A device that polled again after the offer still on the old
+		// version may be stuck: stuck is judged only at the third offer.
+		{"lagging devices that would break the limit: wait for them", at(0), lagging(9, 0, 2), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
+		{"lagging devices within the limit: promote", at(0), lagging(9, 0, 1), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
 		// Devices offered that have not reported yet are in transit: a
 		// pause waits for them when they could bring the rate within.
 		{"over the limit until the pending report: wait for them", at(0), pending(8, 1, 1), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
@@ -255,7 +265,8 @@ func TestRolloutNext(t *testing.T) {
 }
 
 // TestRolloutTally: devices count in the wave that first reached them;
-// devices never offered are not counted.
+// devices never offered are not counted; those offered again still on the
+// old version lag.
 func TestRolloutTally(t *testing.T) {
 	v := deviceupdate.MustParseVersion
 	t0 := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
@@ -273,8 +284,14 @@ func TestRolloutTally(t *testing.T) {
 		case 1:
 			d.OfferedAt = time.Time{}
 			w.Offered--
-		default:
+		case 2:
 			w.Updated++
+		default: // not updated yet: lagging when it polled again since the offer
+			d.Reported, d.UpdatedAt = v("1.0.0.0"), time.Time{}
+			if i%8 == 3 {
+				d.Offers, d.LastSeen = 2, t0.Add(30*time.Second)
+				w.Lagging++
+			}
 		}
 		w.Offered++
 		devices = append(devices, d)
@@ -282,7 +299,8 @@ func TestRolloutTally(t *testing.T) {
 	got := r.Tally(devices, time.Hour, time.Minute, t0.Add(time.Minute))
 	for i := range want {
 		want[i].Percent = r.Waves[i]
-		if got[i].Percent != want[i].Percent || got[i].Offered != want[i].Offered || got[i].Updated != want[i].Updated || got[i].Failed != want[i].Failed || got[i].Silent != 0 {
+		if got[i].Percent != want[i].Percent || got[i].Offered != want[i].Offered || got[i].Updated != want[i].Updated || got[i].Failed != want[i].Failed || got[i].Silent != 0 ||
+			got[i].Lagging != want[i].Lagging {
 			t.Errorf("wave %d = %+v; want %+v", i+1, got[i], want[i])
 		}
 	}
