@@ -354,6 +354,9 @@ type WaveStats struct {
 	// Lagging counts the pending devices that polled again after the
 	// offer still on the old version: they may be stuck.
 	Lagging int `json:"-"`
+	// Fresh counts the updated devices that have not polled since: they
+	// may still revert.
+	Fresh int `json:"-"`
 }
 
 // Tally judges every device the rollout offered its version to and counts
@@ -372,6 +375,9 @@ func (r *Rollout) Tally(devices []RolloutDevice, interval, grace time.Duration, 
 		switch h, why := r.Judge(d, interval, grace, now); h {
 		case HealthUpdated:
 			s.Updated++
+			if !d.LastSeen.After(d.UpdatedAt) {
+				s.Fresh++
+			}
 		case HealthFailed:
 			s.Failed++
 			s.Why[why]++
@@ -409,7 +415,7 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 	if r.State != RolloutRunning || now.Before(r.WaveStartedAt.Add(r.Soak)) {
 		return r, StepNone
 	}
-	var offered, updated, failed, silent, lagging int
+	var offered, updated, failed, silent, lagging, fresh int
 	why := map[string]int{}
 	for i := 0; i <= r.Wave && i < len(stats); i++ {
 		offered += stats[i].Offered
@@ -417,6 +423,7 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 		failed += stats[i].Failed
 		silent += stats[i].Silent
 		lagging += stats[i].Lagging
+		fresh += stats[i].Fresh
 		for k, n := range stats[i].Why {
 			why[k] += n
 		}
@@ -440,9 +447,11 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 	// A bricked phone is silent SilentIntervals poll intervals before it
 	// is judged failed, often longer than the soak, and a stuck one is
 	// judged only at its StuckOffers-th offer, while an updated one is at
-	// its first poll after the offer: wait for the silent and lagging ones
-	// rather than promote on the healthy share of those judged soonest.
-	if doubt := silent + lagging; doubt > 0 && float64(failed+doubt) > r.MaxFailures*float64(judged+doubt) {
+	// its first poll after the offer, and a reverting one looks updated
+	// until its next poll: wait for the silent, lagging and freshly
+	// updated ones rather than promote on the healthy share of those
+	// judged soonest.
+	if doubt := silent + lagging + fresh; doubt > 0 && float64(failed+doubt) > r.MaxFailures*float64(judged+silent+lagging) {
 		return r, StepNone
 	}
 	r.Reason = ""

@@ -209,6 +209,11 @@ func TestRolloutNext(t *testing.T) {
 		s[0].Lagging = lagging
 		return s
 	}
+	fresh := func(updated, failed, fresh int) []deviceupdate.WaveStats {
+		s := stats(updated, failed, nil)
+		s[0].Fresh = fresh
+		return s
+	}
 	pending := func(updated, failed, pending int) []deviceupdate.WaveStats {
 		s := stats(updated, failed, nil)
 		s[0].Offered += pending
@@ -241,6 +246,8 @@ func TestRolloutNext(t *testing.T) {
 		// version may be stuck: stuck is judged only at the third offer.
 		{"lagging devices that would break the limit: wait for them", at(0), lagging(9, 0, 2), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
 		{"lagging devices within the limit: promote", at(0), lagging(9, 0, 1), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
+		{"freshly updated devices that would break the limit: wait for their next poll", at(0), fresh(10, 0, 2), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
+		{"freshly updated devices within the limit: promote", at(0), fresh(10, 0, 1), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
 		// Devices offered that have not reported yet are in transit: a
 		// pause waits for them when they could bring the rate within.
 		{"over the limit until the pending report: wait for them", at(0), pending(8, 1, 1), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
