@@ -351,6 +351,12 @@ type WaveStats struct {
 	Silent  int `json:"silent"`
 	// Why counts the failed devices by reason (reverted, crashed, stuck, silent).
 	Why map[string]int `json:"-"`
+	// Lagging counts the pending devices that polled again after the
+	// offer still on the old version: they may be stuck.
+	Lagging int `json:"-"`
+	// Fresh counts the updated devices that have not polled since: they
+	// may still revert.
+	Fresh int `json:"-"`
 }
 
 // Tally judges every device the rollout offered its version to and counts
@@ -369,11 +375,18 @@ func (r *Rollout) Tally(devices []RolloutDevice, interval, grace time.Duration, 
 		switch h, why := r.Judge(d, interval, grace, now); h {
 		case HealthUpdated:
 			s.Updated++
+			if !d.LastSeen.After(d.UpdatedAt) {
+				s.Fresh++
+			}
 		case HealthFailed:
 			s.Failed++
 			s.Why[why]++
 		case HealthSilent:
 			s.Silent++
+		case HealthPending:
+			if d.Offers > 1 && d.LastSeen.After(d.OfferedAt) {
+				s.Lagging++
+			}
 		}
 	}
 	return stats
@@ -394,16 +407,23 @@ const (
 // soak, with at least MinDevices judged in the waves so far, the next wave
 // starts (or the rollout completes) when their failure rate is within
 // MaxFailures; otherwise the rollout pauses with the reason. Before the
-// soak, or with too few judged, nothing changes. r is not changed.
+// soak, with too few judged, while enough devices are silent or lagging
+// to break the limit should they have failed, or while enough have not been judged
+// yet to bring it within should they be fine, nothing changes. r is not
+// changed.
 func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 	if r.State != RolloutRunning || now.Before(r.WaveStartedAt.Add(r.Soak)) {
 		return r, StepNone
 	}
-	var updated, failed int
+	var offered, updated, failed, silent, lagging, fresh int
 	why := map[string]int{}
 	for i := 0; i <= r.Wave && i < len(stats); i++ {
+		offered += stats[i].Offered
 		updated += stats[i].Updated
 		failed += stats[i].Failed
+		silent += stats[i].Silent
+		lagging += stats[i].Lagging
+		fresh += stats[i].Fresh
 		for k, n := range stats[i].Why {
 			why[k] += n
 		}
@@ -413,10 +433,26 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 		return r, StepNone
 	}
 	if judged > 0 && float64(failed) > r.MaxFailures*float64(judged) {
+		// The devices offered that have not been judged yet (in
+		// transit, or silent) report within a few poll intervals: wait
+		// for them while they could still bring the rate within.
+		if float64(failed) <= r.MaxFailures*float64(max(offered, judged)) {
+			return r, StepNone
+		}
 		r.State = RolloutPaused
 		r.Reason = fmt.Sprintf("wave %d (%d%%): %d of %d judged devices failed (%s, limit %s)%s",
 			r.Wave+1, r.Waves[r.Wave], failed, judged, percent(float64(failed)/float64(judged)), percent(r.MaxFailures), reasons(why))
 		return r, StepPause
+	}
+	// A bricked phone is silent SilentIntervals poll intervals before it
+	// is judged failed, often longer than the soak, and a stuck one is
+	// judged only at its StuckOffers-th offer, while an updated one is at
+	// its first poll after the offer, and a reverting one looks updated
+	// until its next poll: wait for the silent, lagging and freshly
+	// updated ones rather than promote on the healthy share of those
+	// judged soonest.
+	if doubt := silent + lagging + fresh; doubt > 0 && float64(failed+doubt) > r.MaxFailures*float64(judged+silent+lagging) {
+		return r, StepNone
 	}
 	r.Reason = ""
 	if r.Wave >= len(r.Waves)-1 {

@@ -197,6 +197,28 @@ func TestRolloutNext(t *testing.T) {
 	stats := func(updated, failed int, why map[string]int) []deviceupdate.WaveStats {
 		return []deviceupdate.WaveStats{{Percent: 10, Offered: updated + failed, Updated: updated, Failed: failed, Why: why}, {Percent: 50}, {Percent: 100}}
 	}
+	silent := func(updated, failed, silent int) []deviceupdate.WaveStats {
+		s := stats(updated, failed, nil)
+		s[0].Offered += silent
+		s[0].Silent = silent
+		return s
+	}
+	lagging := func(updated, failed, lagging int) []deviceupdate.WaveStats {
+		s := stats(updated, failed, nil)
+		s[0].Offered += lagging
+		s[0].Lagging = lagging
+		return s
+	}
+	fresh := func(updated, failed, fresh int) []deviceupdate.WaveStats {
+		s := stats(updated, failed, nil)
+		s[0].Fresh = fresh
+		return s
+	}
+	pending := func(updated, failed, pending int) []deviceupdate.WaveStats {
+		s := stats(updated, failed, nil)
+		s[0].Offered += pending
+		return s
+	}
 	tests := []struct {
 		name       string
 		r          deviceupdate.Rollout
@@ -215,6 +237,22 @@ func TestRolloutNext(t *testing.T) {
 		{"failures within the soak: wait for it", at(0), stats(5, 5, nil), t0.Add(time.Minute), deviceupdate.StepNone, 0, ""},
 		{"last wave: complete", at(2), stats(10, 0, nil), t0.Add(time.Hour), deviceupdate.StepComplete, 2, ""},
 		{"paused stays paused", paused, stats(10, 0, nil), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
+		// A bricked phone is silent for several poll intervals before it
+		// counts as failed: promoting meanwhile would take it for healthy.
+		{"silent devices that would break the limit: wait for them", at(0), silent(9, 0, 2), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
+		{"silent devices within the limit: promote", at(0), silent(9, 0, 1), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
+		{"silent devices in the last wave: wait for them", at(2), silent(20, 1, 2), t0.Add(time.Hour), deviceupdate.StepNone, 2, ""},
+		// A device that polled again after the offer still on the old
+		// version may be stuck: stuck is judged only at the third offer.
+		{"lagging devices that would break the limit: wait for them", at(0), lagging(9, 0, 2), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
+		{"lagging devices within the limit: promote", at(0), lagging(9, 0, 1), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
+		{"freshly updated devices that would break the limit: wait for their next poll", at(0), fresh(10, 0, 2), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
+		{"freshly updated devices within the limit: promote", at(0), fresh(10, 0, 1), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
+		// Devices offered that have not reported yet are in transit: a
+		// pause waits for them when they could bring the rate within.
+		{"over the limit until the pending report: wait for them", at(0), pending(8, 1, 1), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
+		{"over the limit whatever the pending report: pause", at(0), pending(5, 5, 5), t0.Add(time.Hour), deviceupdate.StepPause, 0,
+			"wave 1 (10%): 5 of 10 judged devices failed (50%, limit 10%)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,7 +272,8 @@ func TestRolloutNext(t *testing.T) {
 }
 
 // TestRolloutTally: devices count in the wave that first reached them;
-// devices never offered are not counted.
+// devices never offered are not counted; those offered again still on the
+// old version lag.
 func TestRolloutTally(t *testing.T) {
 	v := deviceupdate.MustParseVersion
 	t0 := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
@@ -252,8 +291,14 @@ func TestRolloutTally(t *testing.T) {
 		case 1:
 			d.OfferedAt = time.Time{}
 			w.Offered--
-		default:
+		case 2:
 			w.Updated++
+		default: // not updated yet: lagging when it polled again since the offer
+			d.Reported, d.UpdatedAt = v("1.0.0.0"), time.Time{}
+			if i%8 == 3 {
+				d.Offers, d.LastSeen = 2, t0.Add(30*time.Second)
+				w.Lagging++
+			}
 		}
 		w.Offered++
 		devices = append(devices, d)
@@ -261,7 +306,8 @@ func TestRolloutTally(t *testing.T) {
 	got := r.Tally(devices, time.Hour, time.Minute, t0.Add(time.Minute))
 	for i := range want {
 		want[i].Percent = r.Waves[i]
-		if got[i].Percent != want[i].Percent || got[i].Offered != want[i].Offered || got[i].Updated != want[i].Updated || got[i].Failed != want[i].Failed || got[i].Silent != 0 {
+		if got[i].Percent != want[i].Percent || got[i].Offered != want[i].Offered || got[i].Updated != want[i].Updated || got[i].Failed != want[i].Failed || got[i].Silent != 0 ||
+			got[i].Lagging != want[i].Lagging {
 			t.Errorf("wave %d = %+v; want %+v", i+1, got[i], want[i])
 		}
 	}

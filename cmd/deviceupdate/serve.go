@@ -73,6 +73,13 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 	// For tests that must see a stalled client cut off in seconds.
 	stall := cmd.Flags().Duration("stall-timeout", handler.DefaultStallTimeout, "how long a download may make no progress")
 	_ = cmd.Flags().MarkHidden("stall-timeout")
+	// For simulations of staged rollouts that compress hours into seconds
+	// (scripts/rollout-table.sh): phone sim polls every few seconds, which
+	// PollIntervalSeconds (an hour at least) cannot say.
+	rolloutEvery := cmd.Flags().Duration("rollout-every", defaultRolloutEvery, "how often staged rollouts are judged")
+	rolloutPoll := cmd.Flags().Duration("rollout-poll-interval", 0, "the poll interval staged rollouts judge devices by (default: the PollIntervalSeconds setting)")
+	_ = cmd.Flags().MarkHidden("rollout-every")
+	_ = cmd.Flags().MarkHidden("rollout-poll-interval")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c := DefaultConfig()
 		if configFile != "" {
@@ -84,6 +91,9 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 		if err := c.Validate(); err != nil {
 			return err
 		}
+		if *rolloutEvery <= 0 || *rolloutPoll < 0 {
+			return usageError{fmt.Errorf("--rollout-every %s, --rollout-poll-interval %s: want positive durations", *rolloutEvery, *rolloutPoll)}
+		}
 		logger, err := newLogger(c.LogLevel, stderr)
 		if err != nil {
 			return err
@@ -94,6 +104,7 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 		defer stop()
 		m := NewMain(c, logger, stdout)
 		m.StallTimeout = *stall
+		m.RolloutEvery, m.RolloutPollInterval = *rolloutEvery, *rolloutPoll
 		if err := m.Run(ctx); err != nil {
 			_ = m.Close()
 			return err
@@ -140,6 +151,9 @@ type Main struct {
 	// RolloutEvery is how often staged rollouts are judged; 0 means every
 	// minute.
 	RolloutEvery time.Duration
+	// RolloutPollInterval is the poll interval staged rollouts judge
+	// devices by; 0 means the PollIntervalSeconds setting.
+	RolloutPollInterval time.Duration
 
 	db       *store.DB
 	files    *updatestore.Store
@@ -248,7 +262,7 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Warn("index the inventory for the console; the first dashboard will try again", zap.Error(err))
 		}
 	}()
-	svc := &admin.Service{DB: m.db, Trail: m.trail, Inventory: m.recorder, Logger: m.Logger}
+	svc := &admin.Service{DB: m.db, Trail: m.trail, Inventory: m.recorder, Logger: m.Logger, PollInterval: m.RolloutPollInterval}
 	if err := svc.CheckTrail(); err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ type Service struct {
 	Now func() time.Time
 	// Logger gets a broken audit trail at error level; nil logs nothing.
 	Logger *zap.Logger
+	// PollInterval is the poll interval staged rollouts judge devices
+	// by; 0 means the PollIntervalSeconds setting.
+	PollInterval time.Duration
 }
 
 func (s *Service) now() time.Time {

@@ -54,8 +54,11 @@ func (s *Service) tally(r *deviceupdate.Rollout, now time.Time) ([]deviceupdate.
 	return r.Tally(devices, interval, interval/5, now), nil
 }
 
-// pollInterval is the global PollIntervalSeconds setting.
+// pollInterval is s.PollInterval, else the global PollIntervalSeconds setting.
 func (s *Service) pollInterval() (time.Duration, error) {
+	if s.PollInterval > 0 {
+		return s.PollInterval, nil
+	}
 	global, _, err := s.DB.ConfigOverrides(deviceupdate.ScopeGlobal)
 	if err != nil {
 		return 0, err

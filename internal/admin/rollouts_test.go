@@ -246,3 +246,33 @@ func assertActions(t *testing.T, s *admin.Service, want ...string) {
 		t.Errorf("audited %v; want %v", got, want)
 	}
 }
+
+// TestRolloutPollInterval: Service.PollInterval (serve's hidden
+// --rollout-poll-interval, for simulations that compress time) is the
+// interval devices are judged by, instead of PollIntervalSeconds.
+func TestRolloutPollInterval(t *testing.T) {
+	tests := []struct {
+		name       string
+		interval   time.Duration
+		wantSilent bool
+	}{
+		{"the setting: a day", 0, false},
+		{"10s", 10 * time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, id, t0 := startFleetRollout(t)
+			s.PollInterval = tt.interval
+			f := newFleet(100, func(int) bool { return false })
+			f.poll(t, s, t0) // offered, then quiet
+			s.Now = func() time.Time { return t0.Add(15 * time.Second) }
+			_, stats, err := s.Rollout(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stats[0].Offered == 0 || (stats[0].Silent == stats[0].Offered) != tt.wantSilent || (stats[0].Silent == 0) == tt.wantSilent {
+				t.Errorf("15s after the offer, wave 1 %+v; want every offered device silent: %v", stats[0], tt.wantSilent)
+			}
+		})
+	}
+}
