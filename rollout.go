@@ -289,6 +289,11 @@ type RolloutDevice struct {
 	UpdatedAt time.Time `json:"updatedAt,omitzero"` // first poll reporting the rollout's version
 	CrashAt   time.Time `json:"crashAt,omitzero"`   // first crash dump uploaded after updating
 	Interval  int       `json:"interval,omitempty"` // the device's poll interval, seconds
+	// HeldAt is the last poll at which the device, in the current wave
+	// of the running rollout and on an older version, was not offered
+	// it: the window was closed or the hourly cap reached. Zero once
+	// offered (OfferedAt is set).
+	HeldAt time.Time `json:"heldAt,omitzero"`
 }
 
 // Health is how a rollout judges a device.
@@ -357,6 +362,10 @@ type WaveStats struct {
 	// Fresh counts the updated devices that have not polled since: they
 	// may still revert.
 	Fresh int `json:"-"`
+	// Held counts the devices of the wave not offered the version yet
+	// that polled within an interval (and grace) while the window was
+	// closed or the hourly cap reached: they still wait for their offer.
+	Held int `json:"-"`
 }
 
 // Tally judges every device the rollout offered its version to and counts
@@ -368,6 +377,9 @@ func (r *Rollout) Tally(devices []RolloutDevice, interval, grace time.Duration, 
 	}
 	for _, d := range devices {
 		if d.OfferedAt.IsZero() {
+			if !d.HeldAt.IsZero() && now.Sub(d.HeldAt) <= interval+grace {
+				stats[r.WaveOf(d.Device)].Held++
+			}
 			continue
 		}
 		s := &stats[r.WaveOf(d.Device)]
@@ -406,7 +418,10 @@ const (
 // Next decides a running rollout's wave at now from its tally: after the
 // soak, with at least MinDevices judged in the waves so far, the next wave
 // starts (or the rollout completes) when their failure rate is within
-// MaxFailures; otherwise the rollout pauses with the reason. Before the
+// MaxFailures; otherwise the rollout pauses with the reason. The last
+// wave completes only when none of its devices still waits for its offer
+// (held by the window or the hourly cap): completing approves the rule,
+// which would offer every one of them at once. Before the
 // soak, with too few judged, while enough devices are silent or lagging
 // to break the limit should they have failed, or while enough have not been judged
 // yet to bring it within should they be fine, nothing changes. r is not
@@ -415,7 +430,7 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 	if r.State != RolloutRunning || now.Before(r.WaveStartedAt.Add(r.Soak)) {
 		return r, StepNone
 	}
-	var offered, updated, failed, silent, lagging, fresh int
+	var offered, updated, failed, silent, lagging, fresh, held int
 	why := map[string]int{}
 	for i := 0; i <= r.Wave && i < len(stats); i++ {
 		offered += stats[i].Offered
@@ -424,6 +439,7 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 		silent += stats[i].Silent
 		lagging += stats[i].Lagging
 		fresh += stats[i].Fresh
+		held += stats[i].Held
 		for k, n := range stats[i].Why {
 			why[k] += n
 		}
@@ -454,8 +470,12 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 	if doubt := silent + lagging + fresh; doubt > 0 && float64(failed+doubt) > r.MaxFailures*float64(judged+silent+lagging) {
 		return r, StepNone
 	}
+	last := r.Wave >= len(r.Waves)-1
+	if last && held > 0 {
+		return r, StepNone
+	}
 	r.Reason = ""
-	if r.Wave >= len(r.Waves)-1 {
+	if last {
 		r.State = RolloutCompleted
 		return r, StepComplete
 	}
@@ -535,15 +555,20 @@ func (r *Rollout) Status(stats []WaveStats) RolloutStatus {
 // reported and was offered offered: the first offer of the rollout's
 // version starts tracking the device, the first report of that version
 // (or a newer one) marks it updated. A device never offered the version
-// stays untracked (zero OfferedAt).
+// stays untracked (zero OfferedAt), but one of d.Device in the current
+// wave of the running rollout, still on an older version, is noted held:
+// the window or the hourly cap kept its offer back.
 func (r *Rollout) Observe(d RolloutDevice, at time.Time, reported, offered Version) RolloutDevice {
 	if offered == r.Version {
 		if d.OfferedAt.IsZero() {
-			d.OfferedAt = at
+			d.OfferedAt, d.HeldAt = at, time.Time{}
 		}
 		d.Offers++
 	}
 	if d.OfferedAt.IsZero() {
+		if r.State == RolloutRunning && r.Member(d.Device) && reported.Compare(r.Version) < 0 {
+			d.HeldAt = at
+		}
 		return d
 	}
 	d.LastSeen, d.Reported = at, reported

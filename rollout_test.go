@@ -214,6 +214,11 @@ func TestRolloutNext(t *testing.T) {
 		s[0].Fresh = fresh
 		return s
 	}
+	held := func(updated, held int) []deviceupdate.WaveStats {
+		s := stats(updated, 0, nil)
+		s[2].Held = held
+		return s
+	}
 	pending := func(updated, failed, pending int) []deviceupdate.WaveStats {
 		s := stats(updated, failed, nil)
 		s[0].Offered += pending
@@ -236,6 +241,8 @@ func TestRolloutNext(t *testing.T) {
 			"wave 1 (10%): 5 of 10 judged devices failed (50%, limit 10%): 4 reverted, 1 stuck"},
 		{"failures within the soak: wait for it", at(0), stats(5, 5, nil), t0.Add(time.Minute), deviceupdate.StepNone, 0, ""},
 		{"last wave: complete", at(2), stats(10, 0, nil), t0.Add(time.Hour), deviceupdate.StepComplete, 2, ""},
+		{"last wave, devices held by the window or cap: wait for their offers", at(2), held(10, 3), t0.Add(time.Hour), deviceupdate.StepNone, 2, ""},
+		{"first wave, devices held: promote all the same", at(0), func() []deviceupdate.WaveStats { s := stats(10, 0, nil); s[0].Held = 3; return s }(), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
 		{"paused stays paused", paused, stats(10, 0, nil), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
 		// A bricked phone is silent for several poll intervals before it
 		// counts as failed: promoting meanwhile would take it for healthy.
@@ -303,11 +310,23 @@ func TestRolloutTally(t *testing.T) {
 		w.Offered++
 		devices = append(devices, d)
 	}
+	// Devices held back, in the wave but not offered yet: counted while
+	// their last poll is recent, not offered.
+	for i := range 6 {
+		id := fmt.Sprintf("held-%d", i)
+		d := deviceupdate.RolloutDevice{Device: id, HeldAt: t0}
+		if i%2 == 1 {
+			d.HeldAt = t0.Add(-2 * time.Hour) // polled long ago: gone, not waiting
+		} else {
+			want[r.WaveOf(id)].Held++
+		}
+		devices = append(devices, d)
+	}
 	got := r.Tally(devices, time.Hour, time.Minute, t0.Add(time.Minute))
 	for i := range want {
 		want[i].Percent = r.Waves[i]
 		if got[i].Percent != want[i].Percent || got[i].Offered != want[i].Offered || got[i].Updated != want[i].Updated || got[i].Failed != want[i].Failed || got[i].Silent != 0 ||
-			got[i].Lagging != want[i].Lagging {
+			got[i].Lagging != want[i].Lagging || got[i].Held != want[i].Held {
 			t.Errorf("wave %d = %+v; want %+v", i+1, got[i], want[i])
 		}
 	}
@@ -337,5 +356,51 @@ func TestRolloutObserve(t *testing.T) {
 	}
 	if h, why := r.Judge(d, time.Hour, time.Minute, t0.Add(5*time.Minute)); h != deviceupdate.HealthFailed || why != "reverted" {
 		t.Errorf("Judge = %s %q; want failed, reverted", h, why)
+	}
+}
+
+// A device of the current wave that the window or the hourly cap kept
+// from its offer is noted held until it is offered; others are not.
+func TestRolloutObserveHeld(t *testing.T) {
+	v := deviceupdate.MustParseVersion
+	newV, oldV := v("2.0.0.0"), v("1.0.0.0")
+	t0 := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
+	r := &deviceupdate.Rollout{ID: "held", Version: newV, Previous: oldV, State: deviceupdate.RolloutRunning,
+		RolloutOptions: deviceupdate.RolloutOptions{Waves: []int{50, 100}}}
+	var member, outsider string
+	for i := 0; member == "" || outsider == ""; i++ {
+		id := fmt.Sprintf("dev-%d", i)
+		if r.Member(id) {
+			member = id
+		} else {
+			outsider = id
+		}
+	}
+	paused := *r
+	paused.State = deviceupdate.RolloutPaused
+	tests := []struct {
+		name     string
+		r        *deviceupdate.Rollout
+		device   string
+		reported deviceupdate.Version
+		wantHeld bool
+	}{
+		{"member on the old version, not offered", r, member, oldV, true},
+		{"member already on the version", r, member, newV, false},
+		{"outside the current wave", r, outsider, oldV, false},
+		{"paused: nobody waits for an offer", &paused, member, oldV, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.r.Observe(deviceupdate.RolloutDevice{Device: tc.device}, t0, tc.reported, oldV)
+			if got := !d.HeldAt.IsZero(); got != tc.wantHeld || !d.OfferedAt.IsZero() {
+				t.Fatalf("Observe = %+v; want held %v, not offered", d, tc.wantHeld)
+			}
+		})
+	}
+	d := r.Observe(deviceupdate.RolloutDevice{Device: member}, t0, oldV, oldV)
+	d = r.Observe(d, t0.Add(time.Hour), oldV, newV)
+	if !d.HeldAt.IsZero() || !d.OfferedAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("held, then offered: %+v; want offered and no longer held", d)
 	}
 }

@@ -16,21 +16,23 @@
 # a poll reaches the rollout with the inventory's next flush, up to a
 # second later, which at an hour's interval is nothing but at 2 s would
 # take punctual phones for silent ones. Each rollout may
-# offer to a quarter of the fleet an hour (--max-per-hour) and needs a
-# twentieth of it judged (--min-devices) before a wave moves on; failures
-# above 10% pause it.
+# offer to a quarter of the fleet an "hour" (--max-per-hour), an hour
+# being $HOUR seconds (the hidden serve flag --rollout-hour), so the last
+# wave completes only after about four of them, once every phone has
+# been offered the version; it needs a twentieth of the fleet judged
+# (--min-devices) before a wave moves on; failures above 10% pause it.
 #
 # Usage: scripts/rollout-table.sh [PHONES...]   (default 100 1000)
 # Environment: RATES (default "0 5% 20% 50%"), MODES (default "revert
 # stuck silent"; a rate of 0 runs once, mode "-"), POLL (2), SOAK (6),
-# DURATION (seconds of polling; default 5 soaks).
+# HOUR (5), DURATION (seconds of polling; default 8 soaks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(100 1000)
 read -r -a rates <<<"${RATES:-0 5% 20% 50%}"
 read -r -a modes <<<"${MODES:-revert stuck silent}"
-poll=${POLL:-2}; soak=${SOAK:-6}; duration=${DURATION:-$((5 * soak))}
+poll=${POLL:-2}; soak=${SOAK:-6}; hour=${HOUR:-5}; duration=${DURATION:-$((8 * soak))}
 oldv=4.0.7577.4100; newv=4.0.7577.4366; rule=UCPhone/Polycom/CX600/A/ENU/CPE
 
 top=$(mktemp -d)
@@ -47,7 +49,7 @@ secs_between() { awk -v a="$(date -d "$1" +%s.%N)" -v b="$(date -d "$2" +%s.%N)"
 one() {
   local n=$1 rate=$2 mode=$3 fail=()
   work=$(mktemp -d -p "$top")
-  start_server --rollout-every 1s --rollout-poll-interval "$((poll + 1))s"
+  start_server --rollout-every 1s --rollout-poll-interval "$((poll + 1))s" --rollout-hour "${hour}s"
   import_update "$oldv" 20000
   "$du" rule approve "$rule" >/dev/null
   local sim=("$du" phone sim --server "http://$http" --count "$n" --model CX600 --trust "$work/pub.pem" --peer-sharing off --timeout 2m)
@@ -79,7 +81,7 @@ one() {
   pids=()
 }
 
-echo "Waves 10,50,100; soak ${soak}s; --max-failures 10%; --min-devices N/20; --max-per-hour N/4; phones poll every ${poll}s for ${duration}s."
+echo "Waves 10,50,100; soak ${soak}s; --max-failures 10%; --min-devices N/20; --max-per-hour N/4 with an hour of ${hour}s; phones poll every ${poll}s for ${duration}s."
 echo
 echo "| phones | fail rate | mode | outcome | exposure | time to pause/complete | per wave [offered, updated, failed, silent] |"
 echo "|---|---|---|---|---|---|---|"

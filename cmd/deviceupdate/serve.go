@@ -78,8 +78,10 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 	// PollIntervalSeconds (an hour at least) cannot say.
 	rolloutEvery := cmd.Flags().Duration("rollout-every", defaultRolloutEvery, "how often staged rollouts are judged")
 	rolloutPoll := cmd.Flags().Duration("rollout-poll-interval", 0, "the poll interval staged rollouts judge devices by (default: the PollIntervalSeconds setting)")
+	rolloutHour := cmd.Flags().Duration("rollout-hour", time.Hour, "the period a staged rollout's --max-per-hour counts new offers over")
 	_ = cmd.Flags().MarkHidden("rollout-every")
 	_ = cmd.Flags().MarkHidden("rollout-poll-interval")
+	_ = cmd.Flags().MarkHidden("rollout-hour")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c := DefaultConfig()
 		if configFile != "" {
@@ -91,8 +93,8 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 		if err := c.Validate(); err != nil {
 			return err
 		}
-		if *rolloutEvery <= 0 || *rolloutPoll < 0 {
-			return usageError{fmt.Errorf("--rollout-every %s, --rollout-poll-interval %s: want positive durations", *rolloutEvery, *rolloutPoll)}
+		if *rolloutEvery <= 0 || *rolloutPoll < 0 || *rolloutHour <= 0 {
+			return usageError{fmt.Errorf("--rollout-every %s, --rollout-poll-interval %s, --rollout-hour %s: want positive durations", *rolloutEvery, *rolloutPoll, *rolloutHour)}
 		}
 		logger, err := newLogger(c.LogLevel, stderr)
 		if err != nil {
@@ -104,7 +106,7 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 		defer stop()
 		m := NewMain(c, logger, stdout)
 		m.StallTimeout = *stall
-		m.RolloutEvery, m.RolloutPollInterval = *rolloutEvery, *rolloutPoll
+		m.RolloutEvery, m.RolloutPollInterval, m.RolloutHour = *rolloutEvery, *rolloutPoll, *rolloutHour
 		if err := m.Run(ctx); err != nil {
 			_ = m.Close()
 			return err
@@ -154,6 +156,9 @@ type Main struct {
 	// RolloutPollInterval is the poll interval staged rollouts judge
 	// devices by; 0 means the PollIntervalSeconds setting.
 	RolloutPollInterval time.Duration
+	// RolloutHour is the period --max-per-hour counts over (the hidden
+	// flag --rollout-hour; an hour when zero).
+	RolloutHour time.Duration
 
 	db       *store.DB
 	files    *updatestore.Store
@@ -269,7 +274,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// admins serves the admin API's tokens and the console's sessions:
 	// one, so that sign-ins share one throttle.
 	admins := admin.NewAdmins(svc)
-	polls := &poll.Service{DB: m.db, Recorder: m.recorder, Files: m.files}
+	polls := &poll.Service{DB: m.db, Recorder: m.recorder, Files: m.files, CapPeriod: m.RolloutHour}
 	if err := m.files.Create(); err != nil {
 		return err
 	}

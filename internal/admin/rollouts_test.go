@@ -46,6 +46,8 @@ type fleet struct {
 	fails    func(i int) bool
 	ids      []string
 	exposed  map[string]bool // ever offered the new version
+	hour     int64           // the hour offers counts new offers of
+	offers   int
 }
 
 func newFleet(n int, fails func(i int) bool) *fleet {
@@ -72,9 +74,15 @@ func (f *fleet) poll(t *testing.T, s *admin.Service, at time.Time) {
 		ro = r
 	}
 	var batch []deviceupdate.Device
+	if h := at.Unix() / 3600; h != f.hour {
+		f.hour, f.offers = h, 0
+	}
 	for i, id := range f.ids {
 		running := f.running[id]
-		d := deviceupdate.Decide(deviceupdate.OfferInput{Rule: rule, Device: id, Running: running, Rollout: ro, RolloutOffered: f.exposed[id], Now: at})
+		d := deviceupdate.Decide(deviceupdate.OfferInput{Rule: rule, Device: id, Running: running, Rollout: ro, RolloutOffered: f.exposed[id], Now: at, OffersThisHour: f.offers})
+		if d.Reason == deviceupdate.OfferRollout && !f.exposed[id] {
+			f.offers++
+		}
 		req := deviceupdate.PollRequest{DeviceType: key.DeviceType, MAC: id, Brand: key.Brand, Model: key.Model, Revision: key.Revision, Locale: key.Locale,
 			Modules: []deviceupdate.Module{{UpdateType: key.UpdateType, Version: running}}}
 		batch = append(batch, deviceupdate.DeviceFromPoll(req, "10.0.0.1", at, d.Version))
@@ -145,6 +153,52 @@ func TestRolloutHealthyFleetCompletes(t *testing.T) {
 		t.Errorf("rule after completion %+v; want %+v, as a plain approve leaves it", got, want)
 	}
 	assertActions(t, s, "rule.rollout.start", "rule.rollout.promote", "rule.rollout.promote", "rule.rollout.complete")
+}
+
+// The last wave completes only when every phone polling has been offered
+// the version: completing approves the rule, which would offer all the
+// phones the hourly cap still held back at once.
+func TestRolloutCapHoldsCompletion(t *testing.T) {
+	s := rolloutService(t)
+	t0 := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return t0 }
+	id := deviceupdate.RuleID(key)
+	o := deviceupdate.RolloutOptions{Waves: []int{10, 50, 100}, Soak: time.Hour, MaxFailures: 0.1, MinDevices: 5, MaxPerHour: 30}
+	if _, err := s.StartRollout(context.Background(), id, o, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(200, func(int) bool { return false })
+	var hourly map[int64]int
+	at := t0
+	for range 40 {
+		before := len(f.exposed)
+		f.poll(t, s, at)
+		if hourly == nil {
+			hourly = map[int64]int{}
+		}
+		hourly[at.Unix()/3600] += len(f.exposed) - before
+		if _, err := s.EvaluateRollouts(context.Background(), at); err != nil {
+			t.Fatal(err)
+		}
+		r, _, err := s.Rollout(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State == deviceupdate.RolloutCompleted {
+			if len(f.exposed) != len(f.ids) {
+				t.Fatalf("completed with %d of %d phones offered the version; the approval offers the other %d at once",
+					len(f.exposed), len(f.ids), len(f.ids)-len(f.exposed))
+			}
+			for h, n := range hourly {
+				if n > o.MaxPerHour {
+					t.Errorf("hour %d: %d new offers; want at most %d", h, n, o.MaxPerHour)
+				}
+			}
+			return
+		}
+		at = at.Add(30 * time.Minute)
+	}
+	t.Fatalf("not completed after 20 hours; %d of %d offered", len(f.exposed), len(f.ids))
 }
 
 func TestRolloutRevertingFleetPauses(t *testing.T) {

@@ -25,6 +25,10 @@ type Service struct {
 	Recorder *inventory.Recorder
 	Files    *updatestore.Store // the files offered and downloaded
 	Now      func() time.Time
+	// CapPeriod is the period a staged rollout's --max-per-hour counts new
+	// offers over: an hour when zero. Simulations compress it with the
+	// hidden serve flag --rollout-hour.
+	CapPeriod time.Duration
 
 	cache atomic.Pointer[snapshot]
 
@@ -60,7 +64,7 @@ type rule struct {
 type tracker struct {
 	mu      sync.Mutex
 	offered map[string]bool
-	hour    int64 // Unix time / 3600 of count
+	hour    int64 // the cap period count is of: Unix time / period
 	count   int
 }
 
@@ -75,10 +79,13 @@ func (s *Service) trackerOf(r *deviceupdate.Rollout, now time.Time, keep map[str
 		if err != nil {
 			return nil, err
 		}
-		t = &tracker{offered: make(map[string]bool, len(devices)), hour: now.Unix() / 3600}
+		t = &tracker{offered: make(map[string]bool, len(devices)), hour: s.capPeriod(now)}
 		for _, d := range devices {
+			if d.OfferedAt.IsZero() {
+				continue // held, not offered yet
+			}
 			t.offered[d.Device] = true
-			if d.OfferedAt.Unix()/3600 == t.hour {
+			if s.capPeriod(d.OfferedAt) == t.hour {
 				t.count++
 			}
 		}
@@ -98,13 +105,22 @@ func (s *Service) trackerOf(r *deviceupdate.Rollout, now time.Time, keep map[str
 	return t, nil
 }
 
+// capPeriod numbers the period of a rollout's hourly cap that t is in.
+func (s *Service) capPeriod(t time.Time) int64 {
+	p := s.CapPeriod
+	if p <= 0 {
+		p = time.Hour
+	}
+	return t.UnixNano() / int64(p)
+}
+
 // decideRollout is deviceupdate.Decide for a module under an active
 // rollout, noting a new offer of its version.
-func (r *rule) decideRollout(in deviceupdate.OfferInput, now time.Time, loc *time.Location) deviceupdate.Offer {
+func (s *Service) decideRollout(r *rule, in deviceupdate.OfferInput, now time.Time, loc *time.Location) deviceupdate.Offer {
 	t := r.tracker
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if h := now.Unix() / 3600; h != t.hour {
+	if h := s.capPeriod(now); h != t.hour {
 		t.hour, t.count = h, 0
 	}
 	in.Rollout, in.RolloutOffered, in.Now, in.Location, in.OffersThisHour = r.rollout, t.offered[in.Device], now, loc, t.count
@@ -324,7 +340,7 @@ func (s *Service) answer(_ context.Context, req deviceupdate.PollRequest, remote
 			decision = deviceupdate.Decide(in)
 		case r.rollout != nil:
 			in.Rule = &r.Rule
-			decision = r.decideRollout(in, s.now(), ss.location)
+			decision = s.decideRollout(r, in, s.now(), ss.location)
 		default:
 			in.Rule = &r.Rule
 			decision = deviceupdate.Decide(in)

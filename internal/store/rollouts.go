@@ -237,7 +237,7 @@ func observeRollouts(tx *bolt.Tx, batch []deviceupdate.Device) error {
 			}
 			rd.Device = d.ID
 			next := r.Observe(rd, d.LastSeen, m.Version, d.Offered)
-			if next.OfferedAt.IsZero() {
+			if next.OfferedAt.IsZero() && next.HeldAt.IsZero() {
 				continue
 			}
 			if err := putJSON(b, []byte(d.ID), next); err != nil {
