@@ -84,15 +84,32 @@ func (s *Service) PauseRollout(_ context.Context, ruleID, actor string) (deviceu
 }
 
 // ResumeRollout restarts a paused rollout, audited as
-// rule.rollout.resume. The current wave's soak starts again: its devices
-// are judged anew before the next wave.
+// rule.rollout.resume. The admin accepts the failures judged so far: from
+// then on only new ones count against the limit (else a rollout paused
+// for failures would pause again at once). The current wave's soak
+// starts again: its devices are judged anew before the next wave.
 func (s *Service) ResumeRollout(_ context.Context, ruleID, actor string) (deviceupdate.Rollout, error) {
 	now := s.now()
+	// The tally is read before the change's transaction; the change is
+	// refused when the rollout moved on in between. When it cannot be
+	// read, the change below refuses with the reason, audited.
+	var seen deviceupdate.Rollout
+	accepted := 0
+	if r, err := s.DB.Rollout(ruleID); err == nil {
+		stats, err := s.tally(r, now)
+		if err != nil {
+			return deviceupdate.Rollout{}, err
+		}
+		seen, accepted = *r, r.Failed(stats)
+	}
 	return s.changeRollout(ruleID, "resume", actor, func(r deviceupdate.Rollout) (deviceupdate.Rollout, error) {
 		if r.State != deviceupdate.RolloutPaused {
 			return r, deviceupdate.Errorf(deviceupdate.ECONFLICT, "the rollout of rule %s is %s, not paused; there is nothing to resume", r.RuleID, r.State)
 		}
-		r.State, r.Reason, r.WaveStartedAt = deviceupdate.RolloutRunning, "", now.UTC()
+		if r.ID != seen.ID || r.Wave != seen.Wave {
+			return r, deviceupdate.Errorf(deviceupdate.ECONFLICT, "the rollout of rule %s changed while it was resumed; try again", r.RuleID)
+		}
+		r.State, r.Reason, r.WaveStartedAt, r.Accepted = deviceupdate.RolloutRunning, "", now.UTC(), accepted
 		return r, nil
 	})
 }

@@ -230,6 +230,33 @@ func TestRolloutRevertingFleetPauses(t *testing.T) {
 	assertActions(t, s, "rule.rollout.start", "rule.rollout.pause", "rule.rollout.abort")
 }
 
+// A resume accepts the failures judged so far: the rollout goes on
+// rather than pause again at once, and new failures still stop it.
+func TestRolloutResumeAcceptsFailures(t *testing.T) {
+	s, id, t0 := startFleetRollout(t)
+	ctx := context.Background()
+	f := newFleet(200, func(i int) bool { return i%2 == 0 })
+	r := f.run(t, s, t0, 20)
+	if r.State != deviceupdate.RolloutPaused || r.Wave != 0 {
+		t.Fatalf("rollout %s in wave %d; want paused in wave 1", r.State, r.Wave+1)
+	}
+	_, stats, err := s.Rollout(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := stats[0].Failed
+	resumedAt := t0.Add(12 * time.Hour)
+	s.Now = func() time.Time { return resumedAt }
+	if r, err = s.ResumeRollout(ctx, id, "alice"); err != nil || r.Accepted != failed {
+		t.Fatalf("resume: %+v, %v; want %d failures accepted", r, err, failed)
+	}
+	r = f.run(t, s, resumedAt, 20)
+	if r.State != deviceupdate.RolloutPaused || r.Wave != 1 || !strings.Contains(r.Reason, fmt.Sprintf("besides %d accepted", failed)) {
+		t.Fatalf("after resume: %s in wave %d (%q); want paused again in wave 2 for its own failures", r.State, r.Wave+1, r.Reason)
+	}
+	assertActions(t, s, "rule.rollout.start", "rule.rollout.pause", "rule.rollout.resume", "rule.rollout.promote", "rule.rollout.pause")
+}
+
 // TestRolloutAdminChanges: pause and resume are audited; refusals change
 // nothing.
 func TestRolloutAdminChanges(t *testing.T) {
