@@ -236,6 +236,9 @@ type Rollout struct {
 	// Accepted is how many failed devices the admin accepted by resuming
 	// the rollout: judging counts only the failures beyond them.
 	Accepted int `json:"accepted,omitempty"`
+	// EndedAt is when the rollout completed or was aborted: it is judged
+	// as it was then, not by the silence of devices it no longer tracks.
+	EndedAt time.Time `json:"endedAt,omitzero"`
 }
 
 // Failed counts the failed devices of the waves so far in stats.
@@ -496,7 +499,7 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 	}
 	r.Reason = ""
 	if last {
-		r.State = RolloutCompleted
+		r.State, r.EndedAt = RolloutCompleted, now
 		return r, StepComplete
 	}
 	r.Wave++

@@ -36,7 +36,11 @@ func (s *Service) Rollout(_ context.Context, ruleID string) (deviceupdate.Rollou
 	if err != nil {
 		return deviceupdate.Rollout{}, nil, err
 	}
-	stats, err := s.tally(r, s.now())
+	at := s.now()
+	if !r.Active() && !r.EndedAt.IsZero() {
+		at = r.EndedAt // it stopped tracking its devices then
+	}
+	stats, err := s.tally(r, at)
 	return *r, stats, err
 }
 
@@ -117,11 +121,12 @@ func (s *Service) ResumeRollout(_ context.Context, ruleID, actor string) (device
 // AbortRollout ends an active rollout and resets its rule, audited as
 // rule.rollout.abort: every device is offered the previous version.
 func (s *Service) AbortRollout(_ context.Context, ruleID, actor string) (deviceupdate.Rollout, error) {
+	now := s.now()
 	return s.changeRollout(ruleID, "abort", actor, func(r deviceupdate.Rollout) (deviceupdate.Rollout, error) {
 		if !r.Active() {
 			return r, deviceupdate.Errorf(deviceupdate.ECONFLICT, "the rollout of rule %s is %s already", r.RuleID, r.State)
 		}
-		r.State, r.Reason = deviceupdate.RolloutAborted, "aborted by "+actor
+		r.State, r.Reason, r.EndedAt = deviceupdate.RolloutAborted, "aborted by "+actor, now.UTC()
 		return r, nil
 	})
 }

@@ -155,6 +155,40 @@ func TestRolloutHealthyFleetCompletes(t *testing.T) {
 	assertActions(t, s, "rule.rollout.start", "rule.rollout.promote", "rule.rollout.promote", "rule.rollout.complete")
 }
 
+// An ended rollout is shown as it was when it ended: a device it had
+// offered its version to that had not reported yet is pending, not taken
+// for silent a week later (the rollout no longer sees its polls).
+func TestRolloutShownAsItEnded(t *testing.T) {
+	s := rolloutService(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return t0 }
+	id := deviceupdate.RuleID(key)
+	o := deviceupdate.RolloutOptions{Waves: []int{100}, Soak: time.Hour, MaxFailures: 0.5, MinDevices: 1}
+	if _, err := s.StartRollout(ctx, id, o, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(3, func(int) bool { return false })
+	f.poll(t, s, t0) // all three offered
+	f.ids = f.ids[:2]
+	f.poll(t, s, t0.Add(20*time.Minute)) // two report the version
+	f.poll(t, s, t0.Add(40*time.Minute))
+	if _, err := s.EvaluateRollouts(ctx, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s.Now = func() time.Time { return t0.Add(7 * 24 * time.Hour) }
+	r, stats, err := s.Rollout(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != deviceupdate.RolloutCompleted || !r.EndedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("rollout %s, ended %s; want completed an hour after the start", r.State, r.EndedAt)
+	}
+	if w := stats[0]; w.Offered != 3 || w.Updated != 2 || w.Failed != 0 || w.Silent != 0 {
+		t.Errorf("a week after completion it shows %+v; want 3 offered, 2 updated, none failed or silent", w)
+	}
+}
+
 // The last wave completes only when every phone polling has been offered
 // the version: completing approves the rule, which would offer all the
 // phones the hourly cap still held back at once.
