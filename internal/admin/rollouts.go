@@ -53,6 +53,12 @@ func (s *Service) tally(r *deviceupdate.Rollout, now time.Time) ([]deviceupdate.
 	if err != nil {
 		return nil, err
 	}
+	if s.PollInterval > 0 {
+		// A simulation's interval wins over the ones the answers gave.
+		for i := range devices {
+			devices[i].Interval = 0
+		}
+	}
 	// Polls are spread a tenth either way (deviceupdate.JitteredInterval);
 	// grace covers that and a slow boot.
 	return r.Tally(devices, interval, interval/5, now), nil

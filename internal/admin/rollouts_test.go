@@ -48,6 +48,7 @@ type fleet struct {
 	exposed  map[string]bool // ever offered the new version
 	hour     int64           // the hour offers counts new offers of
 	offers   int
+	interval int // the poll interval the answers give, seconds; 0: none
 }
 
 func newFleet(n int, fails func(i int) bool) *fleet {
@@ -85,7 +86,9 @@ func (f *fleet) poll(t *testing.T, s *admin.Service, at time.Time) {
 		}
 		req := deviceupdate.PollRequest{DeviceType: key.DeviceType, MAC: id, Brand: key.Brand, Model: key.Model, Revision: key.Revision, Locale: key.Locale,
 			Modules: []deviceupdate.Module{{UpdateType: key.UpdateType, Version: running}}}
-		batch = append(batch, deviceupdate.DeviceFromPoll(req, "10.0.0.1", at, d.Version))
+		dev := deviceupdate.DeviceFromPoll(req, "10.0.0.1", at, d.Version)
+		dev.PollInterval = f.interval
+		batch = append(batch, dev)
 		switch {
 		case running == newVersion && f.fails(i):
 			f.running[id] = oldVersion // reverts, for good
@@ -153,6 +156,36 @@ func TestRolloutHealthyFleetCompletes(t *testing.T) {
 		t.Errorf("rule after completion %+v; want %+v, as a plain approve leaves it", got, want)
 	}
 	assertActions(t, s, "rule.rollout.start", "rule.rollout.promote", "rule.rollout.promote", "rule.rollout.complete")
+}
+
+// Devices are judged by the poll interval their answers gave (their
+// site's), not the global one: phones of a site that polls weekly are
+// not silent four days after the offer.
+func TestRolloutJudgesByDeviceInterval(t *testing.T) {
+	tests := []struct {
+		name       string
+		interval   int
+		wantFailed bool
+	}{
+		{"a week, the site's", 7 * 24 * 3600, false},
+		{"none given: the global day", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, id, t0 := startFleetRollout(t)
+			f := newFleet(100, func(int) bool { return false })
+			f.interval = tt.interval
+			f.poll(t, s, t0)
+			s.Now = func() time.Time { return t0.Add(4 * 24 * time.Hour) }
+			_, stats, err := s.Rollout(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := stats[0]; w.Offered == 0 || (w.Failed == w.Offered) != tt.wantFailed || (w.Failed == 0) == tt.wantFailed {
+				t.Errorf("four days after the offer, wave 1 %+v; want every offered device failed: %v", w, tt.wantFailed)
+			}
+		})
+	}
 }
 
 // An ended rollout is shown as it was when it ended: a device it had
