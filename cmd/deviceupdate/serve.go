@@ -160,7 +160,7 @@ type Main struct {
 	// flag --rollout-hour; an hour when zero).
 	RolloutHour time.Duration
 
-	db       *store.DB
+	db       store.Store
 	files    *updatestore.Store
 	trail    *audit.Trail
 	recorder *inventory.Recorder
@@ -213,11 +213,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := certs.Check(c.Certs); err != nil {
 		return fmt.Errorf("certificates in %s: %w", c.Certs, err)
 	}
-	var err error
-	m.db, err = store.Open(c.Data, store.Options{})
+	// The embedded store; what only it has (the inventory's index, the
+	// file a backup copies) is used on bdb, the rest through m.db.
+	bdb, err := store.Open(c.Data, store.Options{})
 	if err != nil {
 		return err
 	}
+	m.db = bdb
 	schema, err := m.db.SchemaVersion()
 	if err != nil {
 		return err
@@ -244,11 +246,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bdb.SetTrail(m.trail)
 	m.files = updatestore.New(c.Data, m.Logger)
 	if _, err := m.files.Reconcile(m.db); err != nil {
 		return err
 	}
-	im := &importer.Importer{DB: m.db, Audit: m.trail, Logger: m.Logger, Files: m.files, CertsDir: c.Certs}
+	im := &importer.Importer{DB: m.db, Logger: m.Logger, Files: m.files, CertsDir: c.Certs}
 	if trust, err := im.Trust(); err != nil {
 		m.Logger.Warn("trusted publishers not readable", zap.Error(err))
 	} else {
@@ -263,11 +266,11 @@ func (m *Main) Run(ctx context.Context) error {
 	go func() {
 		// The console's dashboard and filtered device lists read the
 		// inventory's index; reading it now spares their first request.
-		if err := m.db.BuildDeviceIndex(); err != nil {
+		if err := bdb.BuildDeviceIndex(); err != nil {
 			m.Logger.Warn("index the inventory for the console; the first dashboard will try again", zap.Error(err))
 		}
 	}()
-	svc := &admin.Service{DB: m.db, Trail: m.trail, Inventory: m.recorder, Logger: m.Logger, PollInterval: m.RolloutPollInterval}
+	svc := &admin.Service{DB: m.db, Inventory: m.recorder, Logger: m.Logger, PollInterval: m.RolloutPollInterval}
 	if err := svc.CheckTrail(); err != nil {
 		return err
 	}
@@ -288,7 +291,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Name: "deviceupdate_audit_trail_broken",
 			Help: "1 when the admin audit trail's hash chain was found broken (an entry altered, removed or moved, or the trail ending before the head the store keeps) at start or at the last read of the trail, else 0.",
 		}, func() float64 {
-			if m.trail.Broken() != nil {
+			if m.db.AuditBroken() != nil {
 				return 1
 			}
 			return 0
@@ -344,7 +347,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ExternalPort:   m.port(handler.ListenerExternal),
 		Info:           info,
 		Backup: &backup.Service{
-			DB: m.db, Trail: m.trail, Imports: im, Inventory: m.recorder,
+			DB: bdb, Trail: m.trail, Imports: im, Inventory: m.recorder,
 			DataDir: c.Data, CertsDir: c.Certs, Info: info, Logger: m.Logger,
 		},
 		StallTimeout:          m.StallTimeout,

@@ -37,7 +37,7 @@ func (m *Main) newConsole(admins consoleAdmins, svc *admin.Service, im *importer
 			},
 			LastImport: func(context.Context) (time.Time, error) { return m.lastImport() },
 			AuditBroken: func() error {
-				if b := m.trail.Broken(); b != nil {
+				if b := m.db.AuditBroken(); b != nil {
 					return b
 				}
 				return nil

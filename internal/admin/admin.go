@@ -20,8 +20,8 @@ import (
 // Service serves rules, test devices, configuration, sites, users, the
 // inventory and the audit trail.
 type Service struct {
-	DB    *store.DB
-	Trail *audit.Trail
+	// DB keeps the state and the audit trail.
+	DB store.Store
 	// Inventory batches the polls' records; nil when nothing is batched.
 	Inventory Inventory
 	// Now is the clock; nil means time.Now.
@@ -53,12 +53,12 @@ func (s *Service) Rules(context.Context) ([]deviceupdate.Rule, error) {
 	return s.DB.Rules()
 }
 
-// change makes one admin change through store.DB.Audited, the one way
+// change makes one admin change through store.Store.Audited, the one way
 // they are made: it takes effect only with its entry synced in the trail,
 // and a refusal is audited with its reason. A change not made for a fault
 // of the server is logged at error level.
-func (s *Service) change(e audit.Entry, apply func(tx *store.DB, e *audit.Entry) error) error {
-	err := s.DB.Audited(s.Trail, e, apply)
+func (s *Service) change(e audit.Entry, apply func(tx store.Store, e *audit.Entry) error) error {
+	err := s.DB.Audited(e, apply)
 	if errors.Is(err, store.ErrNotMade) && s.Logger != nil {
 		s.Logger.Error("admin change not made", zap.String("action", e.Action), zap.String("target", e.Target), zap.Error(err))
 	}
@@ -67,7 +67,7 @@ func (s *Service) change(e audit.Entry, apply func(tx *store.DB, e *audit.Entry)
 
 // refuse audits a change refused before it reached the store.
 func (s *Service) refuse(e audit.Entry, err error) error {
-	return s.change(e, func(*store.DB, *audit.Entry) error { return err })
+	return s.change(e, func(store.Store, *audit.Entry) error { return err })
 }
 
 // Record writes e before a change the store does not hold, such as
@@ -82,7 +82,7 @@ func (s *Service) ChangeRule(ctx context.Context, id string, action deviceupdate
 			return s.resetRollout(ctx, id, actor)
 		}
 	}
-	err = s.change(audit.Entry{Actor: actor, Action: "rule." + string(action), Target: id}, func(tx *store.DB, e *audit.Entry) (err error) {
+	err = s.change(audit.Entry{Actor: actor, Action: "rule." + string(action), Target: id}, func(tx store.Store, e *audit.Entry) (err error) {
 		if before, after, err = tx.ChangeRule(id, action, expect); err != nil {
 			return err
 		}
@@ -152,7 +152,7 @@ func (s *Service) VerifyAudit(context.Context) (*deviceupdate.AuditVerification,
 // readTrail reads the trail and logs a break at error level: a trail
 // altered behind the service's back is an incident.
 func (s *Service) readTrail(fn func(e audit.Entry, verified bool)) (*audit.BrokenError, error) {
-	brk, err := s.Trail.Read(fn)
+	brk, err := s.DB.AuditEntries(fn)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +170,7 @@ func (s *Service) readTrail(fn func(e audit.Entry, verified bool)) (*audit.Broke
 // that entry cannot be written, the error is logged and the server goes
 // on, to be done at the next start.
 func (s *Service) CheckTrail() error {
-	a, err := s.Trail.Anchor(s.DB)
+	a, err := s.DB.AnchorAudit()
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func (s *Service) CheckTrail() error {
 	if err != nil && s.Logger != nil {
 		s.Logger.Error("audit trail not checked against the store", zap.Error(err))
 	}
-	s.logBroken(s.Trail.Broken())
+	s.logBroken(s.DB.AuditBroken())
 	return nil
 }
 
@@ -195,7 +195,7 @@ func (s *Service) logBroken(brk *audit.BrokenError) {
 	if brk == nil || s.Logger == nil {
 		return
 	}
-	s.Logger.Error("audit trail is broken", zap.String("file", s.Trail.Path()), zap.Int("line", brk.Line),
+	s.Logger.Error("audit trail is broken", zap.String("file", s.DB.AuditLocation()), zap.Int("line", brk.Line),
 		zap.Uint64("entry", brk.Seq), zap.String("reason", brk.Reason),
 		zap.String("fix", "stop serve, restore the file from a backup and start serve again; `deviceupdate audit verify` names the first altered entry"))
 }
@@ -207,7 +207,7 @@ func (s *Service) TestDevices(context.Context) ([]deviceupdate.TestDevice, error
 
 // AddTestDevice validates, stores and audits a test device.
 func (s *Service) AddTestDevice(_ context.Context, d deviceupdate.TestDevice, actor string) (norm deviceupdate.TestDevice, err error) {
-	err = s.change(audit.Entry{Actor: actor, Action: "testdevice.add", Target: d.Name}, func(tx *store.DB, e *audit.Entry) (err error) {
+	err = s.change(audit.Entry{Actor: actor, Action: "testdevice.add", Target: d.Name}, func(tx store.Store, e *audit.Entry) (err error) {
 		if norm, err = d.Normalize(); err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func (s *Service) AddTestDevice(_ context.Context, d deviceupdate.TestDevice, ac
 
 // RemoveTestDevice deletes and audits a test device.
 func (s *Service) RemoveTestDevice(_ context.Context, name, actor string) error {
-	return s.change(audit.Entry{Actor: actor, Action: "testdevice.remove", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+	return s.change(audit.Entry{Actor: actor, Action: "testdevice.remove", Target: name}, func(tx store.Store, e *audit.Entry) error {
 		d, err := tx.RemoveTestDevice(name)
 		if err != nil {
 			return err
@@ -245,7 +245,7 @@ func (s *Service) Config(_ context.Context, scope string) ([]deviceupdate.Config
 // and audits the change.
 func (s *Service) SetConfig(_ context.Context, scope string, settings map[string]string, actor string) ([]deviceupdate.ConfigValue, error) {
 	var after store.ScopeConfig
-	err := s.change(audit.Entry{Actor: actor, Action: "config.set", Target: scope}, func(tx *store.DB, e *audit.Entry) error {
+	err := s.change(audit.Entry{Actor: actor, Action: "config.set", Target: scope}, func(tx store.Store, e *audit.Entry) error {
 		checked, err := deviceupdate.CheckSettings(settings)
 		if err != nil {
 			return err

@@ -43,6 +43,7 @@ func openIn(t *testing.T, storeDir, trailDir string) *admin.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetTrail(trail)
 	t.Cleanup(func() {
 		if err := db.Check(); err != nil && !errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			t.Error(err)
@@ -50,7 +51,7 @@ func openIn(t *testing.T, storeDir, trailDir string) *admin.Service {
 		db.Close()
 		trail.Close()
 	})
-	s := &admin.Service{DB: db, Trail: trail}
+	s := &admin.Service{DB: db}
 	if err := s.CheckTrail(); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestBrokenTrail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	data, err := os.ReadFile(s.Trail.Path())
+	data, err := os.ReadFile(s.DB.AuditLocation())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestBrokenTrail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := os.WriteFile(s.Trail.Path(), []byte(tt.trail), 0o640); err != nil {
+			if err := os.WriteFile(s.DB.AuditLocation(), []byte(tt.trail), 0o640); err != nil {
 				t.Fatal(err)
 			}
 			logged := logs.TakeAll()

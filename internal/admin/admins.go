@@ -85,7 +85,7 @@ func (a *Admins) AddAdmin(_ context.Context, name string, role deviceupdate.Role
 	}
 	ad.HasPassword = password != ""
 	refused := err
-	err = a.svc.change(audit.Entry{Actor: actor, Action: "admin.add", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+	err = a.svc.change(audit.Entry{Actor: actor, Action: "admin.add", Target: name}, func(tx store.Store, e *audit.Entry) error {
 		if refused != nil {
 			return refused
 		}
@@ -103,7 +103,7 @@ func (a *Admins) AddAdmin(_ context.Context, name string, role deviceupdate.Role
 
 // RemoveAdmin deletes and audits an admin with their tokens and sessions.
 func (a *Admins) RemoveAdmin(_ context.Context, name, actor string) error {
-	return a.svc.change(audit.Entry{Actor: actor, Action: "admin.remove", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+	return a.svc.change(audit.Entry{Actor: actor, Action: "admin.remove", Target: name}, func(tx store.Store, e *audit.Entry) error {
 		removed, err := tx.RemoveAdmin(name)
 		if err != nil {
 			return err
@@ -133,7 +133,7 @@ func (a *Admins) NewToken(_ context.Context, name string, ttl time.Duration, act
 	secret = TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	hash := store.SecretHash(sha256.Sum256([]byte(secret)))
 	t = deviceupdate.AdminToken{ID: hex.EncodeToString(hash[:6]), Admin: name, CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	err = a.svc.change(audit.Entry{Actor: actor, Action: "admin.token.create", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+	err = a.svc.change(audit.Entry{Actor: actor, Action: "admin.token.create", Target: name}, func(tx store.Store, e *audit.Entry) error {
 		if refused != nil {
 			return refused
 		}
@@ -170,7 +170,7 @@ func (a *Admins) Tokens(_ context.Context, name string) ([]deviceupdate.AdminTok
 // RevokeToken deletes and audits one of an admin's tokens; it stops
 // working at once.
 func (a *Admins) RevokeToken(_ context.Context, name, id, actor string) error {
-	return a.svc.change(audit.Entry{Actor: actor, Action: "admin.token.revoke", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+	return a.svc.change(audit.Entry{Actor: actor, Action: "admin.token.revoke", Target: name}, func(tx store.Store, e *audit.Entry) error {
 		t, err := tx.RevokeAdminToken(name, id)
 		if err != nil {
 			return err
@@ -231,7 +231,7 @@ func (a *Admins) SignIn(ctx context.Context, name, password, from string) (strin
 		From string            `json:"from"`
 		Role deviceupdate.Role `json:"role"`
 	}{from, ad.Role})
-	err = a.svc.change(audit.Entry{Actor: ad.Name, Action: "admin.signin", Target: ad.Name, After: after}, func(tx *store.DB, _ *audit.Entry) error {
+	err = a.svc.change(audit.Entry{Actor: ad.Name, Action: "admin.signin", Target: ad.Name, After: after}, func(tx store.Store, _ *audit.Entry) error {
 		_, err := tx.AddSession(store.NewSession{Hash: hash, Session: s}, now, MaxSessionsPerAdmin)
 		return err
 	})
@@ -284,7 +284,7 @@ func (a *Admins) SignOut(ctx context.Context, secret string) error {
 		return err
 	}
 	hash := store.SecretHash(sha256.Sum256([]byte(secret)))
-	return a.svc.change(audit.Entry{Actor: s.Admin.Name, Action: "admin.signout", Target: s.Admin.Name}, func(tx *store.DB, _ *audit.Entry) error {
+	return a.svc.change(audit.Entry{Actor: s.Admin.Name, Action: "admin.signout", Target: s.Admin.Name}, func(tx store.Store, _ *audit.Entry) error {
 		_, err := tx.EndSession(hash)
 		return err
 	})

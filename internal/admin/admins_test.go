@@ -203,7 +203,7 @@ func TestAdminsAndTokensAreAudited(t *testing.T) {
 	if got != want {
 		t.Errorf("trail:\n%s\nwant:\n%s", got, want)
 	}
-	trail, err := os.ReadFile(s.Trail.Path())
+	trail, err := os.ReadFile(s.DB.AuditLocation())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,7 @@ func (s *Service) RemoveDevice(_ context.Context, id, actor string) (removed dev
 		return removed, s.refuse(e, err)
 	}
 	e.Target = norm
-	err = s.forget(e, func(tx *store.DB, e *audit.Entry) (err error) {
+	err = s.forget(e, func(tx store.Store, e *audit.Entry) (err error) {
 		if removed, err = tx.RemoveDevice(norm); err != nil {
 			return err
 		}
@@ -163,7 +163,7 @@ func (s *Service) PruneDevices(_ context.Context, notSeen string, dryRun bool, a
 		return nil, s.refuse(e, err)
 	}
 	e.Target = "not seen since " + cutoff.UTC().Format(time.RFC3339)
-	err = s.forget(e, func(tx *store.DB, e *audit.Entry) (err error) {
+	err = s.forget(e, func(tx store.Store, e *audit.Entry) (err error) {
 		if res, err = tx.PruneDevices(cutoff, false); err != nil {
 			return err
 		}
@@ -179,7 +179,7 @@ func (s *Service) PruneDevices(_ context.Context, notSeen string, dryRun bool, a
 // forget makes an audited change that deletes devices once the polls
 // waiting in the batch are written; when they cannot be, the change is
 // refused, and audited so.
-func (s *Service) forget(e audit.Entry, apply func(tx *store.DB, e *audit.Entry) error) error {
+func (s *Service) forget(e audit.Entry, apply func(tx store.Store, e *audit.Entry) error) error {
 	ran := false
 	err := s.inventory().Forget(func() error {
 		ran = true

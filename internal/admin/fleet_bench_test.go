@@ -48,8 +48,9 @@ func fleetService(tb testing.TB, n int) *admin.Service {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	db.SetTrail(trail)
 	tb.Cleanup(func() { db.Close(); trail.Close() })
-	s := &admin.Service{DB: db, Trail: trail}
+	s := &admin.Service{DB: db}
 	batch := make([]deviceupdate.Device, 0, 10_000)
 	for i := range n {
 		batch = append(batch, fleetDevice(i))

@@ -11,6 +11,7 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/admin"
 	"github.com/deviceupdate/deviceupdate/internal/inventory"
+	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
 // pollModel records a poll of a phone of model (in locale) running version.
@@ -126,12 +127,11 @@ func TestFleetSummaryFollowsTheInventory(t *testing.T) {
 			cx600Key + " 4.0.7577.4366=3" + rule + "not on approved 0)",
 		}},
 		{"a restart", func(t *testing.T) {
-			dir := strings.TrimSuffix(s.DB.Path(), "/deviceupdate.db")
+			dir := strings.TrimSuffix(s.DB.(*store.DB).Path(), "/deviceupdate.db")
 			if err := rec.Close(); err != nil {
 				t.Fatal(err)
 			}
-			s.DB.Close()
-			s.Trail.Close()
+			s.DB.Close() // its trail is closed when the test ends
 			reopened := openIn(t, dir, dir)
 			*s = *reopened
 		}, 3, []string{

@@ -18,7 +18,9 @@ func reopen(t *testing.T, dir string) *admin.Service {
 	return openIn(t, dir, dir)
 }
 
-func stop(s *admin.Service) { s.DB.Close(); s.Trail.Close() }
+// stop closes the store as serve does when it stops; its trail, which
+// writes nothing once the store is closed, is closed when the test ends.
+func stop(s *admin.Service) { s.DB.Close() }
 
 func addDevices(t *testing.T, s *admin.Service, names ...string) {
 	t.Helper()
@@ -32,7 +34,7 @@ func addDevices(t *testing.T, s *admin.Service, names ...string) {
 func actions(t *testing.T, s *admin.Service) string {
 	t.Helper()
 	var out []string
-	if _, err := s.Trail.Read(func(e audit.Entry, _ bool) { out = append(out, fmt.Sprintf("%d:%s %s", e.Seq, e.Action, e.Target)) }); err != nil {
+	if _, err := s.DB.AuditEntries(func(e audit.Entry, _ bool) { out = append(out, fmt.Sprintf("%d:%s %s", e.Seq, e.Action, e.Target)) }); err != nil {
 		t.Fatal(err)
 	}
 	return strings.Join(out, ", ")
@@ -91,7 +93,7 @@ func TestTrailAgainstStoreHead(t *testing.T) {
 			if got := actions(t, s); got != tt.wantActions {
 				t.Errorf("trail:\n %s\nwant\n %s", got, tt.wantActions)
 			}
-			brk, err := s.Trail.Read(func(audit.Entry, bool) {})
+			brk, err := s.DB.AuditEntries(func(audit.Entry, bool) {})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +138,7 @@ func TestTrailAnchoredOnce(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	os.WriteFile(path, []byte(strings.Join(strings.SplitAfter(string(data), "\n")[:2], "")), 0o640)
 	s = reopen(t, dir)
-	if brk := s.Trail.Broken(); brk == nil || brk.Seq != 3 || !strings.Contains(brk.Reason, "the store records entry 3 as written (entries were removed from its end)") {
+	if brk := s.DB.AuditBroken(); brk == nil || brk.Seq != 3 || !strings.Contains(brk.Reason, "the store records entry 3 as written (entries were removed from its end)") {
 		t.Errorf("a start on a trail without its last entry: Broken = %v", brk)
 	}
 }

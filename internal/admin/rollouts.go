@@ -33,7 +33,7 @@ func (s *Service) StartRollout(_ context.Context, ruleID string, o deviceupdate.
 		}
 		o.Reach = (&deviceupdate.Rollout{ID: id}).ReachFor(known, o.MinDevices)
 	}
-	err := s.change(audit.Entry{Actor: actor, Action: "rule.rollout.start", Target: ruleID}, func(tx *store.DB, e *audit.Entry) (err error) {
+	err := s.change(audit.Entry{Actor: actor, Action: "rule.rollout.start", Target: ruleID}, func(tx store.Store, e *audit.Entry) (err error) {
 		if r, err = tx.StartRollout(ruleID, o, id, s.now()); err != nil {
 			return err
 		}
@@ -176,7 +176,7 @@ func (s *Service) AbortRollout(_ context.Context, ruleID, actor string) (deviceu
 // rule.rollout.<action>, with the rollout before and after.
 func (s *Service) changeRollout(ruleID, action, actor string, change func(deviceupdate.Rollout) (deviceupdate.Rollout, error)) (deviceupdate.Rollout, error) {
 	var after deviceupdate.Rollout
-	err := s.change(audit.Entry{Actor: actor, Action: "rule.rollout." + action, Target: ruleID}, func(tx *store.DB, e *audit.Entry) error {
+	err := s.change(audit.Entry{Actor: actor, Action: "rule.rollout." + action, Target: ruleID}, func(tx store.Store, e *audit.Entry) error {
 		before, a, err := tx.ChangeRollout(ruleID, change)
 		if err != nil {
 			return err

@@ -21,7 +21,7 @@ func (s *Service) Sites(context.Context) ([]deviceupdate.Site, error) {
 
 // PutSite validates, stores and audits a site.
 func (s *Service) PutSite(_ context.Context, site deviceupdate.Site, actor string) (norm deviceupdate.Site, err error) {
-	err = s.change(audit.Entry{Actor: actor, Action: "site.put", Target: site.Name}, func(tx *store.DB, e *audit.Entry) error {
+	err = s.change(audit.Entry{Actor: actor, Action: "site.put", Target: site.Name}, func(tx store.Store, e *audit.Entry) error {
 		norm, err = site.Normalize()
 		if err != nil {
 			return err
@@ -43,7 +43,7 @@ func (s *Service) PutSite(_ context.Context, site deviceupdate.Site, actor strin
 // RemoveSite deletes a site with its settings, refused while test devices
 // are limited to it, and audits it with the settings it had.
 func (s *Service) RemoveSite(_ context.Context, name, actor string) error {
-	return s.change(audit.Entry{Actor: actor, Action: "site.remove", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+	return s.change(audit.Entry{Actor: actor, Action: "site.remove", Target: name}, func(tx store.Store, e *audit.Entry) error {
 		site, settings, err := tx.RemoveSite(name)
 		if err != nil {
 			return err
@@ -72,7 +72,7 @@ func (s *Service) DeviceConfig(_ context.Context, id string) (deviceupdate.Devic
 // SetDeviceConfig validates, applies and audits one device's overrides.
 func (s *Service) SetDeviceConfig(_ context.Context, id string, settings map[string]string, actor string) (deviceupdate.DeviceConfig, error) {
 	var dc deviceupdate.DeviceConfig
-	err := s.change(audit.Entry{Actor: actor, Action: "device.config.set", Target: id}, func(tx *store.DB, e *audit.Entry) error {
+	err := s.change(audit.Entry{Actor: actor, Action: "device.config.set", Target: id}, func(tx store.Store, e *audit.Entry) error {
 		norm, err := deviceupdate.DeviceID(id)
 		if err != nil {
 			return err

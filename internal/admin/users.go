@@ -35,7 +35,7 @@ func (s *Service) AddUser(_ context.Context, name, password, actor string) (devi
 		hash, err = store.HashPassword(password)
 	}
 	refused := err
-	err = s.change(audit.Entry{Actor: actor, Action: "user.add", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+	err = s.change(audit.Entry{Actor: actor, Action: "user.add", Target: name}, func(tx store.Store, e *audit.Entry) error {
 		if refused != nil {
 			return refused
 		}
@@ -54,7 +54,7 @@ func (s *Service) AddUser(_ context.Context, name, password, actor string) (devi
 // RemoveUser deletes and audits a user; its credentials stop working at
 // once.
 func (s *Service) RemoveUser(_ context.Context, name, actor string) error {
-	return s.change(audit.Entry{Actor: actor, Action: "user.remove", Target: name}, func(tx *store.DB, e *audit.Entry) error {
+	return s.change(audit.Entry{Actor: actor, Action: "user.remove", Target: name}, func(tx store.Store, e *audit.Entry) error {
 		u, err := tx.RemoveUser(name)
 		if err != nil {
 			return err

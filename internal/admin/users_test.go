@@ -56,7 +56,7 @@ func TestUsersAreAuditedWithoutSecrets(t *testing.T) {
 		!bytes.Contains(entries[0].After, []byte(`"name":"phone1@contoso.com"`)) || !bytes.Contains(entries[4].Before, []byte(`"createdBy":"admin@10.0.0.1"`)) {
 		t.Errorf("audit entries: %q", actions)
 	}
-	trail, err := os.ReadFile(s.Trail.Path())
+	trail, err := os.ReadFile(s.DB.AuditLocation())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,6 +83,9 @@ type Inventory interface {
 
 // Service takes backups of the running service.
 type Service struct {
+	// DB and Trail are the bbolt store and the trail it appends to
+	// (DB.SetTrail): a backup copies the store file and the trail file,
+	// so it works on them, not on any store.Store.
 	DB      *store.DB
 	Trail   *audit.Trail
 	Imports Imports
@@ -111,7 +114,7 @@ func (s *Service) Backup(_ context.Context, opts deviceupdate.BackupOptions, act
 	entry := audit.Entry{Actor: actor, Action: "backup", Target: "state", Result: audit.ResultOK}
 	if err != nil {
 		entry.Result = deviceupdate.ErrorMessage(err)
-		if aerr := s.DB.Audited(s.Trail, entry, nil); aerr != nil {
+		if aerr := s.DB.Audited(entry, nil); aerr != nil {
 			s.Logger.Error("audit a failed backup", zap.Error(aerr))
 		}
 		return nil, err
@@ -122,7 +125,7 @@ func (s *Service) Backup(_ context.Context, opts deviceupdate.BackupOptions, act
 		AuditEntries uint64 `json:"auditEntries"`
 		Logs         bool   `json:"logs"`
 	}{len(snap.sources), snap.bytes(), snap.meta.AuditEntries, opts.Logs})
-	if err := s.DB.Audited(s.Trail, entry, nil); err != nil {
+	if err := s.DB.Audited(entry, nil); err != nil {
 		snap.Close()
 		return nil, err
 	}

@@ -55,10 +55,11 @@ func newService(t *testing.T) *service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetTrail(trail)
 	t.Cleanup(func() { db.Close(); trail.Close() })
 	ca := testpki.NewCA(t, "Polycom Root")
 	testpki.WriteCert(t, filepath.Join(certsDir, certs.TrustedDir, "polycom.pem"), ca.Cert)
-	im := &importer.Importer{DB: db, Audit: trail, Logger: zap.NewNop(), Files: updatestore.New(data, nil), CertsDir: certsDir}
+	im := &importer.Importer{DB: db, Logger: zap.NewNop(), Files: updatestore.New(data, nil), CertsDir: certsDir}
 	return &service{
 		Service: &backup.Service{DB: db, Trail: trail, Imports: im, DataDir: data, CertsDir: certsDir,
 			Info: deviceupdate.ServerInfo{Version: "test", Domain: "contoso.com", SchemaVersion: store.SchemaVersion}, Logger: zap.NewNop()},

@@ -69,6 +69,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetTrail(trail)
 	t.Cleanup(func() { trail.Close() })
 	files := updatestore.New(data, zap.NewNop())
 	if err := files.Create(); err != nil {
@@ -79,8 +80,8 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	testpki.WriteCert(t, filepath.Join(certs, "trusted", "publisher.pem"), ca.Cert)
-	im := &importer.Importer{DB: db, Audit: trail, Logger: zap.NewNop(), Files: files, CertsDir: certs}
-	svc := &admin.Service{DB: db, Trail: trail, Now: clk.now}
+	im := &importer.Importer{DB: db, Logger: zap.NewNop(), Files: files, CertsDir: certs}
+	svc := &admin.Service{DB: db, Now: clk.now}
 	admins := admin.NewAdmins(svc)
 	for _, a := range []struct {
 		name string

@@ -29,8 +29,9 @@ func TestClearLogsAuditedFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetTrail(trail)
 	t.Cleanup(func() { db.Close(); trail.Close() })
-	svc := &admin.Service{DB: db, Trail: trail}
+	svc := &admin.Service{DB: db}
 	if err := svc.CheckTrail(); err != nil {
 		t.Fatal(err)
 	}

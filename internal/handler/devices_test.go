@@ -30,6 +30,7 @@ func TestDeviceListFiltersAndDevicePage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetTrail(trail)
 	defer trail.Close()
 	t0 := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 	dev := func(mac, model, user, remote, version string, at time.Time) deviceupdate.Device {
@@ -49,7 +50,7 @@ func TestDeviceListFiltersAndDevicePage(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := New(Config{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), Store: db, AdminToken: testToken,
-		Devices: &admin.Service{DB: db, Trail: trail}})
+		Devices: &admin.Service{DB: db}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,6 +124,6 @@ func fullTrail(t *testing.T, e *env) func() {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { trail.Close() })
-	e.im.Audit = trail
+	e.db.SetTrail(trail)
 	return e2e.Fill(t, dir)
 }

@@ -42,8 +42,7 @@ const DefaultMaxPackageSize = 4 << 30
 // Importer ingests packages. It is safe for concurrent use; imports are
 // serialized where they touch the store.
 type Importer struct {
-	DB       *store.DB
-	Audit    *audit.Trail
+	DB       store.Store
 	Logger   *zap.Logger
 	Files    *updatestore.Store
 	CertsDir string // the --certs folder; trusted/ is read at each import
@@ -94,7 +93,7 @@ func (im *Importer) Import(ctx context.Context, src io.Reader, size int64, name,
 	audited := false // the commit, with its entry, was tried
 	res, err := im.importPackage(ctx, src, size, name, func(records []*deviceupdate.StoredUpdate, sum string) (res *deviceupdate.ImportResult, err error) {
 		audited = true
-		err = im.audited(entry, func(tx *store.DB, e *audit.Entry) error {
+		err = im.audited(entry, func(tx store.Store, e *audit.Entry) error {
 			updates, err := tx.CommitImport(records)
 			if err != nil {
 				return prefixName(err, name)
@@ -107,15 +106,15 @@ func (im *Importer) Import(ctx context.Context, src io.Reader, size int64, name,
 	})
 	if err != nil && !audited {
 		// Refused before its commit: nothing changed; audit the refusal.
-		err = im.audited(entry, func(*store.DB, *audit.Entry) error { return err })
+		err = im.audited(entry, func(store.Store, *audit.Entry) error { return err })
 	}
 	return res, err
 }
 
-// audited makes an audited change (store.DB.Audited), logging one the
+// audited makes an audited change (store.Store.Audited), logging one the
 // server could not make.
-func (im *Importer) audited(e audit.Entry, apply func(tx *store.DB, e *audit.Entry) error) error {
-	err := im.DB.Audited(im.Audit, e, apply)
+func (im *Importer) audited(e audit.Entry, apply func(tx store.Store, e *audit.Entry) error) error {
+	err := im.DB.Audited(e, apply)
 	if errors.Is(err, store.ErrNotMade) {
 		im.Logger.Error("admin change not made", zap.String("action", e.Action), zap.String("target", e.Target), zap.Error(err))
 	}
@@ -297,7 +296,7 @@ func (im *Importer) ClearFiles(_ context.Context, actor string) (*deviceupdate.C
 	defer im.mu.Unlock()
 	res := &deviceupdate.ClearResult{Removed: []deviceupdate.ClearedUpdate{}}
 	var removed []deviceupdate.StoredUpdate
-	err := im.audited(audit.Entry{Actor: actor, Action: "files.clear", Target: updatestore.Dir}, func(tx *store.DB, e *audit.Entry) (err error) {
+	err := im.audited(audit.Entry{Actor: actor, Action: "files.clear", Target: updatestore.Dir}, func(tx store.Store, e *audit.Entry) (err error) {
 		if removed, err = tx.DeleteUnreferenced(); err != nil {
 			return err
 		}

@@ -50,6 +50,7 @@ func newEnvIn(t *testing.T, data string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetTrail(trail)
 	t.Cleanup(func() {
 		if err := db.Check(); err != nil {
 			t.Error(err)
@@ -61,7 +62,7 @@ func newEnvIn(t *testing.T, data string) *env {
 	os.MkdirAll(filepath.Join(certsDir, "trusted"), 0o755)
 	testpki.WriteCert(t, filepath.Join(certsDir, "trusted", "polycom.pem"), ca.Cert)
 	return &env{
-		im: &importer.Importer{DB: db, Audit: trail, Logger: zap.NewNop(), Files: updatestore.New(data, nil), CertsDir: certsDir},
+		im: &importer.Importer{DB: db, Logger: zap.NewNop(), Files: updatestore.New(data, nil), CertsDir: certsDir},
 		db: db, data: data, certs: certsDir, ca: ca,
 		sign: testpkg.NewSigner(t, ca, testpki.Options{}),
 	}

@@ -60,7 +60,7 @@ type Recorder struct {
 }
 
 // New starts a recorder that flushes every interval.
-func New(db *store.DB, log *audit.RequestLog, logger *zap.Logger, interval time.Duration) *Recorder {
+func New(db store.Store, log *audit.RequestLog, logger *zap.Logger, interval time.Duration) *Recorder {
 	r := &Recorder{
 		put: db.PutDevices, log: log, logger: logger, interval: interval, max: DefaultMaxPending,
 		pending: map[string]deviceupdate.Device{},

@@ -21,7 +21,7 @@ import (
 // Service implements deviceupdate.PollService on the store, recording
 // every poll with Recorder.
 type Service struct {
-	DB       *store.DB
+	DB       store.Store
 	Recorder *inventory.Recorder
 	Files    *updatestore.Store // the files offered and downloaded
 	Now      func() time.Time

@@ -35,25 +35,31 @@ func (db *DB) AuditHead() (h audit.Head, ok bool, err error) {
 	return h, ok, nil
 }
 
+// SetTrail gives the store the audit trail Audited appends to and the
+// Audit methods read. Call it once, before the first of them; the trail
+// stays the caller's to close. It is set apart from Open because the
+// trail is opened after the store, whose file lock keeps a second serve
+// on the same folder from touching the trail.
+func (db *DB) SetTrail(t *audit.Trail) { db.trail = t }
+
+// errNoTrail is the error of an audit method called before SetTrail.
+var errNoTrail = errors.New("store: no audit trail set (SetTrail)")
+
 // Audited makes one admin change, audited; every admin change goes through
-// it. apply runs in a write transaction, on a DB bound to it, and may fill
-// in the entry (its Before and After, a canonical Target). When apply
-// succeeds, the entry is appended to the trail and synced, and the trail's
-// new head put in the store, inside that same transaction, before it
-// commits: a change takes effect only with its entry durably written. When
-// the append fails, the transaction is rolled back and nothing changes.
-// When apply fails, nothing changes either, and the refusal is audited
-// with its reason. When the commit fails after the append, the trail holds
-// an entry whose change was not made, and Audited marks it at once with an
-// audit.abandoned entry (or the next start does, when that fails too).
-//
-// A nil apply records e alone: the intent written before a change the
-// store does not hold (files deleted after it). e's Result defaults to ok.
-// The errors of a change not made are EUNAVAILABLE when the disk is full,
-// else EINTERNAL, with a message that says so.
-func (db *DB) Audited(t *audit.Trail, e audit.Entry, apply func(tx *DB, e *audit.Entry) error) error {
+// it (Store.Audited has the contract). apply runs in a write transaction,
+// on a DB bound to it. When apply succeeds, the entry is appended to the
+// trail file and synced, and the trail's new head put in the store, inside
+// that same transaction, before it commits. When the commit fails after
+// the append, the trail holds an entry whose change was not made, and
+// Audited marks it at once with an audit.abandoned entry (or the next
+// start does, when that fails too).
+func (db *DB) Audited(e audit.Entry, apply func(tx Store, e *audit.Entry) error) error {
 	if db.tx != nil {
 		return errors.New("store: an audited change inside another")
+	}
+	t := db.trail
+	if t == nil {
+		return notMade("the audit trail is not open", errNoTrail)
 	}
 	if e.Result == "" {
 		e.Result = audit.ResultOK
@@ -83,7 +89,7 @@ func (db *DB) Audited(t *audit.Trail, e audit.Entry, apply func(tx *DB, e *audit
 		return nil
 	case refused != nil:
 		e.Result, e.Before, e.After = deviceupdate.ErrorMessage(refused), nil, nil
-		if aerr := db.Audited(t, e, nil); aerr != nil {
+		if aerr := db.Audited(e, nil); aerr != nil {
 			return fmt.Errorf("%w (the refusal could not be audited: %v)", refused, aerr)
 		}
 		return refused
@@ -91,10 +97,45 @@ func (db *DB) Audited(t *audit.Trail, e audit.Entry, apply func(tx *DB, e *audit
 		return notMade("its audit entry could not be written", err)
 	}
 	abandon := audit.Abandoned([]uint64{written.Seq}, "the store did not commit the change: "+err.Error())
-	if aerr := db.Audited(t, abandon, nil); aerr != nil {
+	if aerr := db.Audited(abandon, nil); aerr != nil {
 		err = fmt.Errorf("%w; marking its audit entry as not applied failed too (the next start does it): %v", err, aerr)
 	}
 	return notMade("the store could not be written", err)
+}
+
+// AuditEntries reads the trail file (audit.Trail.Read), checked, once
+// AnchorAudit ran, against the head the store keeps.
+func (db *DB) AuditEntries(fn func(e audit.Entry, verified bool)) (*audit.BrokenError, error) {
+	if db.trail == nil {
+		return nil, errNoTrail
+	}
+	return db.trail.Read(fn)
+}
+
+// AuditBroken returns where the trail file broke when last read.
+func (db *DB) AuditBroken() *audit.BrokenError {
+	if db.trail == nil {
+		return nil
+	}
+	return db.trail.Broken()
+}
+
+// AuditLocation returns the trail file's path.
+func (db *DB) AuditLocation() string {
+	if db.trail == nil {
+		return ""
+	}
+	return db.trail.Path()
+}
+
+// AnchorAudit anchors the trail file to the head the store keeps
+// (audit.Trail.Anchor): the file and the store are written apart, so a
+// crash between the two can leave entries whose change did not commit.
+func (db *DB) AnchorAudit() (*audit.Anchoring, error) {
+	if db.trail == nil {
+		return nil, errNoTrail
+	}
+	return db.trail.Anchor(db)
 }
 
 // ErrNotMade is wrapped by the error of an admin change that Audited did

@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
@@ -95,6 +96,8 @@ type DB struct {
 	// devIndex counts and filters the inventory in memory
 	// (devices_index.go).
 	devIndex deviceIndex
+	// trail is the audit trail Audited appends to (SetTrail).
+	trail *audit.Trail
 }
 
 // write runs fn in a write transaction, or in the one db is bound to.

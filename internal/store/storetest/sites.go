@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"net/netip"
@@ -21,8 +21,8 @@ func site(t *testing.T, name string, subnets ...string) deviceupdate.Site {
 	return s
 }
 
-func TestSites(t *testing.T) {
-	db := MustOpen(t, t.TempDir())
+func testSites(t *testing.T, open Opener) {
+	db := open(t)
 	if _, err := db.PutSite(site(t, "Redmond", "10.1.0.0/16")); err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +73,8 @@ func TestSites(t *testing.T) {
 	}
 }
 
-func TestDeviceConfig(t *testing.T) {
-	db := MustOpen(t, t.TempDir())
+func testDeviceConfig(t *testing.T, open Opener) {
+	db := open(t)
 	const id = "00-04-F2-AA-BB-CC"
 	if _, after, err := db.SetDeviceConfig(id, map[string]string{"PeerFirmwareSharing": "true"}); err != nil || after["PeerFirmwareSharing"] != "true" {
 		t.Fatalf("set: %v %v", after, err)
@@ -89,12 +89,12 @@ func TestDeviceConfig(t *testing.T) {
 	}
 }
 
-// TestUnknownSitesRefused: a test device or a setting for a site that does
+// testUnknownSitesRefused: a test device or a setting for a site that does
 // not exist is refused, in the transaction that would write it, and
 // changes nothing; a site named in another letter case is the site as it
 // was created.
-func TestUnknownSitesRefused(t *testing.T) {
-	db := MustOpen(t, t.TempDir())
+func testUnknownSitesRefused(t *testing.T, open Opener) {
+	db := open(t)
 	if _, err := db.PutSite(site(t, "Redmond", "10.1.0.0/16")); err != nil {
 		t.Fatal(err)
 	}
@@ -160,5 +160,88 @@ func TestUnknownSitesRefused(t *testing.T) {
 	}
 	if devices, _ := db.TestDevices(); len(devices) != 1 {
 		t.Errorf("test devices = %+v, want only b", devices)
+	}
+}
+
+// testTestDevices: names and identifiers are unique in any case; the list
+// is ordered by name; a removal returns the device.
+func testTestDevices(t *testing.T, open Opener) {
+	db := open(t)
+	if _, err := db.PutSite(site(t, "Redmond", "10.1.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []deviceupdate.TestDevice{
+		{Name: "zeta", MAC: "00-04-F2-00-00-01"},
+		{Name: "Alpha", Serial: "SN-1", Scope: "site:redmond"},
+	} {
+		if _, err := db.AddTestDevice(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name     string
+		d        deviceupdate.TestDevice
+		wantCode string
+	}{
+		{"a name in another case", deviceupdate.TestDevice{Name: "ALPHA", Serial: "SN-2"}, deviceupdate.ECONFLICT},
+		{"a MAC in use", deviceupdate.TestDevice{Name: "beta", MAC: "00-04-f2-00-00-01"}, deviceupdate.ECONFLICT},
+		{"a serial in use", deviceupdate.TestDevice{Name: "beta", Serial: "sn-1"}, deviceupdate.ECONFLICT},
+		{"an unknown site", deviceupdate.TestDevice{Name: "beta", Serial: "SN-3", Scope: "site:Dublin"}, deviceupdate.ENOTFOUND},
+		{"a new one", deviceupdate.TestDevice{Name: "beta", Serial: "SN-4"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gen := db.Generation()
+			_, err := db.AddTestDevice(tt.d)
+			if deviceupdate.ErrorCode(err) != tt.wantCode {
+				t.Fatalf("AddTestDevice = %v, want code %q", err, tt.wantCode)
+			}
+			if changed := db.Generation() != gen; changed != (err == nil) {
+				t.Errorf("generation changed %v after error %v", changed, err)
+			}
+		})
+	}
+	devices, err := db.TestDevices()
+	if err != nil || len(devices) != 3 || devices[0].Name != "Alpha" || devices[1].Name != "beta" || devices[2].Name != "zeta" || devices[0].Scope != "site:Redmond" {
+		t.Fatalf("test devices = %+v, %v", devices, err)
+	}
+	removed, err := db.RemoveTestDevice("ZETA")
+	if err != nil || removed.Name != "zeta" || removed.MAC != "00-04-F2-00-00-01" {
+		t.Errorf("remove = %+v, %v", removed, err)
+	}
+	if _, err := db.RemoveTestDevice("zeta"); deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
+		t.Errorf("remove twice = %v, want ENOTFOUND", err)
+	}
+}
+
+// testConfig: settings are set and removed per scope; a site's scope
+// reads the global overrides beside its own.
+func testConfig(t *testing.T, open Opener) {
+	db := open(t)
+	if _, err := db.PutSite(site(t, "Redmond", "10.1.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	gen := db.Generation()
+	before, after, err := db.SetConfig(deviceupdate.ScopeGlobal, map[string]string{"PollIntervalSeconds": "3600", "PeerFirmwareSharing": "true"})
+	if err != nil || len(before) != 0 || after.Scope != deviceupdate.ScopeGlobal || after.Global["PollIntervalSeconds"] != "3600" || after.Site["PeerFirmwareSharing"] != "true" {
+		t.Fatalf("set global = %v, %+v, %v", before, after, err)
+	}
+	if db.Generation() == gen {
+		t.Error("a setting did not advance the generation")
+	}
+	if _, _, err := db.SetConfig("site:Redmond", map[string]string{"PeerFirmwareSharing": "false"}); err != nil {
+		t.Fatal(err)
+	}
+	before, after, err = db.SetConfig(deviceupdate.ScopeGlobal, map[string]string{"PeerFirmwareSharing": ""})
+	if err != nil || before["PeerFirmwareSharing"] != "true" || len(after.Global) != 1 {
+		t.Fatalf("remove a global setting = %v, %+v, %v", before, after, err)
+	}
+	global, own, err := db.ConfigOverrides("site:Redmond")
+	if err != nil || len(global) != 1 || global["PollIntervalSeconds"] != "3600" || len(own) != 1 || own["PeerFirmwareSharing"] != "false" {
+		t.Errorf("overrides at the site = %v, %v, %v", global, own, err)
+	}
+	sc, err := db.ScopeConfig("site:REDMOND")
+	if err != nil || sc.Scope != "site:Redmond" || sc.Global["PollIntervalSeconds"] != "3600" || sc.Site["PeerFirmwareSharing"] != "false" {
+		t.Errorf("ScopeConfig = %+v, %v", sc, err)
 	}
 }

@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"testing"
@@ -6,11 +6,15 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
-var cx600 = deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"}
+// CX600 is the rule key of the tests' phone model.
+var CX600 = deviceupdate.RuleKey{DeviceType: "UCPhone", Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU", UpdateType: "CPE"}
 
-func storedUpdate(k deviceupdate.RuleKey, version, imageHash string) *deviceupdate.StoredUpdate {
+// StoredUpdate is a stored update of k at version whose image has the
+// hash imageHash (any string: the store does not read the files).
+func StoredUpdate(k deviceupdate.RuleKey, version, imageHash string) *deviceupdate.StoredUpdate {
 	return &deviceupdate.StoredUpdate{
 		RuleKey:       k,
 		Version:       deviceupdate.MustParseVersion(version),
@@ -22,12 +26,12 @@ func storedUpdate(k deviceupdate.RuleKey, version, imageHash string) *deviceupda
 	}
 }
 
-func TestCommitImport(t *testing.T) {
-	db := MustOpen(t, t.TempDir())
-	cx700 := cx600
+func testCommitImport(t *testing.T, open Opener) {
+	db := open(t)
+	cx700 := CX600
 	cx700.Model = "CX700"
 
-	got, err := db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, "4.0.7577.4366", "aa"), storedUpdate(cx700, "4.0.7577.4100", "bb")})
+	got, err := db.CommitImport([]*deviceupdate.StoredUpdate{StoredUpdate(CX600, "4.0.7577.4366", "aa"), StoredUpdate(cx700, "4.0.7577.4100", "bb")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,14 +45,14 @@ func TestCommitImport(t *testing.T) {
 	if len(rules) != 2 || rules[0].Model != "CX600" || rules[0].PendingVersion.String() != "4.0.7577.4366" || !rules[0].ApprovedVersion.IsZero() {
 		t.Fatalf("rules after import = %+v", rules)
 	}
-	if rules[0].ID != deviceupdate.RuleID(cx600) {
-		t.Errorf("rule ID = %s, want %s", rules[0].ID, deviceupdate.RuleID(cx600))
+	if rules[0].ID != deviceupdate.RuleID(CX600) {
+		t.Errorf("rule ID = %s, want %s", rules[0].ID, deviceupdate.RuleID(CX600))
 	}
 
 	// The same update again, under a key spelled in another case: nothing changes.
-	lower := cx600
+	lower := CX600
 	lower.Brand = "polycom"
-	again, err := db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(lower, "4.0.7577.4366", "aa")})
+	again, err := db.CommitImport([]*deviceupdate.StoredUpdate{StoredUpdate(lower, "4.0.7577.4366", "aa")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +61,7 @@ func TestCommitImport(t *testing.T) {
 	}
 
 	// A newer version becomes pending on the same rule.
-	if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, "4.0.7577.4400", "a2")}); err != nil {
+	if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{StoredUpdate(CX600, "4.0.7577.4400", "a2")}); err != nil {
 		t.Fatal(err)
 	}
 	rules, _ = db.Rules()
@@ -69,16 +73,16 @@ func TestCommitImport(t *testing.T) {
 	}
 }
 
-func TestCommitImportConflictChangesNothing(t *testing.T) {
-	db := MustOpen(t, t.TempDir())
-	if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, "4.0.7577.4366", "aa")}); err != nil {
+func testCommitImportConflictChangesNothing(t *testing.T, open Opener) {
+	db := open(t)
+	if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{StoredUpdate(CX600, "4.0.7577.4366", "aa")}); err != nil {
 		t.Fatal(err)
 	}
-	cx700 := cx600
+	cx700 := CX600
 	cx700.Model = "CX700"
 	batch := []*deviceupdate.StoredUpdate{
-		storedUpdate(cx700, "4.0.7577.4100", "bb"),   // new, but in a refused batch
-		storedUpdate(cx600, "4.0.7577.4366", "evil"), // same version, other bytes
+		StoredUpdate(cx700, "4.0.7577.4100", "bb"),   // new, but in a refused batch
+		StoredUpdate(CX600, "4.0.7577.4366", "evil"), // same version, other bytes
 	}
 	if _, err := db.CheckImport(batch); deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT {
 		t.Fatalf("CheckImport = %v, want a conflict", err)
@@ -90,7 +94,7 @@ func TestCommitImportConflictChangesNothing(t *testing.T) {
 	if len(rules) != 1 {
 		t.Errorf("a refused batch created rules: %+v", rules)
 	}
-	u, err := db.FindUpdate(cx600, deviceupdate.MustParseVersion("4.0.7577.4366"))
+	u, err := db.FindUpdate(CX600, deviceupdate.MustParseVersion("4.0.7577.4366"))
 	if err != nil || u.Images[0].SHA256 != "aa" {
 		t.Errorf("the stored update changed: %+v %v", u, err)
 	}
@@ -99,24 +103,24 @@ func TestCommitImportConflictChangesNothing(t *testing.T) {
 	}
 }
 
-// TestCommitImportRestages: a version imported before comes back as the
+// testCommitImportRestages: a version imported before comes back as the
 // pending version when it was reset, restored away, is only the restore
 // version, or lost its rule; it changes nothing while it is pending or
 // approved; other content under its version stays refused.
-func TestCommitImportRestages(t *testing.T) {
+func testCommitImportRestages(t *testing.T, open Opener) {
 	const v1, v2 = "4.0.7577.4100", "4.0.7577.4366"
-	id := deviceupdate.RuleID(cx600)
-	type step func(t *testing.T, db *store.DB)
+	id := deviceupdate.RuleID(CX600)
+	type step func(t *testing.T, db store.Store)
 	imp := func(v string) step {
-		return func(t *testing.T, db *store.DB) {
+		return func(t *testing.T, db store.Store) {
 			t.Helper()
-			if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, v, "hash-"+v)}); err != nil {
+			if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{StoredUpdate(CX600, v, "hash-"+v)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	act := func(a deviceupdate.RuleAction) step {
-		return func(t *testing.T, db *store.DB) {
+		return func(t *testing.T, db store.Store) {
 			t.Helper()
 			if _, _, err := db.ChangeRule(id, a, nil); err != nil {
 				t.Fatal(err)
@@ -156,7 +160,7 @@ func TestCommitImportRestages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := MustOpen(t, t.TempDir())
+			db := open(t)
 			for _, s := range tt.steps {
 				s(t, db)
 			}
@@ -177,7 +181,7 @@ func TestCommitImportRestages(t *testing.T) {
 			if hash == "" {
 				hash = "hash-" + tt.again
 			}
-			again := []*deviceupdate.StoredUpdate{storedUpdate(cx600, tt.again, hash)}
+			again := []*deviceupdate.StoredUpdate{StoredUpdate(CX600, tt.again, hash)}
 			checked, cerr := db.CheckImport(again)
 			got, err := db.CommitImport(again)
 			if deviceupdate.ErrorCode(err) != tt.wantCode || deviceupdate.ErrorCode(cerr) != tt.wantCode {
@@ -202,7 +206,7 @@ func TestCommitImportRestages(t *testing.T) {
 			if show(got[0].RuleBefore) != wantReportedBefore {
 				t.Errorf("reported rule before = %s, want %s", show(got[0].RuleBefore), wantReportedBefore)
 			}
-			u, err := db.FindUpdate(cx600, deviceupdate.MustParseVersion(tt.again))
+			u, err := db.FindUpdate(CX600, deviceupdate.MustParseVersion(tt.again))
 			if err != nil || u.Images[0].SHA256 != "hash-"+tt.again || !u.ImportedAt.Equal(time.Unix(1700000000, 0)) {
 				t.Errorf("stored record after = %+v, %v", u, err)
 			}
@@ -215,4 +219,76 @@ func dash(v deviceupdate.Version) string {
 		return "-"
 	}
 	return v.String()
+}
+
+// testImportInProgress: BeginImport notes the folders an import is
+// filling; committing its records ends the notes in the same
+// transaction; EndInProgress ends those of an import abandoned.
+func testImportInProgress(t *testing.T, open Opener) {
+	db := open(t)
+	cx700 := CX600
+	cx700.Model = "CX700"
+	a, b := StoredUpdate(CX600, "4.0.7577.4366", "aa"), StoredUpdate(cx700, "4.0.7577.4100", "bb")
+	if err := db.BeginImport([]*deviceupdate.StoredUpdate{a, b}, t0); err != nil {
+		t.Fatal(err)
+	}
+	notes, err := db.InProgressChanges()
+	if err != nil || len(notes) != 2 {
+		t.Fatalf("notes = %+v, %v", notes, err)
+	}
+	for _, n := range notes {
+		if n.Op != updatestore.OpImport || !n.Since.Equal(t0) {
+			t.Errorf("note %+v; want an import since %s", n, t0)
+		}
+	}
+	if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{a}); err != nil {
+		t.Fatal(err)
+	}
+	notes, _ = db.InProgressChanges()
+	if len(notes) != 1 || notes[0].RuleKey.Model != "CX700" {
+		t.Fatalf("notes after the commit of one = %+v; want the other's", notes)
+	}
+	if err := db.EndInProgress(notes); err != nil {
+		t.Fatal(err)
+	}
+	if notes, _ := db.InProgressChanges(); len(notes) != 0 {
+		t.Errorf("notes after EndInProgress = %+v", notes)
+	}
+	if _, err := db.FindUpdate(cx700, b.Version); deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
+		t.Errorf("the abandoned import's record: %v, want ENOTFOUND", err)
+	}
+}
+
+// testDeleteUnreferenced: files clear deletes the records of the updates
+// no rule names, noting their folders' removal, and keeps the others.
+func testDeleteUnreferenced(t *testing.T, open Opener) {
+	db := open(t)
+	id := deviceupdate.RuleID(CX600)
+	for _, v := range []string{"4.0.7577.4000", "4.0.7577.4100", "4.0.7577.4366"} {
+		if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{StoredUpdate(CX600, v, "h"+v)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := db.ChangeRule(id, deviceupdate.RuleApprove, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 4366 approved, 4100 the restore version, 4000 named by none.
+	gen := db.Generation()
+	deleted, err := db.DeleteUnreferenced()
+	if err != nil || len(deleted) != 1 || deleted[0].Version.String() != "4.0.7577.4000" {
+		t.Fatalf("deleted = %+v, %v", deleted, err)
+	}
+	if db.Generation() == gen {
+		t.Error("deleting updates did not advance the generation")
+	}
+	if updates, _ := db.Updates(); len(updates) != 2 {
+		t.Errorf("updates left = %+v", updates)
+	}
+	notes, err := db.InProgressChanges()
+	if err != nil || len(notes) != 1 || notes[0].Op != updatestore.OpClear || notes[0].Version.String() != "4.0.7577.4000" {
+		t.Errorf("notes = %+v, %v; want the removal of 4000's folder", notes, err)
+	}
+	if again, err := db.DeleteUnreferenced(); err != nil || len(again) != 0 {
+		t.Errorf("a second clear = %+v, %v", again, err)
+	}
 }

@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"sync"
@@ -7,12 +7,12 @@ import (
 	"github.com/deviceupdate/deviceupdate"
 )
 
-func TestChangeRule(t *testing.T) {
-	db := MustOpen(t, t.TempDir())
-	if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, "4.0.7577.4366", "aa")}); err != nil {
+func testChangeRule(t *testing.T, open Opener) {
+	db := open(t)
+	if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{StoredUpdate(CX600, "4.0.7577.4366", "aa")}); err != nil {
 		t.Fatal(err)
 	}
-	id := deviceupdate.RuleID(cx600)
+	id := deviceupdate.RuleID(CX600)
 	before, after, err := db.ChangeRule(id, deviceupdate.RuleApprove, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -38,14 +38,14 @@ func TestChangeRule(t *testing.T) {
 	}
 }
 
-// TestChangeRuleRace: two admins approve what they both read; one wins and
+// testChangeRuleRace: two admins approve what they both read; one wins and
 // the other gets a conflict, and the rule is approved once.
-func TestChangeRuleRace(t *testing.T) {
-	db := MustOpen(t, t.TempDir())
-	db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, "4.0.7577.4100", "aa")})
-	id := deviceupdate.RuleID(cx600)
+func testChangeRuleRace(t *testing.T, open Opener) {
+	db := open(t)
+	db.CommitImport([]*deviceupdate.StoredUpdate{StoredUpdate(CX600, "4.0.7577.4100", "aa")})
+	id := deviceupdate.RuleID(CX600)
 	db.ChangeRule(id, deviceupdate.RuleApprove, nil)
-	db.CommitImport([]*deviceupdate.StoredUpdate{storedUpdate(cx600, "4.0.7577.4366", "bb")})
+	db.CommitImport([]*deviceupdate.StoredUpdate{StoredUpdate(CX600, "4.0.7577.4366", "bb")})
 	seen, _ := db.FindRule(id)
 
 	var wg sync.WaitGroup
