@@ -84,8 +84,8 @@ type Store interface {
 	// at once without reading r.
 	Put(ctx context.Context, r io.Reader, size int64, wantSHA256 string) (string, error)
 	// Open opens an object for reading. The reader checks the object's
-	// SHA-256 as it is read from the start to the end and returns
-	// ErrCorrupt instead of io.EOF on a mismatch. A read after a Seek
+	// SHA-256 as it is read from the start to the end and, on a
+	// mismatch, returns ErrCorrupt in place of the last bytes. A read after a Seek
 	// elsewhere first checks the whole object (ErrCorrupt before any
 	// byte); a read that stops before the end is not checked (Reader's
 	// Verify checks it). ErrNotFound when the key is not stored.
@@ -213,8 +213,10 @@ func (hr *hashingReader) check(wantSHA256 string) (string, error) {
 // (ranges included). Not safe for concurrent use.
 //
 // Reads from the start to the end (a whole download) hash the bytes on
-// the way and cost one pass. A read anywhere else (a range after a Seek)
-// first hashes the whole object, so that a damaged object serves no byte.
+// the way and cost one pass; the last Read returns ErrCorrupt, and not
+// the object's last bytes, when the object is damaged. A read anywhere
+// else (a range after a Seek) first hashes the whole object, so that a
+// damaged object serves no byte. The object is the size Open found.
 type Reader struct {
 	src       io.ReadSeekCloser
 	key       string
@@ -242,6 +244,18 @@ func (r *Reader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if r.pos >= r.size {
+		if !r.verified {
+			if err := r.finish(); err != nil { // an empty object
+				return 0, err
+			}
+		}
+		return 0, io.EOF
+	}
+	// The object is the size bytes Open found: no more are read.
+	if rest := r.size - r.pos; int64(len(p)) > rest {
+		p = p[:rest]
+	}
 	if r.srcPos != r.pos {
 		if _, err := r.src.Seek(r.pos, io.SeekStart); err != nil {
 			return 0, fmt.Errorf("read object %s: %w", r.key, err)
@@ -256,9 +270,12 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	r.h.Write(p[:n])
 	r.hashed += int64(n)
-	if err == io.EOF {
+	if r.hashed == r.size || err == io.EOF {
+		// The last bytes are held back until the whole object checks out:
+		// a reader that stops at the size without reading to io.EOF
+		// (io.CopyN, http.ServeContent) never gets a damaged object whole.
 		if cerr := r.finish(); cerr != nil {
-			return n, cerr
+			return 0, cerr
 		}
 	}
 	return n, err
@@ -292,7 +309,7 @@ func (r *Reader) Verify() error {
 		}
 		r.srcPos = r.hashed
 	}
-	n, err := io.Copy(r.h, r.src)
+	n, err := io.Copy(r.h, io.LimitReader(r.src, r.size-r.hashed))
 	r.hashed += n
 	r.srcPos += n
 	if err != nil {

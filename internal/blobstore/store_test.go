@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -153,6 +155,43 @@ func TestStore(t *testing.T) {
 			}
 			if got, err := readAll(t, s, key); err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("read: %d bytes, %v", len(got), err)
+			}
+		}},
+		{"served over HTTP, a damaged object never arrives whole", func(t *testing.T, b backend, s blobstore.Store) {
+			mustPut(t, s, data)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				r, info, err := s.Open(req.Context(), strings.TrimPrefix(req.URL.Path, "/"))
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusNotFound)
+					return
+				}
+				defer r.Close()
+				http.ServeContent(w, req, "file.bin", info.Modified, r)
+			}))
+			defer srv.Close()
+			get := func(rangeHeader string) ([]byte, error) {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/"+key, nil)
+				if rangeHeader != "" {
+					req.Header.Set("Range", rangeHeader)
+				}
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					return nil, err
+				}
+				defer resp.Body.Close()
+				return io.ReadAll(resp.Body)
+			}
+			if got, err := get(""); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("good object: %d bytes, %v", len(got), err)
+			}
+			bad := slices.Clone(data)
+			bad[len(bad)-1] ^= 0x01 // in the last bytes, those held back
+			b.damage(t, s, key, bad)
+			if got, err := get(""); err == nil {
+				t.Errorf("damaged object: %d bytes arrived whole", len(got))
+			}
+			if got, err := get("bytes=1000-1999"); err == nil && len(got) > 0 {
+				t.Errorf("damaged object: a range of %d bytes arrived", len(got))
 			}
 		}},
 		{"range of a good object", func(t *testing.T, b backend, s blobstore.Store) {
@@ -330,6 +369,16 @@ func assertCorrupt(t *testing.T, s blobstore.Store, key string) {
 	}
 	if n, err := r.Read(buf); n != 0 || !errors.Is(err, blobstore.ErrCorrupt) {
 		t.Errorf("read after the damage was found: %d bytes, %v; want none and ErrCorrupt", n, err)
+	}
+	// Read up to the size and no further, as http.ServeContent does: the
+	// last bytes are held back.
+	r3, info, err := s.Open(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r3.Close()
+	if n, err := io.CopyN(io.Discard, r3, info.Size); !errors.Is(err, blobstore.ErrCorrupt) || n == info.Size {
+		t.Errorf("read of the size: %d of %d bytes, %v; want fewer and ErrCorrupt", n, info.Size, err)
 	}
 	r2, _, err := s.Open(ctx, key)
 	if err != nil {
