@@ -12,14 +12,42 @@
 //   - nothing half-written or wrong is ever visible: Put stages the bytes
 //     out of the key space, checks their hash (and size) and only then
 //     moves them under their key;
-//   - a damaged file is never served silently: Open hashes what it reads
-//     and, at the end, returns ErrCorrupt instead of io.EOF when the bytes
-//     are not those the key names.
+//   - a damaged file is never served whole: Open hashes what it reads and
+//     returns ErrCorrupt in place of the last bytes when the object is not
+//     what its key names (or before the first byte of a range).
 //
 // The records (the store of rules and updates) say which keys are in use;
 // this package keeps no reference counts. Deleting a key that a record
 // still names is the caller's mistake, and so is forgetting to delete one
-// that none names.
+// that none names. Since a Put of a stored file is a no-op, a delete
+// racing an import of the same file could remove what the import relies
+// on: a delete checks that no record names the key and deletes under a
+// pool-wide lock that an import holds from its first Put to its commit.
+//
+// # Layout and configuration
+//
+// Dir keeps key k at <folder>/sha256/<k[0:2]>/<k[2:4]>/<k>, read-only,
+// and stages in .tmp-* files beside it (or in <folder>/.incoming when
+// the hash is not known yet). S3 keeps it at PREFIX/sha256/<k> and
+// stages in PREFIX/.incoming/. Names outside that layout are ignored;
+// RemoveStale deletes the staged files a crash left.
+//
+// S3 is configured by the AWS tools' environment variables (see
+// S3ConfigFromEnv): AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) for a store
+// other than Amazon's, e.g. http://minio.example:9000; AWS_ACCESS_KEY_ID
+// and AWS_SECRET_ACCESS_KEY (required), AWS_SESSION_TOKEN; AWS_REGION
+// (or AWS_DEFAULT_REGION). Credentials never go in the --files URL.
+//
+// # Update files
+//
+// An update's files are named in its record with their SHA-256 and size
+// (deviceupdate.UpdateFile), so a pool needs no other index: an import
+// Puts each staged file with its hash before committing the records; a
+// download reads the record the path names (updatestore.ParseFilePath)
+// and serves Open(file.SHA256) through a front end's Cache with
+// http.ServeContent; a chunk list reads the same; a files clear deletes,
+// after its commit, the keys that no remaining record names. Two updates
+// sharing a file share one object.
 //
 // # Device logs
 //

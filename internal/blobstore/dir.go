@@ -74,13 +74,17 @@ func (d *DirStore) Put(ctx context.Context, r io.Reader, size int64, wantSHA256 
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	// Known hash: staged in the object's folder. Unknown: in .incoming,
+	// moved to its folder once hashed (on the same file system).
 	stageIn := filepath.Join(d.root, incomingDir)
+	var created []string // parents of new folders, synced after the rename
 	if wantSHA256 != "" {
 		if d.present(wantSHA256, size) {
 			return wantSHA256, nil
 		}
 		stageIn = d.folder(wantSHA256)
-		if err := os.MkdirAll(stageIn, 0o750); err != nil {
+		var err error
+		if created, err = mkdirs(stageIn); err != nil {
 			return "", fmt.Errorf("put: %w", err)
 		}
 	}
@@ -118,7 +122,6 @@ func (d *DirStore) Put(ctx context.Context, r io.Reader, size int64, wantSHA256 
 		return "", fmt.Errorf("put: %w", err)
 	}
 	dir := d.folder(key)
-	var created []string // folders to sync, the new ones' parents too
 	if wantSHA256 == "" {
 		if created, err = mkdirs(dir); err != nil {
 			return "", fmt.Errorf("put: %w", err)

@@ -107,6 +107,14 @@ func TestStore(t *testing.T) {
 			}
 			assertEmpty(t, b, s, key)
 		}},
+		{"cancelled put leaves nothing", func(t *testing.T, b backend, s blobstore.Store) {
+			ctx, cancel := context.WithCancel(ctx)
+			r := &cancellingReader{data: data, cancel: cancel}
+			if _, err := s.Put(ctx, r, int64(len(data)), key); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Put = %v, want context.Canceled", err)
+			}
+			assertEmpty(t, b, s, key)
+		}},
 		{"truncated object detected on read", func(t *testing.T, b backend, s blobstore.Store) {
 			mustPut(t, s, data)
 			b.damage(t, s, key, data[:len(data)-1])
@@ -305,6 +313,20 @@ func TestStore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cancellingReader cancels its Put's context after its first bytes, as
+// a caller leaving mid-upload.
+type cancellingReader struct {
+	data   []byte
+	cancel func()
+}
+
+func (c *cancellingReader) Read(p []byte) (int, error) {
+	n := copy(p, c.data[:min(len(c.data), 1000)])
+	c.data = c.data[n:]
+	c.cancel()
+	return n, nil
 }
 
 // hostileKeys are names no store may take as a key: paths, other
