@@ -484,3 +484,11 @@ func listJSON[T any](ctx context.Context, tx pgx.Tx, sql string, args ...any) ([
 
 // jsonb encodes a record for a jsonb column.
 func jsonb(v any) ([]byte, error) { return json.Marshal(v) }
+
+// jsonUnmarshal decodes a stored record.
+func jsonUnmarshal(raw []byte, dst any) error {
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return fmt.Errorf("decode record: %w", err)
+	}
+	return nil
+}
