@@ -149,7 +149,9 @@ func TestGenerationAcrossNodes(t *testing.T) {
 	if a.Generation() == ga {
 		t.Error("the node that made the change did not advance its generation")
 	}
+	committed := time.Now()
 	waitFor(t, "the other node's generation", func() bool { return b.Generation() != gb })
+	t.Logf("the other node saw the change %v after it committed", time.Since(committed))
 }
 
 // A lock is held by one node at a time, until it is released or its

@@ -10,6 +10,11 @@
 // missing, the test is skipped, or fails when the environment variable CI
 // is set: CI installs them (.ci/run) and must not pass without them.
 //
+// initdb runs once per set of binaries: its result is kept in the temp
+// folder (pgtest-initdb-*) and copied for each server, which then starts
+// in about half a second. A server left running by a test binary that was
+// killed is stopped by the next start.
+//
 // PostgreSQL refuses to run as root; as root, initdb and pg_ctl run as
 // the postgres user (runuser -u postgres), which owns the folder.
 package pgtest
@@ -18,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"os"
 	"os/exec"
@@ -106,16 +112,11 @@ func NewServer() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.Dir, err = os.MkdirTemp(base, "pgtest-"); err != nil {
-		return nil, fmt.Errorf("make the server's folder: %w", err)
+	sweep(base, s)
+	if s.Dir, err = s.folder(base, "pgtest-", uid, gid); err != nil {
+		return nil, err
 	}
-	if uid >= 0 {
-		if err := os.Chown(s.Dir, uid, gid); err != nil {
-			_ = os.RemoveAll(s.Dir)
-			return nil, fmt.Errorf("give the server's folder to postgres: %w", err)
-		}
-	}
-	if err := s.start(); err != nil {
+	if err := s.start(base, uid, gid); err != nil {
 		_ = os.RemoveAll(s.Dir)
 		return nil, err
 	}
@@ -124,12 +125,15 @@ func NewServer() (*Server, error) {
 
 // start runs initdb and starts the server on a free port, trying another
 // port when the one picked was taken meanwhile.
-func (s *Server) start() error {
+func (s *Server) start(base string, uid, gid int) error {
 	data := filepath.Join(s.Dir, "data")
-	if out, err := s.command("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync").CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb: %v: %s", err, lastLines(out))
+	tmpl, err := s.template(base, uid, gid)
+	if err != nil {
+		return err
 	}
-	var err error
+	if out, err := exec.Command("cp", "-a", tmpl, data).CombinedOutput(); err != nil {
+		return fmt.Errorf("copy the initdb template %s: %v: %s", tmpl, err, lastLines(out))
+	}
 	for try := 0; try < 3; try++ {
 		if s.Port, err = freePort(); err != nil {
 			return err
@@ -149,6 +153,87 @@ func (s *Server) start() error {
 		}
 	}
 	return err
+}
+
+// initdbArgs are initdb's options after -D DIR.
+var initdbArgs = []string{"-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"}
+
+// template returns the data folder initdb made for these binaries, made
+// now when there is none: initdb takes seconds, a copy of its result a
+// fraction. It is kept in base as pgtest-initdb-KEY, KEY naming the
+// binaries and initdbArgs. Test binaries that make it at once each make
+// their own and rename it into place; the first one stays.
+func (s *Server) template(base string, uid, gid int) (string, error) {
+	h := fnv.New64a()
+	fmt.Fprintln(h, s.bin, initdbArgs)
+	for _, name := range []string{"initdb", "postgres"} {
+		fi, err := os.Stat(filepath.Join(s.bin, name))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintln(h, fi.Size(), fi.ModTime().UnixNano())
+	}
+	dir := filepath.Join(base, fmt.Sprintf("pgtest-initdb-%016x", h.Sum64()))
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err == nil {
+		return dir, nil
+	}
+	tmp, err := s.folder(base, "pgtest-", uid, gid)
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	data := filepath.Join(tmp, "data")
+	if out, err := s.command("initdb", append([]string{"-D", data}, initdbArgs...)...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("initdb: %v: %s", err, lastLines(out))
+	}
+	if err := os.Rename(data, dir); err != nil {
+		if _, serr := os.Stat(filepath.Join(dir, "PG_VERSION")); serr != nil {
+			return "", fmt.Errorf("keep the initdb template: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+// ownerFile, in a server's folder, holds the PID of the test binary that
+// made it: sweep deletes the folders whose binary is gone.
+const ownerFile = "pgtest.pid"
+
+// folder makes a folder in base, owned by uid:gid (when not -1), with
+// the owner file.
+func (s *Server) folder(base, prefix string, uid, gid int) (string, error) {
+	dir, err := os.MkdirTemp(base, prefix)
+	if err != nil {
+		return "", fmt.Errorf("make the server's folder: %w", err)
+	}
+	err = os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644)
+	if err == nil && uid >= 0 {
+		err = os.Chown(dir, uid, gid)
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return "", fmt.Errorf("make the server's folder: %w", err)
+	}
+	return dir, nil
+}
+
+// sweep stops the servers, and deletes the folders, that test binaries
+// killed before their clean-up left in base (a test timeout kills the
+// binary): on a shared machine they would hold memory and ports for good.
+// A folder whose binary still runs is left alone.
+func sweep(base string, s *Server) {
+	dirs, _ := filepath.Glob(filepath.Join(base, "pgtest-*", ownerFile))
+	for _, f := range dirs {
+		raw, err := os.ReadFile(f)
+		pid, perr := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil || perr != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		dir := filepath.Dir(f)
+		if _, err := os.Stat(filepath.Join(dir, "data", "postmaster.pid")); err == nil {
+			_ = s.command("pg_ctl", "stop", "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w").Run()
+		}
+		_ = os.RemoveAll(dir)
+	}
 }
 
 // Stop stops the server at once (no checkpoint: its data is thrown away)

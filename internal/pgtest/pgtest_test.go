@@ -1,10 +1,13 @@
 package pgtest
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -123,5 +126,69 @@ func TestDB(t *testing.T) {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" { // invalid_catalog_name
 		t.Errorf("connecting to a finished test's database: %v, want it not to exist", err)
+	}
+}
+
+// leakEnv makes TestLeakHelper start a server and wait to be killed.
+const leakEnv = "PGTEST_LEAK_HELPER"
+
+func TestLeakHelper(t *testing.T) {
+	if os.Getenv(leakEnv) == "" {
+		t.Skip("run by TestSweepKilled")
+	}
+	s, err := NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("server %s %d\n", s.Dir, s.Port)
+	select {} // until killed
+}
+
+// A server whose test binary was killed (a test timeout) is stopped, and
+// its folder deleted, by the next server's start.
+func TestSweepKilled(t *testing.T) {
+	if _, err := findBin(); err != nil {
+		skipOrFail(t, err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLeakHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), leakEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	var port int
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if n, _ := fmt.Sscanf(sc.Text(), "server %s %d", &dir, &port); n == 2 {
+			break
+		}
+	}
+	if dir == "" {
+		_ = cmd.Process.Kill()
+		t.Fatalf("the helper started no server: %v", cmd.Wait())
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the killed binary's folder is not there to sweep: %v", err)
+	}
+
+	s, err := NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed binary's folder %s is still there: %v", dir, err)
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the killed binary's server still answers on port %d", port)
 	}
 }
