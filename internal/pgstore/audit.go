@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -59,7 +60,7 @@ func (db *DB) Audited(e audit.Entry, apply func(tx *DB, e *audit.Entry) error) e
 		entry := e // a retry starts from the entry as given
 		pending, refused = pending[:0], nil
 		if apply != nil {
-			bound := &DB{pool: db.pool, node: db.node, now: db.now, ctx: db.ctx, tx: tx, pending: &pending}
+			bound := &DB{pool: db.pool, node: db.node, now: db.now, ctx: db.ctx, tx: tx, root: db, pending: &pending}
 			if refused = apply(bound, &entry); refused != nil {
 				return refused
 			}
@@ -149,10 +150,11 @@ func (db *DB) WriteAuditTrail(w io.Writer) error {
 	return nil
 }
 
-// ReadAudit hands every entry of the trail to fn as audit.Read does, with
-// whether the chain vouches for it, and returns the first break: in the
-// chain, or an end before the head (entries cut off).
-func (db *DB) ReadAudit(fn func(e audit.Entry, verified bool)) (*audit.BrokenError, error) {
+// AuditEntries hands every entry of the trail to fn as audit.Read does,
+// with whether the chain vouches for it, and returns the first break: in
+// the chain, or an end before the head (entries cut off). AuditBroken
+// reports it from then on.
+func (db *DB) AuditEntries(fn func(e audit.Entry, verified bool)) (*audit.BrokenError, error) {
 	head, _, err := db.AuditHead()
 	if err != nil {
 		return nil, err
@@ -167,11 +169,43 @@ func (db *DB) ReadAudit(fn func(e audit.Entry, verified bool)) (*audit.BrokenErr
 		fn(e, verified)
 	})
 	_ = pr.Close()
-	if err != nil || brk != nil {
-		return brk, err
+	if err != nil {
+		return nil, err
 	}
-	if last < head.Seq {
-		return &audit.BrokenError{Line: int(last) + 1, Seq: last + 1, Reason: fmt.Sprintf("the trail ends at entry %d, before its head %d (entries were removed)", last, head.Seq)}, nil
+	if brk == nil && last < head.Seq {
+		brk = &audit.BrokenError{Line: int(last) + 1, Seq: last + 1,
+			Reason: fmt.Sprintf("the trail ends at entry %d, before its head %d (entries were removed)", last, head.Seq)}
 	}
-	return nil, nil
+	db.auditBroken().Store(brk)
+	return brk, nil
+}
+
+// auditBroken is where the root DB keeps the last break found.
+func (db *DB) auditBroken() *atomic.Pointer[audit.BrokenError] {
+	if db.root != nil {
+		return &db.root.broken
+	}
+	return &db.broken
+}
+
+// AuditBroken returns where the chain broke when AuditEntries or
+// AnchorAudit last read it, nil when it was intact.
+func (db *DB) AuditBroken() *audit.BrokenError { return db.auditBroken().Load() }
+
+// AuditLocation names the trail in messages.
+func (db *DB) AuditLocation() string { return "table audit_entries of the PostgreSQL store" }
+
+// AnchorAudit checks the trail against its head, once at start. Entries
+// are appended in the transaction of their change, so none is ever
+// written without it: Unapplied is always empty, and the head is always
+// recorded.
+func (db *DB) AnchorAudit() (*audit.Anchoring, error) {
+	head, _, err := db.AuditHead()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.AuditEntries(func(audit.Entry, bool) {}); err != nil {
+		return nil, fmt.Errorf("anchor audit trail: %w", err)
+	}
+	return &audit.Anchoring{Recorded: true, Last: head}, nil
 }

@@ -32,6 +32,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/deviceupdate/deviceupdate/internal/audit"
 )
 
 // ErrNewerSchema means the database was migrated by a newer build.
@@ -121,7 +123,10 @@ type DB struct {
 	done chan struct{} // closed when the listener has ended
 
 	tx      pgx.Tx    // the transaction a bound DB works in, else nil
+	root    *DB       // the DB a bound one was made from
 	pending *[]string // what a bound DB changed, notified when it commits
+
+	broken atomic.Pointer[audit.BrokenError] // as AuditEntries last found
 
 	hooksMu sync.Mutex
 	hooks   map[string][]func() // run when another node notifies what

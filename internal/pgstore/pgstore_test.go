@@ -219,13 +219,13 @@ func TestAuditedOneChain(t *testing.T) {
 		}
 	}
 	var seqs []uint64
-	brk, err := nodes[1].ReadAudit(func(e audit.Entry, verified bool) {
+	brk, err := nodes[1].AuditEntries(func(e audit.Entry, verified bool) {
 		if verified {
 			seqs = append(seqs, e.Seq)
 		}
 	})
 	if err != nil || brk != nil {
-		t.Fatalf("ReadAudit = %v, %v", brk, err)
+		t.Fatalf("AuditEntries = %v, %v", brk, err)
 	}
 	if len(seqs) != 2*4*each || seqs[len(seqs)-1] != uint64(2*4*each) {
 		t.Errorf("%d entries verified, the last %v; want %d", len(seqs), seqs[len(seqs)-1:], 2*4*each)
@@ -234,14 +234,21 @@ func TestAuditedOneChain(t *testing.T) {
 	if err != nil || head.Seq != uint64(2*4*each) {
 		t.Errorf("head = %+v, %v", head, err)
 	}
+	anchoring, err := nodes[0].AnchorAudit()
+	if err != nil || !anchoring.Recorded || anchoring.Last != head || len(anchoring.Unapplied) != 0 || nodes[0].AuditBroken() != nil {
+		t.Errorf("AnchorAudit = %+v, %v (broken %v); want the head, recorded, nothing unapplied", anchoring, err, nodes[0].AuditBroken())
+	}
 
 	// Entries cut off the end show against the head.
 	if _, err := sqlConn(t, dsn).Exec(context.Background(), "DELETE FROM audit_entries WHERE seq = $1", 2*4*each); err != nil {
 		t.Fatal(err)
 	}
-	brk, err = nodes[0].ReadAudit(func(audit.Entry, bool) {})
+	brk, err = nodes[0].AuditEntries(func(audit.Entry, bool) {})
 	if err != nil || brk == nil {
-		t.Errorf("ReadAudit after the last entry was deleted = %v, %v; want a break", brk, err)
+		t.Errorf("AuditEntries after the last entry was deleted = %v, %v; want a break", brk, err)
+	}
+	if nodes[0].AuditBroken() != brk {
+		t.Errorf("AuditBroken = %v, want the break AuditEntries found", nodes[0].AuditBroken())
 	}
 }
 
@@ -276,7 +283,7 @@ func TestAuditedRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	var results []string
-	if _, err := db.ReadAudit(func(e audit.Entry, _ bool) { results = append(results, e.Result) }); err != nil {
+	if _, err := db.AuditEntries(func(e audit.Entry, _ bool) { results = append(results, e.Result) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(results) != 2 || results[0] != "no, because" || results[1] != audit.ResultOK {
