@@ -313,7 +313,9 @@ func (db *DB) listen(conn *pgx.Conn) {
 }
 
 // onNotify registers fn to run when another node notifies a change of
-// what, and when the listener missed changes (it reconnected).
+// what (write's what), and when the listener missed changes (it
+// reconnected). A node's own changes do not run it: the method that
+// commits one does what fn does itself.
 func (db *DB) onNotify(what string, fn func()) {
 	db.hooksMu.Lock()
 	defer db.hooksMu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -152,6 +153,34 @@ func TestGenerationAcrossNodes(t *testing.T) {
 	committed := time.Now()
 	waitFor(t, "the other node's generation", func() bool { return b.Generation() != gb })
 	t.Logf("the other node saw the change %v after it committed", time.Since(committed))
+}
+
+// A node runs the hooks of what another node changed (a users cache
+// forgets credentials), and not those of other changes, nor of its own.
+func TestNotifyHooks(t *testing.T) {
+	dsn := pgtest.DB(t)
+	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	var users, ownUsers atomic.Int32
+	b.onNotify("users", func() { users.Add(1) })
+	a.onNotify("users", func() { ownUsers.Add(1) })
+	change := func(what string) {
+		t.Helper()
+		if err := a.write(what, func(pgx.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change("config")
+	change("users")
+	gen := b.Generation()
+	waitFor(t, "the users hook", func() bool { return users.Load() == 1 })
+	change("sites") // notifications arrive in commit order: once this one is in, "config" was too
+	waitFor(t, "the sites change", func() bool { return b.Generation() > gen })
+	if n := users.Load(); n != 1 {
+		t.Errorf("users hook ran %d times for one users change among others", n)
+	}
+	if n := ownUsers.Load(); n != 0 {
+		t.Errorf("a node ran its hook for its own change %d times", n)
+	}
 }
 
 // A lock is held by one node at a time, until it is released or its
