@@ -373,15 +373,10 @@ func (t *Trail) Append(e Entry) (Entry, error) {
 			return e, fmt.Errorf("append audit entry: cut off an earlier failed append: %w", err)
 		}
 	}
-	e.Seq = t.seq + 1
-	e.Time = t.now().UTC()
-	e.Prev = t.prev
-	e.Hash = ""
-	h, err := entryHash(e)
+	e, err := Seal(e, Head{Seq: t.seq, Hash: t.prev}, t.now())
 	if err != nil {
 		return e, err
 	}
-	e.Hash = h
 	line, err := json.Marshal(e)
 	if err != nil {
 		return e, fmt.Errorf("append audit entry: %w", err)
@@ -415,6 +410,23 @@ func (t *Trail) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.f.Close()
+}
+
+// Seal chains e after the entry prev names: it stamps e with the time
+// now, the sequence number after prev's and prev's hash, and sets its own
+// hash. The file trail seals each entry it appends; a trail kept in a
+// database (pgstore) seals them the same way, so one Verify checks both.
+func Seal(e Entry, prev Head, now time.Time) (Entry, error) {
+	e.Seq = prev.Seq + 1
+	e.Time = now.UTC()
+	e.Prev = prev.Hash
+	e.Hash = ""
+	h, err := entryHash(e)
+	if err != nil {
+		return e, err
+	}
+	e.Hash = h
+	return e, nil
 }
 
 // entryHash is the SHA-256 of the entry's JSON with Hash empty.

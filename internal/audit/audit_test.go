@@ -320,3 +320,44 @@ func TestAppendOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Entries sealed one after another outside a file trail (as pgstore seals
+// them) are a chain Verify accepts, the same as the file trail's; a seal
+// after the wrong head is not.
+func TestSeal(t *testing.T) {
+	at := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	seal := func(t *testing.T, head audit.Head, action string) (audit.Entry, []byte) {
+		t.Helper()
+		e, err := audit.Seal(audit.Entry{Actor: "ops", Action: action, Result: audit.ResultOK, After: json.RawMessage(`{"b":1,"a":2}`)}, head, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, append(line, '\n')
+	}
+	first, line1 := seal(t, audit.Head{}, "rule.approve")
+	if first.Seq != 1 || first.Prev != "" || first.Hash == "" {
+		t.Fatalf("first sealed entry = seq %d prev %q hash %q", first.Seq, first.Prev, first.Hash)
+	}
+	tests := []struct {
+		name   string
+		head   audit.Head
+		broken bool
+	}{
+		{"after the first", audit.Head{Seq: first.Seq, Hash: first.Hash}, false},
+		{"after a wrong hash", audit.Head{Seq: first.Seq, Hash: strings.Repeat("0", 64)}, true},
+		{"after a wrong seq", audit.Head{Seq: 5, Hash: first.Hash}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, line2 := seal(t, tt.head, "rule.reset")
+			err := audit.Verify(bytes.NewReader(append(append([]byte(nil), line1...), line2...)))
+			if broken := errors.Is(err, audit.ErrBroken); broken != tt.broken {
+				t.Errorf("Verify = %v, want broken %v", err, tt.broken)
+			}
+		})
+	}
+}
