@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/blobstore"
 )
 
 //go:embed deviceupdate.yaml
@@ -52,6 +53,10 @@ type Config struct {
 	MaxExternalPolls     string `yaml:"max-external-polls"`
 	MaxExternalDownloads string `yaml:"max-external-downloads"`
 	MaxExternalUploads   string `yaml:"max-external-uploads"`
+
+	// The pool's file store and this front end's cache of it (SPEC §11).
+	Files      string `yaml:"files"`
+	FilesCache string `yaml:"files-cache"`
 }
 
 // flagHelp documents each setting for --help.
@@ -83,6 +88,10 @@ var flagHelp = map[string]string{
 	"metrics":     `plain-HTTP listen address of /metrics without a token, for a private network ("" disables it)`,
 	"tls-min":     "oldest TLS version accepted: 1.2 (AEAD suites only), 1.3, or 1.0/1.1 for Lync Phone Edition phones (weaker: a warning at start)",
 	"max-devices": "devices the inventory holds at most; past it new devices are answered but not recorded",
+
+	// a pool's file store
+	"files":       `update files of a pool: a shared folder or s3://BUCKET/PREFIX (credentials from AWS_*); "" keeps them under --data`,
+	"files-cache": "disk space this server's local copies of --files update files may take (<data>/cache), e.g. 10GiB",
 }
 
 // DefaultConfig returns the embedded defaults.
@@ -212,7 +221,27 @@ func (c *Config) Validate() error {
 	if err := c.validateListeners(); err != nil {
 		return err
 	}
+	if _, _, err := c.filesLocation(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// filesLocation reads --files and --files-cache; loc is the zero
+// Location without --files.
+func (c *Config) filesLocation() (loc blobstore.Location, cacheBytes int64, err error) {
+	n, err := parseSize(c.FilesCache)
+	if err != nil || n == 0 {
+		return loc, 0, fmt.Errorf("--files-cache %q: want a size such as 10GiB or 500MiB", c.FilesCache)
+	}
+	if c.Files == "" {
+		return loc, n, nil
+	}
+	loc, err = blobstore.ParseLocation(c.Files)
+	if err != nil {
+		return loc, 0, fmt.Errorf("--files: %w", err)
+	}
+	return loc, n, nil
 }
 
 // checkDomainFlag refuses a --domain that is not a DNS domain, saying

@@ -204,6 +204,15 @@ func TestServeRefusesBadStarts(t *testing.T) {
 		{"rollouts judged never", func(t *testing.T, dir string) []string {
 			return []string{"--rollout-every", "0s"}
 		}, 2, "--rollout-every 0s"},
+		{"files in an unknown scheme", func(t *testing.T, dir string) []string {
+			return []string{"--files", "ftp://files.example/pool"}
+		}, 1, `unsupported scheme "ftp"`},
+		{"files in S3 without credentials", func(t *testing.T, dir string) []string {
+			return []string{"--files", "s3://pool-files/one"}
+		}, 1, "S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"},
+		{"a files cache of no size", func(t *testing.T, dir string) []string {
+			return []string{"--files-cache", "0"}
+		}, 1, `--files-cache "0"`},
 		{"https port in use", func(t *testing.T, dir string) []string {
 			return []string{"--https", busy.Addr().String()}
 		}, 1, "address already in use"},

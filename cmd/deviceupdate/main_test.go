@@ -21,7 +21,7 @@ func TestDefaultConfig(t *testing.T) {
 		MaxUploads: strconv.Itoa(handler.DefaultUploadLimit), LogQuota: "2GiB",
 		TLSMin: "1.2", MaxDevices: "1000000",
 		MaxExternalPolls: strconv.Itoa(handler.DefaultExternalPollLimit), MaxExternalDownloads: strconv.Itoa(handler.DefaultExternalDownloadLimit),
-		MaxExternalUploads: strconv.Itoa(handler.DefaultExternalUploadLimit)}
+		MaxExternalUploads: strconv.Itoa(handler.DefaultExternalUploadLimit), FilesCache: "10GiB"}
 	if got != want {
 		t.Fatalf("DefaultConfig = %+v, want SPEC §1's %+v", got, want)
 	}
@@ -55,7 +55,7 @@ func TestConfigLayers(t *testing.T) {
 	apply(&got)
 	want := Config{Data: "./DeviceUpdateFiles", Certs: "./certs", HTTPS: ":8443", HTTP: "", Domain: "file.example", LogLevel: "debug",
 		MaxPolls: "1024", MaxDownloads: "512", MaxUploads: "256", LogQuota: "2GiB", TLSMin: "1.2", MaxDevices: "1000000",
-		MaxExternalPolls: "256", MaxExternalDownloads: "128", MaxExternalUploads: "64"}
+		MaxExternalPolls: "256", MaxExternalDownloads: "128", MaxExternalUploads: "64", FilesCache: "10GiB"}
 	if got != want {
 		t.Errorf("config = %+v, want %+v", got, want)
 	}

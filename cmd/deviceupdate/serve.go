@@ -27,6 +27,7 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/admin"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/backup"
+	"github.com/deviceupdate/deviceupdate/internal/blobstore"
 	"github.com/deviceupdate/deviceupdate/internal/certs"
 	"github.com/deviceupdate/deviceupdate/internal/devlogs"
 	"github.com/deviceupdate/deviceupdate/internal/discovery"
@@ -173,6 +174,44 @@ type Main struct {
 	rolloutStop chan struct{} // closed by Close to stop runRollouts
 }
 
+// openFileStore opens the pool's file store that --files names; nil
+// without --files.
+func (m *Main) openFileStore(ctx context.Context) (blobstore.Store, error) {
+	loc, _, err := m.Config.filesLocation()
+	if err != nil || m.Config.Files == "" {
+		return nil, err
+	}
+	remote, err := blobstore.Open(ctx, loc)
+	if err != nil {
+		return nil, fmt.Errorf("--files %s: %w", loc, err)
+	}
+	return remote, nil
+}
+
+// openFiles opens the update store: under --data, or in the pool's file
+// store (remote, when not nil), read through a local cache. Device logs
+// stay under --data either way (see the README's --files row).
+func (m *Main) openFiles(ctx context.Context, remote blobstore.Store) error {
+	c := m.Config
+	if remote == nil {
+		m.files = updatestore.New(c.Data, m.Logger)
+		return nil
+	}
+	_, cacheBytes, err := c.filesLocation()
+	if err != nil {
+		return err
+	}
+	m.files, err = updatestore.NewShared(ctx, c.Data, remote, updatestore.SharedOptions{CacheBytes: cacheBytes, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	m.Logger.Info("update files in a file store", zap.String("files", c.Files), zap.Int64("cache_bytes", cacheBytes),
+		zap.String("cache", filepath.Join(c.Data, updatestore.CacheDir)))
+	m.Logger.Info("device logs stay on this server", zap.String("dir", filepath.Join(c.Data, "Logs", "Client")),
+		zap.String("why", "device logs are not kept in the file store yet"))
+	return nil
+}
+
 type listener struct {
 	name string
 	ln   net.Listener
@@ -213,6 +252,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := certs.Check(c.Certs); err != nil {
 		return fmt.Errorf("certificates in %s: %w", c.Certs, err)
 	}
+	// The pool's file store, if any, is reached before anything is
+	// written: a wrong --files or missing credentials refuse the start.
+	remoteFiles, err := m.openFileStore(ctx)
+	if err != nil {
+		return err
+	}
 	// The embedded store; what only it has (the inventory's index, the
 	// file a backup copies) is used on bdb, the rest through m.db.
 	bdb, err := store.Open(c.Data, store.Options{})
@@ -247,7 +292,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	bdb.SetTrail(m.trail)
-	m.files = updatestore.New(c.Data, m.Logger)
+	if err := m.openFiles(ctx, remoteFiles); err != nil {
+		return err
+	}
 	if _, err := m.files.Reconcile(m.db); err != nil {
 		return err
 	}
@@ -298,6 +345,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}),
 	)
 	reg.MustRegister(m.recorder.Collectors()...)
+	reg.MustRegister(m.files.Collectors()...)
 	limits, err := c.Limits()
 	if err != nil {
 		return err
@@ -348,7 +396,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Info:           info,
 		Backup: &backup.Service{
 			DB: bdb, Trail: m.trail, Imports: im, Inventory: m.recorder,
-			DataDir: c.Data, CertsDir: c.Certs, Info: info, Logger: m.Logger,
+			DataDir: c.Data, CertsDir: c.Certs, Info: info, Logger: m.Logger, SharedFiles: c.Files,
 		},
 		StallTimeout:          m.StallTimeout,
 		ExternalPollLimit:     limits.ExternalPolls,

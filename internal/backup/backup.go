@@ -97,6 +97,9 @@ type Service struct {
 	Info      deviceupdate.ServerInfo
 	Logger    *zap.Logger
 	Now       func() time.Time
+	// SharedFiles is serve --files: the update files are in a pool's
+	// file store, not under DataDir, and a backup refuses.
+	SharedFiles string
 }
 
 var _ deviceupdate.BackupService = (*Service)(nil)
@@ -110,7 +113,13 @@ func (s *Service) Backup(_ context.Context, opts deviceupdate.BackupOptions, act
 			s.Logger.Warn("backup: the inventory could not be flushed; the backup holds the polls written before", zap.Error(err))
 		}
 	}
-	snap, err := s.take(opts)
+	var snap *snapshot
+	var err error
+	if s.SharedFiles != "" {
+		err = deviceupdate.Errorf(deviceupdate.EINVALID, "backup copies a single server; the update files are in the file store %s (serve --files): back that up, and the store, with their own tools", s.SharedFiles)
+	} else {
+		snap, err = s.take(opts)
+	}
 	entry := audit.Entry{Actor: actor, Action: "backup", Target: "state", Result: audit.ResultOK}
 	if err != nil {
 		entry.Result = deviceupdate.ErrorMessage(err)

@@ -8,20 +8,16 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/deviceupdate/deviceupdate/internal/blobstore"
+	"github.com/deviceupdate/deviceupdate/internal/e2e"
 )
 
 // backend is one implementation under the behaviour table, with what the
@@ -94,27 +90,14 @@ type fakeS3 struct {
 }
 
 const (
-	testKeyID  = "deviceupdate-test"
-	testSecret = "deviceupdate-test-secret"
+	testKeyID  = e2e.S3KeyID
+	testSecret = e2e.S3Secret
 )
 
 func startFakeS3(t *testing.T) *fakeS3 {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: gofakes3.New(s3mem.New()).Server()}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	f := &fakeS3{url: "http://" + ln.Addr().String(), bucket: "pool-files"}
-	f.raw, err = minio.New(ln.Addr().String(), &minio.Options{Creds: credentials.NewStaticV4(testKeyID, testSecret, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.raw.MakeBucket(context.Background(), f.bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f := &fakeS3{bucket: "pool-files"}
+	f.url, f.raw = e2e.FakeS3(t, f.bucket)
 	return f
 }
 

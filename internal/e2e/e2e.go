@@ -127,6 +127,7 @@ type Options struct {
 	NoHTTP bool     // start without the internal HTTP listener
 	Args   []string // further flags
 	Dir    string   // working folder; default a temporary one
+	Env    []string // further environment variables (KEY=VALUE)
 }
 
 // Server is a running `deviceupdate serve`.
@@ -179,7 +180,7 @@ func Start(tb testing.TB, o Options) *Server {
 	}
 	s.cmd = exec.Command(Binary(tb), args...)
 	s.cmd.Dir = o.Dir
-	s.cmd.Env = Env()
+	s.cmd.Env = Env(o.Env...)
 	stdout, err := os.Create(s.stdout)
 	if err != nil {
 		tb.Fatal(err)

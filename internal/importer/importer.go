@@ -189,32 +189,28 @@ func (im *Importer) importPackage(ctx context.Context, src io.Reader, size int64
 	}
 	var moves []updatestore.Move
 	for i, s := range pkg.Updates {
-		dir := im.Files.Folder(s.Update.RuleKey, s.Update.Version)
 		switch statuses[i] {
 		case deviceupdate.ImportAdded:
-			if _, err := os.Stat(dir); err == nil {
-				im.Logger.Warn("an update folder no record named is replaced by the imported files", zap.String("dir", dir))
-			}
 		case deviceupdate.ImportRestaged:
 			// The record says the files are there, with the package's
 			// hashes; a store damaged from outside gets them back.
-			err := im.Files.Check(records[i])
+			err := im.Files.Check(ctx, records[i])
 			if err == nil {
 				continue
 			}
 			im.Logger.Warn("the stored files of a re-staged update are damaged; putting the package's in their place",
-				zap.String("dir", dir), zap.Error(err))
+				zap.String("update", updatestore.Rel(records[i].RuleKey, records[i].Version)), zap.Error(err))
 		default:
 			continue
 		}
 		moves = append(moves, updatestore.Move{Update: records[i], Staged: s.Dir})
 	}
-	if err := im.Files.MoveIn(im.DB, moves, now); err != nil {
-		return nil, err
-	}
-	res, err := commit(records, sum)
+	var res *deviceupdate.ImportResult
+	err = im.Files.Import(ctx, im.DB, moves, now, func() (err error) {
+		res, err = commit(records, sum)
+		return err
+	})
 	if err != nil {
-		im.Files.Abandon(im.DB, moves)
 		return nil, err
 	}
 	im.Logger.Info("package imported", zap.String("package", name), zap.String("sha256", sum), zap.Int("updates", len(res.Updates)),
@@ -291,29 +287,30 @@ func prefixName(err error, name string) error {
 // its files and committing them. A crash after the commit leaves folders
 // noted as being removed, which the update store's Reconcile removes at
 // the next start.
-func (im *Importer) ClearFiles(_ context.Context, actor string) (*deviceupdate.ClearResult, error) {
+func (im *Importer) ClearFiles(ctx context.Context, actor string) (*deviceupdate.ClearResult, error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	res := &deviceupdate.ClearResult{Removed: []deviceupdate.ClearedUpdate{}}
-	var removed []deviceupdate.StoredUpdate
-	err := im.audited(audit.Entry{Actor: actor, Action: "files.clear", Target: updatestore.Dir}, func(tx store.Store, e *audit.Entry) (err error) {
-		if removed, err = tx.DeleteUnreferenced(); err != nil {
-			return err
-		}
-		for _, u := range removed {
-			var n int64
-			for _, f := range u.Files() {
-				n += f.Size
+	err := im.Files.Clear(ctx, im.DB, func() (removed []deviceupdate.StoredUpdate, err error) {
+		err = im.audited(audit.Entry{Actor: actor, Action: "files.clear", Target: updatestore.Dir}, func(tx store.Store, e *audit.Entry) (err error) {
+			if removed, err = tx.DeleteUnreferenced(); err != nil {
+				return err
 			}
-			res.Removed = append(res.Removed, deviceupdate.ClearedUpdate{Key: u.RuleKey, Version: u.Version, Bytes: n})
-			res.Bytes += n
-		}
-		e.After, _ = json.Marshal(res)
-		return nil
+			for _, u := range removed {
+				var n int64
+				for _, f := range u.Files() {
+					n += f.Size
+				}
+				res.Removed = append(res.Removed, deviceupdate.ClearedUpdate{Key: u.RuleKey, Version: u.Version, Bytes: n})
+				res.Bytes += n
+			}
+			e.After, _ = json.Marshal(res)
+			return nil
+		})
+		return removed, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	im.Files.RemoveCleared(im.DB, removed)
 	return res, nil
 }

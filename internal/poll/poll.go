@@ -402,24 +402,16 @@ func (s *Service) file(path string) (*deviceupdate.StoredUpdate, deviceupdate.Up
 }
 
 // OpenFile implements deviceupdate.PollService.
-func (s *Service) OpenFile(_ context.Context, path string) (*deviceupdate.Download, error) {
+func (s *Service) OpenFile(ctx context.Context, path string) (*deviceupdate.Download, error) {
 	u, f, err := s.file(path)
 	if err != nil {
 		return nil, err
 	}
-	file, err := s.Files.Open(u.RuleKey, u.Version, f.Name)
+	d, err := s.Files.OpenFile(ctx, u, f)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no such update file")
 	}
-	if err != nil {
-		return nil, err
-	}
-	fi, err := file.Stat()
-	if err != nil {
-		file.Close()
-		return nil, err
-	}
-	return &deviceupdate.Download{File: f, ModTime: fi.ModTime(), Content: file}, nil
+	return d, err
 }
 
 // ChunkList implements deviceupdate.PollService: the chunk list of a

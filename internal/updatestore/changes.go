@@ -1,6 +1,7 @@
 package updatestore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -79,6 +80,68 @@ type Move struct {
 	Staged string
 }
 
+// Import brings the files of an import's new updates in and has commit
+// record them, holding the pool's lock from the first file in to the
+// commit, so that no files clear deletes what the commit will name. In
+// folders: MoveIn, then commit, or Abandon when it fails. In a pool's
+// file store: each file put (checked against its record), then commit;
+// when it fails, the files put that no record names are deleted.
+func (s *Store) Import(ctx context.Context, r Records, moves []Move, now time.Time, commit func() error) error {
+	unlock, err := s.locker.Lock(ctx)
+	if err != nil {
+		return fmt.Errorf("import: wait for the update store: %w", err)
+	}
+	defer unlock()
+	if !s.Shared() {
+		if err := s.MoveIn(r, moves, now); err != nil {
+			return err
+		}
+		if err := commit(); err != nil {
+			s.Abandon(r, moves)
+			return err
+		}
+		return nil
+	}
+	keys, err := s.putBlobs(ctx, moves)
+	if err == nil {
+		if err = commit(); err == nil {
+			return nil
+		}
+	}
+	// What a crash would leave here, a later files clear deletes.
+	if _, _, derr := s.deleteUnreferenced(context.WithoutCancel(ctx), r, keys); derr != nil {
+		s.logger.Warn("an import that failed left update files; files clear deletes them", zap.Error(derr))
+	}
+	return err
+}
+
+// Clear has clear delete the records of the updates no rule references,
+// noting their removal as in progress (OpClear), then deletes their
+// files, holding the pool's lock throughout. In a pool's file store it
+// deletes every stored file no remaining record names, which includes
+// those a crashed import or clear left.
+func (s *Store) Clear(ctx context.Context, r Records, clear func() ([]deviceupdate.StoredUpdate, error)) error {
+	unlock, err := s.locker.Lock(ctx)
+	if err != nil {
+		return fmt.Errorf("files clear: wait for the update store: %w", err)
+	}
+	defer unlock()
+	cleared, err := clear()
+	if err != nil {
+		return err
+	}
+	s.RemoveCleared(r, cleared)
+	if !s.Shared() {
+		return nil
+	}
+	n, bytes, err := s.deleteUnreferenced(context.WithoutCancel(ctx), r, nil)
+	if err != nil {
+		s.logger.Warn("delete unreferenced update files; the next files clear tries again", zap.Error(err))
+	}
+	s.logger.Info("deleted unreferenced update files from the file store", zap.Int("files", n), zap.Int64("bytes", bytes))
+	return nil
+}
+
 // MoveIn notes the moves in the records as in progress, then renames each
 // staged folder into its place in the store, replacing what is there,
 // with the folders synced so that the move survives a crash. When a move
@@ -100,7 +163,13 @@ func (s *Store) MoveIn(r Records, moves []Move, now time.Time) error {
 		return err
 	}
 	for _, m := range moves {
-		if err := moveIn(m.Staged, s.Folder(m.Update.RuleKey, m.Update.Version)); err != nil {
+		final := s.Folder(m.Update.RuleKey, m.Update.Version)
+		if _, err := os.Stat(final); err == nil {
+			if _, ferr := r.FindUpdate(m.Update.RuleKey, m.Update.Version); deviceupdate.ErrorCode(ferr) == deviceupdate.ENOTFOUND {
+				s.logger.Warn("an update folder no record named is replaced by the imported files", zap.String("dir", final))
+			}
+		}
+		if err := moveIn(m.Staged, final); err != nil {
 			s.Abandon(r, moves)
 			return err
 		}
@@ -166,6 +235,8 @@ func (s *Store) finish(r Records, changes []Change) (removed []string, err error
 		dir := s.Folder(c.RuleKey, c.Version)
 		u, err := r.FindUpdate(c.RuleKey, c.Version)
 		switch {
+		case deviceupdate.ErrorCode(err) == deviceupdate.ENOTFOUND && s.Shared():
+			// No folder: Clear deletes the files no record names.
 		case deviceupdate.ErrorCode(err) == deviceupdate.ENOTFOUND:
 			if err := os.RemoveAll(dir); err != nil {
 				return removed, fmt.Errorf("remove %s: %w", dir, err)
@@ -179,7 +250,7 @@ func (s *Store) finish(r Records, changes []Change) (removed []string, err error
 		default:
 			// A re-staging was interrupted: the record stays, its files
 			// are the old ones or the package's.
-			if err := s.Check(u); err != nil {
+			if err := s.Check(context.Background(), u); err != nil {
 				s.logger.Warn("the files of an update are damaged after an interrupted import; import its package again",
 					zap.String("dir", dir), zap.Error(err))
 			}
@@ -208,6 +279,9 @@ func (s *Store) Reconcile(r Records) (removed []string, err error) {
 	}
 	if err != nil {
 		return removed, fmt.Errorf("reconcile update store: %w", err)
+	}
+	if s.Shared() {
+		return removed, s.reconcileShared(context.Background(), r)
 	}
 	updates, err := r.Updates()
 	if err != nil {

@@ -1,7 +1,9 @@
 package updatestore
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/deviceupdate/deviceupdate"
@@ -44,8 +46,16 @@ func (s *Store) ChunkList(k deviceupdate.RuleKey, v deviceupdate.Version, f devi
 	return e.cl, e.err
 }
 
+// readChunks computes a chunk list from the file's content, checked
+// against its SHA-256 when it comes from a pool's file store.
 func (s *Store) readChunks(k deviceupdate.RuleKey, v deviceupdate.Version, f deviceupdate.UpdateFile) (*deviceupdate.ChunkList, error) {
-	file, err := s.Open(k, v, f.Name)
+	var file io.ReadCloser
+	var err error
+	if s.Shared() {
+		file, err = s.openBlob(context.Background(), Rel(k, v)+"/"+f.Name, f)
+	} else {
+		file, err = s.open(k, v, f.Name)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chunk list of %s/%s: %w", Rel(k, v), f.Name, err)
 	}

@@ -7,6 +7,12 @@
 // lists, moves an import's staged folders in and removes cleared ones,
 // and reconciles the folders with the records at start.
 //
+// With a pool's file store (NewShared: serve --files), the update files are
+// not in folders but in that store, named by the SHA-256 their records
+// hold: an import puts them (checked) before its commit, a download reads
+// them through a local cache, checked as they are read, and a files clear
+// deletes those no record names. Callers see the same methods either way.
+//
 // The records (*store.DB) are the truth and the folders follow them.
 // Before a folder changes outside a transaction (an import moving files in
 // before its commit, a files clear removing them after its commit), the
@@ -17,6 +23,7 @@
 package updatestore
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -29,9 +36,11 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/blobstore"
 )
 
 // Dir is the update store's folder inside the data folder.
@@ -58,6 +67,14 @@ type Store struct {
 
 	chunksMu sync.Mutex
 	chunks   map[chunkKey]*chunkEntry
+
+	// locker serializes what adds files and what deletes them.
+	locker Locker
+	// shared is the pool's file store and cache the local copies of its
+	// files (NewShared); both nil when the files are in folders.
+	shared  blobstore.Store
+	cache   *blobstore.Cache
+	damaged prometheus.Counter
 }
 
 // New returns the update store of the data folder dataDir, which logs
@@ -67,8 +84,15 @@ func New(dataDir string, logger *zap.Logger) *Store {
 		logger = zap.NewNop()
 	}
 	return &Store{data: dataDir, dir: filepath.Join(dataDir, Dir), staging: filepath.Join(dataDir, StagingDir),
-		logger: logger, chunks: map[chunkKey]*chunkEntry{}}
+		logger: logger, chunks: map[chunkKey]*chunkEntry{}, locker: NewLocalLocker(),
+		damaged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deviceupdate_update_files_damaged_total",
+			Help: "Update files found damaged in the file store (--files) when read: not served whole, and reported in the log.",
+		})}
 }
+
+// Collectors returns the store's metrics, for a registry.
+func (s *Store) Collectors() []prometheus.Collector { return []prometheus.Collector{s.damaged} }
 
 // Dir returns the store's folder, <data>/DeviceUpdateStore.
 func (s *Store) Dir() string { return s.dir }
@@ -145,10 +169,34 @@ func HoldsFiles(dataDir string) (bool, error) {
 	return found, err
 }
 
-// Open opens the file name of an update for reading, through an os.Root
-// on the store, so that no name or link leads out of it. A file that is
-// not there is an fs.ErrNotExist.
-func (s *Store) Open(k deviceupdate.RuleKey, v deviceupdate.Version, name string) (*os.File, error) {
+// OpenFile opens a file of a stored update for download: from its folder
+// through an os.Root on the store, so that no name or link leads out of
+// it, or from the pool's file store, checked as it is read (a damaged file
+// ends in an error, never whole). A file that is not there is an
+// fs.ErrNotExist.
+func (s *Store) OpenFile(ctx context.Context, u *deviceupdate.StoredUpdate, f deviceupdate.UpdateFile) (*deviceupdate.Download, error) {
+	if s.Shared() {
+		r, err := s.openBlob(ctx, Rel(u.RuleKey, u.Version)+"/"+f.Name, f)
+		if err != nil {
+			return nil, err
+		}
+		// The same on every front end, whatever its copy's age.
+		return &deviceupdate.Download{File: f, ModTime: u.ImportedAt, Content: r}, nil
+	}
+	file, err := s.open(u.RuleKey, u.Version, f.Name)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := file.Stat()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return &deviceupdate.Download{File: f, ModTime: fi.ModTime(), Content: file}, nil
+}
+
+// open opens the file name of an update in its folder.
+func (s *Store) open(k deviceupdate.RuleKey, v deviceupdate.Version, name string) (*os.File, error) {
 	root, err := s.openRoot()
 	if err != nil {
 		return nil, err
@@ -174,9 +222,12 @@ func (s *Store) openRoot() (*os.Root, error) {
 	return r, nil
 }
 
-// Check reads an update's files in its folder and checks each one's size
-// and SHA-256 against the record.
-func (s *Store) Check(u *deviceupdate.StoredUpdate) error {
+// Check reads an update's files in its folder (or the pool's file store)
+// and checks each one's size and SHA-256 against the record.
+func (s *Store) Check(ctx context.Context, u *deviceupdate.StoredUpdate) error {
+	if s.Shared() {
+		return s.checkBlobs(ctx, u)
+	}
 	dir := s.Folder(u.RuleKey, u.Version)
 	buf := make([]byte, 1<<20)
 	for _, want := range u.Files() {

@@ -2,6 +2,7 @@ package updatestore_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -156,12 +157,15 @@ func TestOpenStaysInStore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	f, err := s.Open(cx600, v4366, "CPE.nbt")
+	open := func(k deviceupdate.RuleKey, name string) (*deviceupdate.Download, error) {
+		return s.OpenFile(context.Background(), &deviceupdate.StoredUpdate{RuleKey: k, Version: v4366}, deviceupdate.UpdateFile{Name: name})
+	}
+	d, err := open(cx600, "CPE.nbt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := io.ReadAll(f)
-	f.Close()
+	got, _ := io.ReadAll(d.Content)
+	d.Content.Close()
 	if string(got) != "firmware" {
 		t.Errorf("CPE.nbt reads %q", got)
 	}
@@ -175,13 +179,13 @@ func TestOpenStaysInStore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if f, err := s.Open(tt.key, v4366, tt.file); err == nil {
-				f.Close()
+			if d, err := open(tt.key, tt.file); err == nil {
+				d.Content.Close()
 				t.Fatal("opened a file outside the store")
 			}
 		})
 	}
-	if _, err := s.Open(cx600, v4366, "Missing.nbt"); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := open(cx600, "Missing.nbt"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a missing file: %v, want fs.ErrNotExist", err)
 	}
 }
