@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -29,25 +28,14 @@ func adminKey(name string) []byte { return []byte(strings.ToLower(name)) }
 // Admins returns every admin, ordered by name, without password hashes.
 func (db *DB) Admins() ([]deviceupdate.Admin, error) {
 	recs, err := listJSON[AdminRecord](db, bucketAdmins)
-	out := make([]deviceupdate.Admin, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, r.Admin)
-	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
-	return out, err
+	return AdminsOf(recs), err
 }
 
 // FindAdmin returns an admin by name, in any case; ENOTFOUND when there
 // is none.
 func (db *DB) FindAdmin(name string) (deviceupdate.Admin, error) {
 	rec, found, err := db.findAdmin(name)
-	switch {
-	case err != nil:
-		return deviceupdate.Admin{}, err
-	case !found:
-		return deviceupdate.Admin{}, NoAdmin(name)
-	}
-	return rec.Admin, nil
+	return FoundAdmin(name, rec, found, err)
 }
 
 func (db *DB) findAdmin(name string) (rec AdminRecord, found bool, err error) {

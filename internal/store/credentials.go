@@ -66,6 +66,17 @@ func NewUserRecord(u deviceupdate.User, hash PasswordHash) UserRecord {
 	return UserRecord{User: u, Scheme: hashScheme, Hash: string(hash)}
 }
 
+// UsersOf returns the users of recs, without their hashes, ordered by
+// name (any case), as Users lists them.
+func UsersOf(recs []UserRecord) []deviceupdate.User {
+	out := make([]deviceupdate.User, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.User)
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
+	return out
+}
+
 // AdminRecord is an admin as stored, with their password's hash ("" for
 // an admin who signs in with tokens only). Only the Admin leaves the store.
 type AdminRecord struct {
@@ -83,6 +94,29 @@ func NewAdminRecord(a deviceupdate.Admin, hash PasswordHash) AdminRecord {
 		rec.Scheme, rec.Hash = hashScheme, string(hash)
 	}
 	return rec
+}
+
+// AdminsOf returns the admins of recs, without their hashes, ordered by
+// name (any case), as Admins lists them.
+func AdminsOf(recs []AdminRecord) []deviceupdate.Admin {
+	out := make([]deviceupdate.Admin, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.Admin)
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
+	return out
+}
+
+// FoundAdmin is FindAdmin's answer once the record of name was looked up:
+// the admin, ENOTFOUND when there was none, or the store's error.
+func FoundAdmin(name string, rec AdminRecord, found bool, err error) (deviceupdate.Admin, error) {
+	switch {
+	case err != nil:
+		return deviceupdate.Admin{}, err
+	case !found:
+		return deviceupdate.Admin{}, NoAdmin(name)
+	}
+	return rec.Admin, nil
 }
 
 // SessionRecord is a console session as stored. Role is the admin's role

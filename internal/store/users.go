@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,12 +19,7 @@ func userKey(name string) []byte { return []byte(strings.ToLower(name)) }
 // Users returns every user, ordered by name, without password hashes.
 func (db *DB) Users() ([]deviceupdate.User, error) {
 	recs, err := listJSON[UserRecord](db, bucketUsers)
-	out := make([]deviceupdate.User, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, r.User)
-	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
-	return out, err
+	return UsersOf(recs), err
 }
 
 // CheckUserFree returns ECONFLICT when a user of that name, in any case,
