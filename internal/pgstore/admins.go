@@ -139,6 +139,16 @@ func keyed[T any](tx pgx.Tx, ctx context.Context, sql string, args ...any) ([]st
 	return out, err
 }
 
+// deleteHashes deletes the rows of table (admin_tokens or sessions) keyed
+// by hashes; none, most of the time, costs no query.
+func (db *DB) deleteHashes(tx pgx.Tx, table string, hashes [][]byte) error {
+	if len(hashes) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(db.context(), "DELETE FROM "+table+" WHERE hash = ANY($1)", hashes)
+	return err
+}
+
 // AddAdminToken stores a new token of an existing admin under the hash of
 // its secret. The admin's expired tokens are deleted first; past limit live
 // ones, the token is refused (ECONFLICT) with a message that says what to
@@ -158,7 +168,7 @@ func (db *DB) AddAdminToken(t deviceupdate.AdminToken, hash store.SecretHash, no
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM admin_tokens WHERE hash = ANY($1)", old); err != nil {
+		if err := db.deleteHashes(tx, "admin_tokens", old); err != nil {
 			return err
 		}
 		expired = len(old)
@@ -270,7 +280,7 @@ func (db *DB) AddSession(s store.NewSession, now time.Time, limit int) (ended in
 			return err
 		}
 		old := store.EndSessions(all, s.Admin.Name, now, limit)
-		if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE hash = ANY($1)", old); err != nil {
+		if err := db.deleteHashes(tx, "sessions", old); err != nil {
 			return err
 		}
 		ended = len(old)
