@@ -181,21 +181,19 @@ func (a *Admins) RevokeToken(_ context.Context, name, id, actor string) error {
 	})
 }
 
-// errBadToken is the answer to any token that is not a live one.
-var errBadToken = deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "missing or invalid admin token")
-
 // TokenAdmin returns the admin a live token belongs to, with their role
 // now. A secret not shaped like a token is refused without a look-up.
 func (a *Admins) TokenAdmin(_ context.Context, secret string) (deviceupdate.Admin, error) {
 	if len(secret) != tokenLen || !strings.HasPrefix(secret, TokenPrefix) {
-		return deviceupdate.Admin{}, errBadToken
+		return deviceupdate.Admin{}, store.ErrBadToken
 	}
 	ad, _, err := a.svc.DB.TokenAdmin(sha256.Sum256([]byte(secret)), a.svc.now())
 	return ad, err
 }
 
-// errSignIn is every refused password, whatever the cause.
-var errSignIn = deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "wrong user name or password")
+// errSignIn is every refused password, whatever the cause: the store's
+// one answer.
+var errSignIn = store.ErrBadCredentials
 
 // SignIn checks a name and password from a source address and starts a
 // console session, audited as admin.signin. The source's and the name's
@@ -262,13 +260,10 @@ func newSecret() (string, store.SecretHash) {
 	return s, sha256.Sum256([]byte(s))
 }
 
-// errNoSession is the answer to a secret that is no live session's.
-var errNoSession = deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "not signed in, or the session ended; sign in again")
-
 // Session returns the live session of a secret and marks it seen.
 func (a *Admins) Session(_ context.Context, secret string) (deviceupdate.Session, error) {
 	if len(secret) != base64.RawURLEncoding.EncodedLen(secretBytes) {
-		return deviceupdate.Session{}, errNoSession
+		return deviceupdate.Session{}, store.ErrNoSession
 	}
 	return a.svc.DB.Session(sha256.Sum256([]byte(secret)), a.svc.now().UTC(), sessionTouch)
 }

@@ -47,7 +47,7 @@ func (db *DB) InitAuditHead() error { return nil }
 // reason. A nil apply records e alone. e's Result defaults to ok. The
 // errors of a change not made for a fault of the database wrap
 // store.ErrNotMade: EUNAVAILABLE when its disk is full, else EINTERNAL.
-func (db *DB) Audited(e audit.Entry, apply func(tx *DB, e *audit.Entry) error) error {
+func (db *DB) Audited(e audit.Entry, apply func(tx store.Store, e *audit.Entry) error) error {
 	if db.tx != nil {
 		return errors.New("pgstore: an audited change inside another")
 	}
@@ -56,11 +56,12 @@ func (db *DB) Audited(e audit.Entry, apply func(tx *DB, e *audit.Entry) error) e
 	}
 	var refused error
 	var pending []string
+	var commits []func()
 	err := db.serializable(func(tx pgx.Tx) error {
 		entry := e // a retry starts from the entry as given
-		pending, refused = pending[:0], nil
+		pending, commits, refused = pending[:0], commits[:0], nil
 		if apply != nil {
-			bound := &DB{pool: db.pool, node: db.node, now: db.now, ctx: db.ctx, tx: tx, root: db, pending: &pending}
+			bound := &DB{pool: db.pool, node: db.node, now: db.now, ctx: db.ctx, tx: tx, root: db, pending: &pending, commits: &commits}
 			if refused = apply(bound, &entry); refused != nil {
 				return refused
 			}
@@ -78,6 +79,9 @@ func (db *DB) Audited(e audit.Entry, apply func(tx *DB, e *audit.Entry) error) e
 	switch {
 	case err == nil:
 		db.gen.Add(1)
+		for _, fn := range commits {
+			fn()
+		}
 		return nil
 	case refused != nil:
 		e.Result, e.Before, e.After = deviceupdate.ErrorMessage(refused), nil, nil

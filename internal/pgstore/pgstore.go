@@ -34,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
 // ErrNewerSchema means the database was migrated by a newer build.
@@ -125,12 +126,17 @@ type DB struct {
 	tx      pgx.Tx    // the transaction a bound DB works in, else nil
 	root    *DB       // the DB a bound one was made from
 	pending *[]string // what a bound DB changed, notified when it commits
+	commits *[]func() // what a bound DB runs once it commits (afterCommit)
+
+	auth store.Passwords // checks passwords, remembers users' (users.go)
 
 	broken atomic.Pointer[audit.BrokenError] // as AuditEntries last found
 
 	hooksMu sync.Mutex
 	hooks   map[string][]func() // run when another node notifies what
 }
+
+var _ store.Store = (*DB)(nil)
 
 // Open connects to the database of dsn (a postgres:// URL or key=value
 // string), applies the migrations it lacks, under an advisory lock so
@@ -165,6 +171,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	db.ctx, db.stop = context.WithCancel(context.Background())
+	// Another node's change of users ends what this one remembers of
+	// them, as this node's own does (users.go).
+	db.onNotify(notifyUsers, db.auth.Forget)
 	go db.listen(listener)
 	return db, nil
 }
@@ -377,6 +386,17 @@ func (db *DB) write(what string, fn func(tx pgx.Tx) error) error {
 		db.gen.Add(1)
 	}
 	return err
+}
+
+// afterCommit runs fn with the unbound DB once what db wrote is committed:
+// at once, or when the Audited change db is bound to commits.
+func (db *DB) afterCommit(fn func(root *DB)) {
+	if db.tx == nil {
+		fn(db)
+		return
+	}
+	root := db.root
+	*db.commits = append(*db.commits, func() { fn(root) })
 }
 
 // serializable runs fn in a SERIALIZABLE transaction, retried on a

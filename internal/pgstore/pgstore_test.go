@@ -14,12 +14,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/pgtest"
+	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	store.LowerBcryptCostForTests() // the users' and admins' cases hash passwords
+	pgtest.Main(m)
+}
 
 // openDSN opens a store on dsn, closed when the test ends.
 func openDSN(t *testing.T, dsn string) *DB {
@@ -278,47 +281,5 @@ func TestAuditedOneChain(t *testing.T) {
 	}
 	if nodes[0].AuditBroken() != brk {
 		t.Errorf("AuditBroken = %v, want the break AuditEntries found", nodes[0].AuditBroken())
-	}
-}
-
-// A refused change changes nothing and is audited with its reason; a
-// change audited commits what apply wrote.
-func TestAuditedRefusal(t *testing.T) {
-	dsn := pgtest.DB(t)
-	db := openDSN(t, dsn)
-	ctx := context.Background()
-	write := func(tx *DB, e *audit.Entry) error {
-		return tx.write("config", func(tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `INSERT INTO config (scope, data) VALUES ('global', '{"x":"1"}')`)
-			return err
-		})
-	}
-	refuse := deviceupdate.Errorf(deviceupdate.ECONFLICT, "no, because")
-	err := db.Audited(audit.Entry{Actor: "ops", Action: "config.set"}, func(tx *DB, e *audit.Entry) error {
-		if err := write(tx, e); err != nil {
-			return err
-		}
-		return refuse
-	})
-	if !errors.Is(err, refuse) {
-		t.Fatalf("Audited = %v, want the refusal", err)
-	}
-	conn := sqlConn(t, dsn)
-	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM config").Scan(&n); err != nil || n != 0 {
-		t.Errorf("a refused change left %d rows (%v)", n, err)
-	}
-	if err := db.Audited(audit.Entry{Actor: "ops", Action: "config.set"}, write); err != nil {
-		t.Fatal(err)
-	}
-	var results []string
-	if _, err := db.AuditEntries(func(e audit.Entry, _ bool) { results = append(results, e.Result) }); err != nil {
-		t.Fatal(err)
-	}
-	if len(results) != 2 || results[0] != "no, because" || results[1] != audit.ResultOK {
-		t.Errorf("trail results = %q, want the refusal then ok", results)
-	}
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM config").Scan(&n); err != nil || n != 1 {
-		t.Errorf("an audited change left %d rows (%v), want 1", n, err)
 	}
 }

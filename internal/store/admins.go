@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -19,84 +18,40 @@ import (
 // secret, 32 random bytes, as its SHA-256, which is enough for a secret
 // that cannot be guessed and lets a request find its record by key.
 var (
-	bucketAdmins   = []byte("admins")      // lower(name) → adminRecord
+	bucketAdmins   = []byte("admins")      // lower(name) → AdminRecord
 	bucketTokens   = []byte("admintokens") // SHA-256(secret) → AdminToken
-	bucketSessions = []byte("sessions")    // SHA-256(secret) → sessionRecord
+	bucketSessions = []byte("sessions")    // SHA-256(secret) → SessionRecord
 )
-
-// adminRecord is an admin as stored, with their password's hash ("" for
-// an admin who signs in with tokens only). Only the Admin leaves the store.
-type adminRecord struct {
-	deviceupdate.Admin
-	Scheme string `json:"scheme,omitempty"`
-	Hash   string `json:"passwordHash,omitempty"`
-}
-
-// sessionRecord is a console session as stored. Role is the admin's role
-// when they signed in: a session outlives no change of it.
-type sessionRecord struct {
-	Admin     string            `json:"admin"`
-	Role      deviceupdate.Role `json:"role"`
-	CreatedAt time.Time         `json:"createdAt"`
-	SeenAt    time.Time         `json:"seenAt"`
-	CSRF      string            `json:"csrf"`
-}
-
-// SecretHash is the SHA-256 of a token's or a session's secret, the key
-// of its record.
-type SecretHash [32]byte
 
 func adminKey(name string) []byte { return []byte(strings.ToLower(name)) }
 
-func noAdmin(name string) error {
-	return deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no admin named %q; `deviceupdate admin list` shows them", name)
-}
-
 // Admins returns every admin, ordered by name, without password hashes.
 func (db *DB) Admins() ([]deviceupdate.Admin, error) {
-	recs, err := listJSON[adminRecord](db, bucketAdmins)
-	out := make([]deviceupdate.Admin, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, r.Admin)
-	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
-	return out, err
+	recs, err := listJSON[AdminRecord](db, bucketAdmins)
+	return AdminsOf(recs), err
 }
 
 // FindAdmin returns an admin by name, in any case; ENOTFOUND when there
 // is none.
 func (db *DB) FindAdmin(name string) (deviceupdate.Admin, error) {
 	rec, found, err := db.findAdmin(name)
-	switch {
-	case err != nil:
-		return deviceupdate.Admin{}, err
-	case !found:
-		return deviceupdate.Admin{}, noAdmin(name)
-	}
-	return rec.Admin, nil
+	return FoundAdmin(name, rec, found, err)
 }
 
-func (db *DB) findAdmin(name string) (rec adminRecord, found bool, err error) {
-	return findJSON[adminRecord](db, bucketAdmins, adminKey(name), "find admin")
-}
-
-func adminTaken(name string) error {
-	if strings.EqualFold(name, deviceupdate.BootstrapAdmin) {
-		return deviceupdate.Errorf(deviceupdate.ECONFLICT, "%q is the name of the admin.token's holder; choose another name", name)
-	}
-	return deviceupdate.Errorf(deviceupdate.ECONFLICT, "an admin named %q exists; remove them first or choose another name", name)
+func (db *DB) findAdmin(name string) (rec AdminRecord, found bool, err error) {
+	return findJSON[AdminRecord](db, bucketAdmins, adminKey(name), "find admin")
 }
 
 // CheckAdminFree returns ECONFLICT when an admin of that name, in any
 // case, exists, or the name is the bootstrap admin's: a check before the
 // costly hash; AddAdmin checks again.
 func (db *DB) CheckAdminFree(name string) error {
-	if strings.EqualFold(name, deviceupdate.BootstrapAdmin) {
-		return adminTaken(name)
+	if IsBootstrap(name) {
+		return AdminTaken(name)
 	}
 	_, found, err := db.findAdmin(name)
 	if err == nil && found {
-		err = adminTaken(name)
+		err = AdminTaken(name)
 	}
 	return err
 }
@@ -106,15 +61,11 @@ func (db *DB) CheckAdminFree(name string) error {
 // name taken in any case, or the bootstrap admin's, is an ECONFLICT,
 // checked in the same transaction as the write.
 func (db *DB) AddAdmin(a deviceupdate.Admin, hash PasswordHash) error {
-	rec := adminRecord{Admin: a}
-	rec.HasPassword = hash != ""
-	if rec.HasPassword {
-		rec.Scheme, rec.Hash = hashScheme, string(hash)
-	}
+	rec := NewAdminRecord(a, hash)
 	err := db.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAdmins)
-		if b.Get(adminKey(a.Name)) != nil || strings.EqualFold(a.Name, deviceupdate.BootstrapAdmin) {
-			return adminTaken(a.Name)
+		if b.Get(adminKey(a.Name)) != nil || IsBootstrap(a.Name) {
+			return AdminTaken(a.Name)
 		}
 		return putJSON(b, adminKey(a.Name), rec)
 	})
@@ -124,34 +75,26 @@ func (db *DB) AddAdmin(a deviceupdate.Admin, hash PasswordHash) error {
 	return nil
 }
 
-// RemovedAdmin is what RemoveAdmin deleted: the admin, and how many of
-// their tokens and console sessions went with them.
-type RemovedAdmin struct {
-	deviceupdate.Admin
-	Tokens   int `json:"tokens"`
-	Sessions int `json:"sessions"`
-}
-
 // RemoveAdmin deletes an admin by name, in any case, with their tokens
 // and sessions, in one transaction: their credentials stop working when
 // it commits. ENOTFOUND when there is none.
 func (db *DB) RemoveAdmin(name string) (RemovedAdmin, error) {
 	var out RemovedAdmin
 	err := db.write(func(tx *bolt.Tx) error {
-		var rec adminRecord
+		var rec AdminRecord
 		b := tx.Bucket(bucketAdmins)
 		found, err := getJSON(b, adminKey(name), &rec)
 		switch {
 		case err != nil:
 			return err
 		case !found:
-			return noAdmin(name)
+			return NoAdmin(name)
 		}
 		out.Admin = rec.Admin
 		if out.Tokens, err = deleteWhere(tx.Bucket(bucketTokens), func(t deviceupdate.AdminToken) bool { return strings.EqualFold(t.Admin, name) }); err != nil {
 			return err
 		}
-		if out.Sessions, err = deleteWhere(tx.Bucket(bucketSessions), func(s sessionRecord) bool { return strings.EqualFold(s.Admin, name) }); err != nil {
+		if out.Sessions, err = deleteWhere(tx.Bucket(bucketSessions), func(s SessionRecord) bool { return strings.EqualFold(s.Admin, name) }); err != nil {
 			return err
 		}
 		return b.Delete(adminKey(name))
@@ -192,25 +135,10 @@ func eachJSON[T any](b *bolt.Bucket, fn func(k []byte, v T) error) error {
 }
 
 // CheckAdminPassword checks an admin's name (any case) and password and
-// returns the admin. Every failure, an unknown name, an admin without a
-// password or a wrong one, is the same EUNAUTHORIZED after the same
-// bcrypt check, so neither the answer nor its timing tells which. Nothing
-// is remembered: the console signs in rarely, unlike phones.
+// returns the admin, as Passwords.CheckAdmin does: every failure the same
+// EUNAUTHORIZED after the same bcrypt check.
 func (db *DB) CheckAdminPassword(ctx context.Context, name, password string) (deviceupdate.Admin, error) {
-	var rec adminRecord
-	found := false
-	if deviceupdate.ValidateUserName(name) == nil {
-		var err error
-		if rec, found, err = db.findAdmin(name); err != nil {
-			return deviceupdate.Admin{}, fmt.Errorf("sign in: %w", err)
-		}
-	}
-	if err := db.checkPassword(ctx, found && rec.HasPassword, rec.Scheme, rec.Hash, password); err == errBadCredentials {
-		return deviceupdate.Admin{}, err
-	} else if err != nil {
-		return deviceupdate.Admin{}, fmt.Errorf("sign in %q: %w", rec.Name, err)
-	}
-	return rec.Admin, nil
+	return db.auth.CheckAdmin(ctx, name, password, db.findAdmin)
 }
 
 // AddAdminToken stores a new token of an existing admin under the hash of
@@ -220,31 +148,30 @@ func (db *DB) CheckAdminPassword(ctx context.Context, name, password string) (de
 func (db *DB) AddAdminToken(t deviceupdate.AdminToken, hash SecretHash, now time.Time, limit int) (expired int, err error) {
 	err = db.write(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketAdmins).Get(adminKey(t.Admin)) == nil {
-			return noAdmin(t.Admin)
+			return NoAdmin(t.Admin)
 		}
 		b := tx.Bucket(bucketTokens)
-		mine := func(x deviceupdate.AdminToken) bool { return strings.EqualFold(x.Admin, t.Admin) }
-		if expired, err = deleteWhere(b, func(x deviceupdate.AdminToken) bool { return mine(x) && x.Expired(now) }); err != nil {
-			return err
-		}
-		live := 0
-		err := eachJSON(b, func(_ []byte, x deviceupdate.AdminToken) error {
-			if mine(x) {
-				live++
-				if x.ID == t.ID {
-					return fmt.Errorf("token ID %s is taken", t.ID) // 48 random bits: never, in practice
-				}
+		var mine []Keyed[deviceupdate.AdminToken]
+		err := eachJSON(b, func(k []byte, x deviceupdate.AdminToken) error {
+			if strings.EqualFold(x.Admin, t.Admin) {
+				mine = append(mine, Keyed[deviceupdate.AdminToken]{bytes.Clone(k), x})
 			}
 			return nil
 		})
-		switch {
-		case err != nil:
+		if err != nil {
 			return err
-		case live >= limit:
-			return deviceupdate.Errorf(deviceupdate.ECONFLICT, "%s has %d tokens, the most an admin may have; revoke one first (`deviceupdate admin token %s --list`, then --revoke ID)",
-				t.Admin, live, t.Admin)
-		case b.Get(hash[:]) != nil:
-			return fmt.Errorf("a token of that secret exists")
+		}
+		old, err := AdmitToken(mine, t, now, limit)
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		if expired = len(old); b.Get(hash[:]) != nil {
+			return ErrTokenSecretTaken
 		}
 		return putJSON(b, hash[:], t)
 	})
@@ -260,7 +187,7 @@ func (db *DB) AdminTokens(name string) ([]deviceupdate.AdminToken, error) {
 	out := []deviceupdate.AdminToken{}
 	err := db.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketAdmins).Get(adminKey(name)) == nil {
-			return noAdmin(name)
+			return NoAdmin(name)
 		}
 		return eachJSON(tx.Bucket(bucketTokens), func(_ []byte, t deviceupdate.AdminToken) error {
 			if strings.EqualFold(t.Admin, name) {
@@ -272,7 +199,7 @@ func (db *DB) AdminTokens(name string) ([]deviceupdate.AdminToken, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list admin tokens: %w", err)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	SortTokens(out)
 	return out, nil
 }
 
@@ -293,7 +220,7 @@ func (db *DB) RevokeAdminToken(name, id string) (deviceupdate.AdminToken, error)
 		case err != nil:
 			return err
 		case key == nil:
-			return deviceupdate.Errorf(deviceupdate.ENOTFOUND, "%s has no token %q; `deviceupdate admin token %s --list` shows them", name, id, name)
+			return NoToken(name, id)
 		}
 		return b.Delete(key)
 	})
@@ -303,23 +230,19 @@ func (db *DB) RevokeAdminToken(name, id string) (deviceupdate.AdminToken, error)
 	return out, nil
 }
 
-// errBadToken is every refused token: unknown, revoked, expired, or its
-// admin removed.
-var errBadToken = deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "missing or invalid admin token")
-
 // TokenAdmin returns the admin whose live token has the secret of hash,
 // with their current role. Every refusal is the same EUNAUTHORIZED.
 func (db *DB) TokenAdmin(hash SecretHash, now time.Time) (deviceupdate.Admin, deviceupdate.AdminToken, error) {
 	var t deviceupdate.AdminToken
-	var rec adminRecord
+	var rec AdminRecord
 	err := db.view(func(tx *bolt.Tx) error {
 		found, err := getJSON(tx.Bucket(bucketTokens), hash[:], &t)
 		if err != nil || !found || t.Expired(now) {
-			return errorOr(err, errBadToken)
+			return ErrorOr(err, ErrBadToken)
 		}
 		found, err = getJSON(tx.Bucket(bucketAdmins), adminKey(t.Admin), &rec)
 		if err != nil || !found {
-			return errorOr(err, errBadToken)
+			return ErrorOr(err, ErrBadToken)
 		}
 		return nil
 	})
@@ -329,21 +252,6 @@ func (db *DB) TokenAdmin(hash SecretHash, now time.Time) (deviceupdate.Admin, de
 	return rec.Admin, t, nil
 }
 
-// errorOr returns err, or other when err is nil.
-func errorOr(err, other error) error {
-	if err != nil {
-		return err
-	}
-	return other
-}
-
-// NewSession is a session to store: the hashes of its secret, the admin
-// who signed in, and its CSRF token.
-type NewSession struct {
-	Hash SecretHash
-	deviceupdate.Session
-}
-
 // AddSession stores a session of an existing admin, with their role now.
 // Expired sessions, of every admin, are deleted first; when the admin has
 // max live sessions, the oldest end, so that a script signing in in a
@@ -351,54 +259,37 @@ type NewSession struct {
 // ENOTFOUND when the admin no longer exists.
 func (db *DB) AddSession(s NewSession, now time.Time, limit int) (ended int, err error) {
 	err = db.write(func(tx *bolt.Tx) error {
-		var admin adminRecord
+		var admin AdminRecord
 		found, err := getJSON(tx.Bucket(bucketAdmins), adminKey(s.Admin.Name), &admin)
 		switch {
 		case err != nil:
 			return err
 		case !found:
-			return noAdmin(s.Admin.Name)
+			return NoAdmin(s.Admin.Name)
 		}
 		b := tx.Bucket(bucketSessions)
-		if ended, err = deleteWhere(b, func(r sessionRecord) bool { return r.session(admin.Admin).Expired(now) }); err != nil {
-			return err
-		}
-		type live struct {
-			key     []byte
-			created time.Time
-		}
-		var mine []live
-		err = eachJSON(b, func(k []byte, r sessionRecord) error {
-			if strings.EqualFold(r.Admin, s.Admin.Name) {
-				mine = append(mine, live{bytes.Clone(k), r.CreatedAt})
-			}
+		var all []Keyed[SessionRecord]
+		err = eachJSON(b, func(k []byte, r SessionRecord) error {
+			all = append(all, Keyed[SessionRecord]{bytes.Clone(k), r})
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		sort.Slice(mine, func(i, j int) bool { return mine[i].created.Before(mine[j].created) })
-		for _, l := range mine[:max(0, len(mine)-limit+1)] {
-			if err := b.Delete(l.key); err != nil {
+		old := EndSessions(all, s.Admin.Name, now, limit)
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
 				return err
 			}
-			ended++
 		}
-		return putJSON(b, s.Hash[:], sessionRecord{Admin: admin.Name, Role: admin.Role, CreatedAt: s.CreatedAt, SeenAt: s.SeenAt, CSRF: s.CSRF})
+		ended = len(old)
+		return putJSON(b, s.Hash[:], NewSessionRecord(admin.Admin, s))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("add session: %w", err)
 	}
 	return ended, nil
 }
-
-func (r sessionRecord) session(a deviceupdate.Admin) deviceupdate.Session {
-	return deviceupdate.Session{Admin: a, CreatedAt: r.CreatedAt, SeenAt: r.SeenAt, CSRF: r.CSRF}
-}
-
-// errNoSession is every refused session: unknown, ended, expired, or its
-// admin removed or given another role since.
-var errNoSession = deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "not signed in, or the session ended; sign in again")
 
 // Session returns the live session of hash. A session expired, or whose
 // admin was removed or changed role, is deleted and refused with
@@ -407,19 +298,18 @@ var errNoSession = deviceupdate.Errorf(deviceupdate.EUNAUTHORIZED, "not signed i
 // click, and idle expiry does not need finer.
 func (db *DB) Session(hash SecretHash, now time.Time, touchEvery time.Duration) (deviceupdate.Session, error) {
 	var s deviceupdate.Session
-	var rec sessionRecord
+	var rec SessionRecord
 	live := false
 	err := db.view(func(tx *bolt.Tx) error {
 		found, err := getJSON(tx.Bucket(bucketSessions), hash[:], &rec)
 		if err != nil || !found {
-			return errorOr(err, errNoSession)
+			return ErrorOr(err, ErrNoSession)
 		}
-		var admin adminRecord
+		var admin AdminRecord
 		if found, err = getJSON(tx.Bucket(bucketAdmins), adminKey(rec.Admin), &admin); err != nil {
 			return err
 		}
-		s = rec.session(admin.Admin)
-		live = found && admin.Role == rec.Role && !s.Expired(now)
+		s, live = rec.Session(admin.Admin), rec.Live(admin.Admin, found, now)
 		return nil
 	})
 	switch {
@@ -427,16 +317,16 @@ func (db *DB) Session(hash SecretHash, now time.Time, touchEvery time.Duration) 
 		return deviceupdate.Session{}, err
 	case !live:
 		_, err := db.EndSession(hash)
-		return deviceupdate.Session{}, errorOr(err, errNoSession)
+		return deviceupdate.Session{}, ErrorOr(err, ErrNoSession)
 	case now.Sub(rec.SeenAt) < touchEvery:
 		return s, nil
 	}
 	err = db.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSessions)
-		var cur sessionRecord
+		var cur SessionRecord
 		found, err := getJSON(b, hash[:], &cur)
 		if err != nil || !found { // signed out meanwhile
-			return errorOr(err, errNoSession)
+			return ErrorOr(err, ErrNoSession)
 		}
 		cur.SeenAt = now
 		return putJSON(b, hash[:], cur)
@@ -453,7 +343,7 @@ func (db *DB) Session(hash SecretHash, now time.Time, touchEvery time.Duration) 
 func (db *DB) EndSession(hash SecretHash) (admin string, err error) {
 	err = db.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSessions)
-		var rec sessionRecord
+		var rec SessionRecord
 		found, err := getJSON(b, hash[:], &rec)
 		if err != nil || !found {
 			return err

@@ -32,7 +32,7 @@ func StoredUserRecord(db *DB, name string) ([]byte, error) {
 func SetUserHash(db *DB, name, hash string) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
-		var rec userRecord
+		var rec UserRecord
 		if _, err := getJSON(b, userKey(name), &rec); err != nil {
 			return err
 		}

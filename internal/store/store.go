@@ -89,7 +89,7 @@ type DB struct {
 	bolt *bolt.DB
 	path string
 	gen  atomic.Uint64 // counts committed changes that can alter a poll's answer
-	auth authCache     // verified credentials of users (users.go)
+	auth Passwords     // checks passwords, remembers users' (credentials.go)
 	tx   *bolt.Tx      // the transaction a bound DB works in, else nil
 	root *DB           // the DB a bound one was made from
 	cap  deviceCap     // the inventory's cap (devices.go)

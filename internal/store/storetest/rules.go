@@ -13,12 +13,16 @@ func testChangeRule(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	id := deviceupdate.RuleID(CX600)
+	gen := db.Generation()
 	before, after, err := db.ChangeRule(id, deviceupdate.RuleApprove, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if before.PendingVersion.String() != "4.0.7577.4366" || after.ApprovedVersion.String() != "4.0.7577.4366" || !after.PendingVersion.IsZero() {
 		t.Fatalf("approve: before %+v after %+v", before, after)
+	}
+	if db.Generation() == gen {
+		t.Error("approving did not advance the generation")
 	}
 	got, err := db.FindRule(id)
 	if err != nil || *got != *after {
@@ -27,7 +31,8 @@ func testChangeRule(t *testing.T, open Opener) {
 	if _, _, err := db.ChangeRule(id, deviceupdate.RuleReset, nil); deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT {
 		t.Errorf("reset with nothing pending = %v", err)
 	}
-	if _, _, err := db.ChangeRule("nope", deviceupdate.RuleApprove, nil); deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
+	_, _, err = db.ChangeRule("nope", deviceupdate.RuleApprove, nil)
+	if deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND || deviceupdate.ErrorMessage(err) != `no rule "nope"; `+"`deviceupdate rule list` shows the rules" {
 		t.Errorf("unknown rule = %v", err)
 	}
 	if _, after, err := db.ChangeRule(id, deviceupdate.RuleRemove, nil); err != nil || after != nil {

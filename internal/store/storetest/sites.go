@@ -79,6 +79,9 @@ func testDeviceConfig(t *testing.T, open Opener) {
 	if _, after, err := db.SetDeviceConfig(id, map[string]string{"PeerFirmwareSharing": "true"}); err != nil || after["PeerFirmwareSharing"] != "true" {
 		t.Fatalf("set: %v %v", after, err)
 	}
+	if all, err := db.DeviceConfigs(); err != nil || len(all) != 1 || all[id]["PeerFirmwareSharing"] != "true" {
+		t.Fatalf("DeviceConfigs = %v, %v", all, err)
+	}
 	before, after, err := db.SetDeviceConfig(id, map[string]string{"PeerFirmwareSharing": ""})
 	if err != nil || before["PeerFirmwareSharing"] != "true" || len(after) != 0 {
 		t.Fatalf("remove: %v %v %v", before, after, err)
@@ -86,6 +89,9 @@ func testDeviceConfig(t *testing.T, open Opener) {
 	all, err := db.DeviceConfigs()
 	if err != nil || len(all) != 0 {
 		t.Errorf("a device without settings keeps a record: %v %v", all, err)
+	}
+	if one, err := db.DeviceConfig(id); err != nil || one == nil || len(one) != 0 {
+		t.Errorf("DeviceConfig of a device without settings = %v, %v; want an empty map", one, err)
 	}
 }
 
@@ -182,19 +188,23 @@ func testTestDevices(t *testing.T, open Opener) {
 		name     string
 		d        deviceupdate.TestDevice
 		wantCode string
+		wantMsg  string // "" for any
 	}{
-		{"a name in another case", deviceupdate.TestDevice{Name: "ALPHA", Serial: "SN-2"}, deviceupdate.ECONFLICT},
-		{"a MAC in use", deviceupdate.TestDevice{Name: "beta", MAC: "00-04-f2-00-00-01"}, deviceupdate.ECONFLICT},
-		{"a serial in use", deviceupdate.TestDevice{Name: "beta", Serial: "sn-1"}, deviceupdate.ECONFLICT},
-		{"an unknown site", deviceupdate.TestDevice{Name: "beta", Serial: "SN-3", Scope: "site:Dublin"}, deviceupdate.ENOTFOUND},
-		{"a new one", deviceupdate.TestDevice{Name: "beta", Serial: "SN-4"}, ""},
+		{"a name in another case", deviceupdate.TestDevice{Name: "ALPHA", Serial: "SN-2"}, deviceupdate.ECONFLICT,
+			`a test device named "ALPHA" exists; remove it first or choose another name`},
+		{"a MAC in use", deviceupdate.TestDevice{Name: "beta", MAC: "00-04-f2-00-00-01"}, deviceupdate.ECONFLICT,
+			`00-04-f2-00-00-01 is already test device "zeta"`},
+		{"a serial in use", deviceupdate.TestDevice{Name: "beta", Serial: "sn-1"}, deviceupdate.ECONFLICT,
+			`sn-1 is already test device "Alpha"`},
+		{"an unknown site", deviceupdate.TestDevice{Name: "beta", Serial: "SN-3", Scope: "site:Dublin"}, deviceupdate.ENOTFOUND, ""},
+		{"a new one", deviceupdate.TestDevice{Name: "beta", Serial: "SN-4"}, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			gen := db.Generation()
 			_, err := db.AddTestDevice(tt.d)
-			if deviceupdate.ErrorCode(err) != tt.wantCode {
-				t.Fatalf("AddTestDevice = %v, want code %q", err, tt.wantCode)
+			if deviceupdate.ErrorCode(err) != tt.wantCode || tt.wantMsg != "" && deviceupdate.ErrorMessage(err) != tt.wantMsg {
+				t.Fatalf("AddTestDevice = %v, want code %q and %q", err, tt.wantCode, tt.wantMsg)
 			}
 			if changed := db.Generation() != gen; changed != (err == nil) {
 				t.Errorf("generation changed %v after error %v", changed, err)
@@ -209,7 +219,8 @@ func testTestDevices(t *testing.T, open Opener) {
 	if err != nil || removed.Name != "zeta" || removed.MAC != "00-04-F2-00-00-01" {
 		t.Errorf("remove = %+v, %v", removed, err)
 	}
-	if _, err := db.RemoveTestDevice("zeta"); deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
+	_, err = db.RemoveTestDevice("zeta")
+	if deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND || deviceupdate.ErrorMessage(err) != `no test device named "zeta"; `+"`deviceupdate testdevice list` shows them" {
 		t.Errorf("remove twice = %v, want ENOTFOUND", err)
 	}
 }

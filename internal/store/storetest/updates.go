@@ -87,8 +87,12 @@ func testCommitImportConflictChangesNothing(t *testing.T, open Opener) {
 	if _, err := db.CheckImport(batch); deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT {
 		t.Fatalf("CheckImport = %v, want a conflict", err)
 	}
+	gen := db.Generation()
 	if _, err := db.CommitImport(batch); deviceupdate.ErrorCode(err) != deviceupdate.ECONFLICT {
 		t.Fatalf("CommitImport = %v, want a conflict", err)
+	}
+	if db.Generation() != gen {
+		t.Error("a refused import advanced the generation")
 	}
 	rules, _ := db.Rules()
 	if len(rules) != 1 {
@@ -290,5 +294,19 @@ func testDeleteUnreferenced(t *testing.T, open Opener) {
 	}
 	if again, err := db.DeleteUnreferenced(); err != nil || len(again) != 0 {
 		t.Errorf("a second clear = %+v, %v", again, err)
+	}
+	// Once the rule is gone, no update of it is named.
+	if err := db.EndInProgress(notes); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.ChangeRule(id, deviceupdate.RuleRemove, nil); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err = db.DeleteUnreferenced()
+	if err != nil || len(deleted) != 2 || deleted[0].Version.String() != "4.0.7577.4100" || deleted[1].Version.String() != "4.0.7577.4366" {
+		t.Errorf("deleted once the rule is gone = %+v, %v; want both", deleted, err)
+	}
+	if notes, err := db.InProgressChanges(); err != nil || len(notes) != 2 || notes[0].Op != updatestore.OpClear || notes[1].Op != updatestore.OpClear {
+		t.Errorf("notes = %+v, %v; want the removal of both folders", notes, err)
 	}
 }

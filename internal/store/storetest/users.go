@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
@@ -178,5 +179,23 @@ func testRemembered(t *testing.T, open Opener) {
 	AddUser(t, db, "bob", "another long password")
 	if _, ok := db.Remembered("alice", AlicePassword); ok {
 		t.Error("still remembered after the users changed")
+	}
+	// Removed by an audited change: forgotten once it commits, not before
+	// (a check meanwhile would remember her again).
+	if _, err := db.Authenticate(context.Background(), "alice", AlicePassword); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Audited(audit.Entry{Actor: "admin", Action: "user.remove", Target: "alice"}, func(tx store.Store, _ *audit.Entry) error {
+		_, err := tx.RemoveUser("alice")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := db.Remembered("alice", AlicePassword); ok {
+		t.Error("still remembered after an audited change removed the user")
+	}
+	if _, err := db.Authenticate(context.Background(), "alice", AlicePassword); deviceupdate.ErrorCode(err) != deviceupdate.EUNAUTHORIZED {
+		t.Errorf("a user removed by an audited change authenticates: %v", err)
 	}
 }
