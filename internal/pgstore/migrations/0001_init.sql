@@ -111,8 +111,10 @@ CREATE INDEX sessions_admin ON sessions (admin);
 -- The inventory's flush upserts a batch at once (INSERT ... ON CONFLICT
 -- (id) DO UPDATE, or COPY into a temporary table and one upsert from it),
 -- keyed by the device ID. last_active is Device.LastActive(), for pruning.
+-- IDs collate as bytes ("C"), as bbolt orders its keys, whatever the
+-- database's locale: pages of the inventory walk the primary key in order.
 CREATE TABLE devices (
-	id          text PRIMARY KEY,
+	id          text COLLATE "C" PRIMARY KEY,
 	last_active timestamptz NOT NULL,
 	data        jsonb NOT NULL
 );
@@ -134,7 +136,7 @@ CREATE INDEX rollouts_active ON rollouts (rule_id) WHERE active;
 -- does (the rule's next rollout has another ID).
 CREATE TABLE rollout_devices (
 	rollout_id text NOT NULL,
-	device_id  text NOT NULL,
+	device_id  text COLLATE "C" NOT NULL, -- listed in byte order, as devices
 	data       jsonb NOT NULL,
 	PRIMARY KEY (rollout_id, device_id)
 );

@@ -1,0 +1,485 @@
+package pgstore
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/deviceupdate/deviceupdate"
+)
+
+// The inventory: table devices, one row per device, its record the JSON
+// the embedded store writes. The inventory's flush writes a batch of
+// polls and uploads at once (PutDevices), about once a second per node;
+// inventory writes send no notification and leave Generation alone, as
+// in the embedded store: what a poll is answered does not depend on them.
+
+// countTTL is how long a node trusts the device count it read: the other
+// nodes' new devices reach it that late. A count costs a scan of the
+// primary key (about 10 ms for 100,000 devices), so it is read at most
+// once per countTTL, not per flush.
+const countTTL = time.Second
+
+// deviceCap bounds the inventory, as the embedded store's does: anonymous
+// polls with invented MAC addresses must not grow it without end. mu is
+// held by each of the node's inventory writes, so the node's own count
+// is exact; another node's new devices are seen within countTTL, so the
+// pool may pass the cap by what the other nodes added in that time (a
+// second of new devices at most), which still bounds it.
+type deviceCap struct {
+	mu        sync.Mutex
+	max       int // 0: no cap
+	count     int
+	countedAt time.Time         // when count was read; zero to read again
+	full      func(refused int) // told of each batch that left devices out
+	refused   atomic.Uint64     // new devices left out since the start
+}
+
+// base returns the DB a bound one was made from (itself when unbound):
+// the one that keeps the node's cap and count.
+func (db *DB) base() *DB {
+	if db.root != nil {
+		return db.root
+	}
+	return db
+}
+
+// LimitDevices caps the inventory at max devices (0: no cap): past it,
+// PutDevices records no new device, counts it as refused and calls full
+// (when not nil) with the number a batch left out. Devices already
+// recorded keep updating.
+func (db *DB) LimitDevices(max int, full func(refused int)) {
+	c := &db.base().cap
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max, c.full = max, full
+}
+
+// DeviceCount returns how many devices the inventory holds: the pool's
+// count, read at most countTTL ago and moved by this node's writes since.
+// It is 0 when the database cannot be read.
+func (db *DB) DeviceCount() int {
+	c := &db.base().cap
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = db.view(func(tx pgx.Tx) error { return db.countDevices(tx) })
+	return c.count
+}
+
+// RefusedDevices returns how many new devices the cap left out since the
+// store was opened, on this node.
+func (db *DB) RefusedDevices() uint64 { return db.base().cap.refused.Load() }
+
+// countDevices reads the number of devices in tx unless the node's count
+// is fresh; hold cap.mu.
+func (db *DB) countDevices(tx pgx.Tx) error {
+	c := &db.base().cap
+	if !c.countedAt.IsZero() && time.Since(c.countedAt) < countTTL {
+		return nil
+	}
+	var n int
+	if err := tx.QueryRow(db.context(), "SELECT count(*) FROM devices").Scan(&n); err != nil {
+		return fmt.Errorf("count devices: %w", err)
+	}
+	c.count, c.countedAt = n, time.Now()
+	return nil
+}
+
+// movedCount moves the node's count by what a committed write added
+// (less than 0: deleted); hold cap.mu. A bound DB's write commits later,
+// with its audited change: the count is read again instead.
+func (db *DB) movedCount(added int) {
+	c := &db.base().cap
+	if db.tx != nil {
+		c.countedAt = time.Time{}
+		return
+	}
+	c.count += added
+}
+
+// errRaced means a device the batch found missing was inserted by another
+// node before this one could: the transaction is run again, and merges
+// into it. Its code makes it retried as PostgreSQL's own conflicts are.
+var errRaced = &pgconn.PgError{Code: "40001", Message: "a device of the batch was recorded by another node meanwhile"}
+
+// inventoryTx runs fn in a READ COMMITTED transaction, or the one db is
+// bound to. The inventory's writes lock the rows of their devices (SELECT
+// ... FOR UPDATE, in ID order, and the inserts' unique keys), which
+// orders two nodes' writes of one device; SERIALIZABLE would add nothing
+// to that but conflicts between the flushes of a boot storm, whose
+// predicate locks span index pages of unrelated devices.
+func (db *DB) inventoryTx(fn func(tx pgx.Tx) error) error {
+	if db.tx != nil {
+		return fn(db.tx)
+	}
+	return db.transact(pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
+}
+
+// PutDevices upserts a batch of inventory records in one transaction,
+// merging each into the stored one (deviceupdate.Device.Merge, and
+// NoteVersions for a poll), and records what active staged rollouts learn
+// from the batch in the same transaction. A device not stored yet is left
+// out while the inventory is at its cap (LimitDevices).
+//
+// The stored records of the batch are read and locked in one query, merged
+// here (the merge is the domain's, not SQL's), and written back in two:
+// an UPDATE of the known devices and an INSERT ... ON CONFLICT DO NOTHING
+// of the new ones, each from arrays (unnest), so a batch costs four round
+// trips whatever its size. Measured on this machine for a batch of 1,000
+// devices (BenchmarkPutDevicesWrite): unnest arrays 23 ms, COPY into a
+// temporary table then one upsert from it 29 ms; COPY's extra statements
+// (create, copy, merge, truncate) cost more than they save below about
+// 10,000 rows, and a flush holds a second of polls.
+func (db *DB) PutDevices(batch []deviceupdate.Device) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	c := &db.base().cap
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var refused, added int
+	err := db.inventoryTx(func(tx pgx.Tx) (err error) {
+		refused, added, err = db.putDevices(tx, batch)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record %d devices: %w", len(batch), err)
+	}
+	db.movedCount(added)
+	if refused > 0 {
+		c.refused.Add(uint64(refused))
+		if c.full != nil {
+			c.full(refused)
+		}
+	}
+	return nil
+}
+
+// putDevices is PutDevices' transaction; hold cap.mu.
+func (db *DB) putDevices(tx pgx.Tx, batch []deviceupdate.Device) (refused, added int, err error) {
+	ctx := db.context()
+	ids := make([]string, 0, len(batch))
+	for _, d := range batch {
+		ids = append(ids, d.ID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	rows, err := tx.Query(ctx, "SELECT id, data FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE", ids)
+	if err != nil {
+		return 0, 0, err
+	}
+	stored := make(map[string]bool, len(ids))
+	records := make(map[string]deviceupdate.Device, len(ids))
+	var id string
+	var raw []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
+		var d deviceupdate.Device
+		if err := jsonUnmarshal(raw, &d); err != nil {
+			return fmt.Errorf("device %s: %w", id, err)
+		}
+		stored[id], records[id] = true, d
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	c := &db.base().cap
+	if c.max > 0 {
+		if err := db.countDevices(tx); err != nil {
+			return 0, 0, err
+		}
+	}
+	changed := make(map[string]bool, len(ids))
+	for _, d := range batch {
+		old, found := records[d.ID]
+		if !found {
+			if c.max > 0 && c.count+added >= c.max {
+				refused++
+				continue
+			}
+			added++
+		}
+		records[d.ID], changed[d.ID] = old.Record(d), true
+	}
+	var known, fresh deviceRows
+	for _, id := range ids { // in ID order: two nodes lock in one order
+		if !changed[id] {
+			continue
+		}
+		rows := &fresh
+		if stored[id] {
+			rows = &known
+		}
+		if err := rows.add(records[id]); err != nil {
+			return 0, 0, err
+		}
+	}
+	if len(known.ids) > 0 {
+		_, err := tx.Exec(ctx, `UPDATE devices d SET last_active = u.last_active, data = u.data
+FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[]) AS u(id, last_active, data) WHERE d.id = u.id`, known.ids, known.active, known.data)
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	if len(fresh.ids) > 0 {
+		tag, err := tx.Exec(ctx, `INSERT INTO devices (id, last_active, data)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[]) ON CONFLICT (id) DO NOTHING`, fresh.ids, fresh.active, fresh.data)
+		if err != nil {
+			return 0, 0, err
+		}
+		if int(tag.RowsAffected()) != len(fresh.ids) {
+			return 0, 0, errRaced
+		}
+	}
+	return refused, added, db.observeRollouts(tx, batch)
+}
+
+// deviceRows are records as the arrays of one statement: the columns of
+// table devices.
+type deviceRows struct {
+	ids    []string
+	active []time.Time
+	data   [][]byte
+}
+
+func (r *deviceRows) add(d deviceupdate.Device) error {
+	data, err := jsonb(d)
+	if err != nil {
+		return err
+	}
+	r.ids, r.active, r.data = append(r.ids, d.ID), append(r.active, d.LastActive()), append(r.data, data)
+	return nil
+}
+
+// errNoDevice is the answer about a device the inventory does not hold.
+func errNoDevice(id string) error {
+	return deviceupdate.Errorf(deviceupdate.ENOTFOUND, "no device %q in the inventory; `deviceupdate device list` shows them", id)
+}
+
+// pageChunk bounds the rows a filtered page reads per query; a page
+// without a filter reads what it returns, and one more.
+const pageChunk = 1000
+
+// errPageFull stops a page's read once it is full.
+var errPageFull = errors.New("page full")
+
+// DevicesPage returns, in ID order, up to limit (0: no limit) devices
+// whose ID sorts after after ("" for the first page) and that match (nil:
+// every device), and the ID to continue after: the last one returned when
+// another matching device follows, else "". PostgreSQL finds the start,
+// orders and bounds the rows (a walk of the primary key from after); the
+// filter, a function, runs here on the records read, pageChunk at a time,
+// so a page costs its rows and those the filter passed over, never a read
+// of the whole inventory at once. All of a page is read in one snapshot.
+func (db *DB) DevicesPage(after string, limit int, match func(deviceupdate.Device) bool) ([]deviceupdate.Device, string, error) {
+	var out []deviceupdate.Device
+	var next string
+	err := db.view(func(tx pgx.Tx) error {
+		out, next = []deviceupdate.Device{}, ""
+		chunk := pageChunk
+		if match == nil && limit > 0 {
+			chunk = min(limit+1, pageChunk)
+		}
+		for cursor := after; ; {
+			rows, err := tx.Query(db.context(), "SELECT id, data FROM devices WHERE id > $1 ORDER BY id LIMIT $2", cursor, chunk)
+			if err != nil {
+				return err
+			}
+			n := 0
+			var id string
+			var raw []byte
+			_, err = pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
+				n, cursor = n+1, id
+				var d deviceupdate.Device
+				if err := jsonUnmarshal(raw, &d); err != nil {
+					return fmt.Errorf("device %s: %w", id, err)
+				}
+				if match != nil && !match(d) {
+					return nil
+				}
+				if limit > 0 && len(out) == limit {
+					next = out[len(out)-1].ID
+					return errPageFull
+				}
+				out = append(out, d)
+				return nil
+			})
+			if errors.Is(err, errPageFull) || (err == nil && n < chunk) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list devices: %w", err)
+	}
+	return out, next, nil
+}
+
+// Device returns one device's record; ENOTFOUND when there is none.
+func (db *DB) Device(id string) (deviceupdate.Device, error) {
+	var d deviceupdate.Device
+	var found bool
+	err := db.view(func(tx pgx.Tx) (err error) {
+		found, err = getJSON(db.context(), tx, &d, "SELECT data FROM devices WHERE id = $1", id)
+		return err
+	})
+	switch {
+	case err != nil:
+		return d, fmt.Errorf("read device: %w", err)
+	case !found:
+		return d, errNoDevice(id)
+	}
+	return d, nil
+}
+
+// Devices returns the whole inventory, ordered by ID.
+func (db *DB) Devices() ([]deviceupdate.Device, error) {
+	return list[deviceupdate.Device](db, "devices", "SELECT data FROM devices ORDER BY id")
+}
+
+// FleetCounts returns how many devices the inventory holds and, per rule
+// key (in any case, spelled as its first spelling in byte order), how
+// many run each version; deviceupdate.SummarizeFleet completes them with
+// the rules. PostgreSQL counts per exact spelling and version, a few rows
+// for a fleet of any size; they are folded by case here, with Go's case
+// rules, as the embedded store folds them.
+func (db *DB) FleetCounts() (int, []deviceupdate.ModelSummary, error) {
+	var total int
+	var out []deviceupdate.ModelSummary
+	err := db.view(func(tx pgx.Tx) error {
+		out = nil
+		ctx := db.context()
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM devices").Scan(&total); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT d.data->>'deviceType', d.data->>'brand', d.data->>'model', d.data->>'revision', d.data->>'locale',
+	m->>'updateType', m->>'version', count(*)
+FROM devices d CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(d.data->'modules') = 'array' THEN d.data->'modules' ELSE '[]' END) m
+GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6`)
+		if err != nil {
+			return err
+		}
+		byKey := map[string]int{} // lower-cased key → index in out
+		var k deviceupdate.RuleKey
+		var version *string
+		var n int
+		_, err = pgx.ForEachRow(rows, []any{&k.DeviceType, &k.Brand, &k.Model, &k.Revision, &k.Locale, &k.UpdateType, &version, &n}, func() error {
+			var v deviceupdate.Version
+			if version != nil {
+				if err := v.UnmarshalText([]byte(*version)); err != nil {
+					return fmt.Errorf("a device of %s runs version %q: %w", k, *version, err)
+				}
+			}
+			lower := strings.ToLower(k.String())
+			i, ok := byKey[lower]
+			if !ok {
+				i = len(out)
+				byKey[lower] = i
+				out = append(out, deviceupdate.ModelSummary{RuleKey: k})
+			}
+			vs := out[i].Versions
+			if j := slices.IndexFunc(vs, func(c deviceupdate.VersionCount) bool { return c.Version == v }); j >= 0 {
+				vs[j].Devices += n
+			} else {
+				out[i].Versions = append(vs, deviceupdate.VersionCount{Version: v, Devices: n})
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("count the fleet: %w", err)
+	}
+	return total, out, nil
+}
+
+// RemoveDevice deletes a device's inventory record and its own settings in
+// one transaction and returns what it deleted; ENOTFOUND when there is
+// neither. The other nodes are told, for the settings.
+func (db *DB) RemoveDevice(id string) (deviceupdate.RemovedDevice, error) {
+	var removed deviceupdate.RemovedDevice
+	c := &db.base().cap
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := db.write("deviceconfig", func(tx pgx.Tx) error {
+		removed = deviceupdate.RemovedDevice{}
+		ctx := db.context()
+		var d deviceupdate.Device
+		found, err := getJSON(ctx, tx, &d, "DELETE FROM devices WHERE id = $1 RETURNING data", id)
+		if err != nil {
+			return err
+		}
+		if found {
+			removed.Device = &d
+		}
+		var settings map[string]string
+		if found, err := getJSON(ctx, tx, &settings, "DELETE FROM device_configs WHERE device_id = $1 RETURNING data", id); err != nil || found {
+			removed.Settings = settings
+			if err != nil {
+				return err
+			}
+		}
+		if removed.Device == nil && removed.Settings == nil {
+			return errNoDevice(id)
+		}
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("remove device: %w", err)
+	}
+	if removed.Device != nil {
+		db.movedCount(-1)
+	}
+	return removed, nil
+}
+
+// PruneDevices deletes, in one transaction, every device last active
+// before cutoff and its own settings; with dryRun it deletes nothing. The
+// result lists the first deviceupdate.MaxPruneListed IDs. Last activity
+// is compared to the microsecond, PostgreSQL's precision.
+func (db *DB) PruneDevices(cutoff time.Time, dryRun bool) (*deviceupdate.PruneResult, error) {
+	res := &deviceupdate.PruneResult{NotSeenSince: cutoff.UTC(), DryRun: dryRun}
+	prune := func(tx pgx.Tx) error {
+		ctx := db.context()
+		res.Devices = []string{}
+		rows, err := tx.Query(ctx, "SELECT id FROM devices WHERE last_active < $1 ORDER BY id LIMIT $2", cutoff, deviceupdate.MaxPruneListed)
+		if err != nil {
+			return err
+		}
+		if res.Devices, err = pgx.AppendRows(res.Devices, rows, pgx.RowTo[string]); err != nil {
+			return err
+		}
+		if dryRun {
+			return tx.QueryRow(ctx, `SELECT count(*), count(c.device_id) FROM devices d LEFT JOIN device_configs c ON c.device_id = d.id
+WHERE d.last_active < $1`, cutoff).Scan(&res.Count, &res.Settings)
+		}
+		return tx.QueryRow(ctx, `WITH gone AS (DELETE FROM devices WHERE last_active < $1 RETURNING id),
+settings AS (DELETE FROM device_configs WHERE device_id IN (SELECT id FROM gone) RETURNING 1)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM settings)`, cutoff).Scan(&res.Count, &res.Settings)
+	}
+	var err error
+	if dryRun {
+		err = db.view(prune)
+	} else {
+		c := &db.base().cap
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err = db.write("deviceconfig", prune); err == nil {
+			db.movedCount(-res.Count)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("prune devices: %w", err)
+	}
+	return res, nil
+}
