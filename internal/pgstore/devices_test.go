@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -225,6 +227,109 @@ func TestDevicesByteOrderInAnyLocale(t *testing.T) {
 	}
 }
 
+// A filtered page, tested first on the part of the records PostgreSQL
+// extracts, returns exactly the records that pass the filter, in ID order,
+// whatever fields the filter reads; a device that changed since keeps
+// being found by what it holds now.
+func TestFilteredPagesAgreeWithRecords(t *testing.T) {
+	db := open(t)
+	t0 := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	var batch []deviceupdate.Device
+	for i := range 2500 {
+		d := storetest.PollOf(fmt.Sprintf("00-04-F2-00-%02X-%02X", i>>8, i&0xff), deviceupdate.Version{4, 0, 0, uint32(i % 4)}, deviceupdate.Version{}, t0.Add(-time.Duration(i)*time.Hour))
+		d.Model, d.UserID, d.Remote = fmt.Sprintf("CX%d", i%3), fmt.Sprintf("User%d@contoso.com", i%37), fmt.Sprintf("10.%d.0.%d", i%3, i%250+1)
+		if i%10 == 0 {
+			d.Modules = append(d.Modules, deviceupdate.Module{UpdateType: "UCS", Version: deviceupdate.Version{1, 0, 0, uint32(i % 4)}})
+		}
+		batch = append(batch, d)
+	}
+	batch = append(batch, deviceupdate.Device{ID: "SN-UPLOAD-ONLY", Serial: "SN-UPLOAD-ONLY", LogUploads: 1, LastLogUpload: t0})
+	if err := db.PutDevices(batch); err != nil {
+		t.Fatal(err)
+	}
+	moved := batch[2400]
+	moved.UserID, moved.Model = "moved@contoso.com", "CX9"
+	if err := db.PutDevices([]deviceupdate.Device{moved}); err != nil {
+		t.Fatal(err)
+	}
+	sites, err := deviceupdate.NewSiteMap([]deviceupdate.Site{{Name: "one", Subnets: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := deviceupdate.ParseRuleKey("ucphone/polycom/cx1/A/enu/ucs")
+	all, err := db.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		f    deviceupdate.DeviceFilter
+	}{
+		{"model", deviceupdate.DeviceFilter{Model: "cx2"}},
+		{"key of a second module, and version", deviceupdate.DeviceFilter{Key: key, Version: deviceupdate.Version{1, 0, 0, 2}}},
+		{"key, not on a version", deviceupdate.DeviceFilter{Key: key, NotVersion: deviceupdate.Version{1, 0, 0, 2}}},
+		{"version", deviceupdate.DeviceFilter{Version: deviceupdate.Version{4, 0, 0, 3}}},
+		{"site", deviceupdate.DeviceFilter{Site: "one"}},
+		{"since", deviceupdate.DeviceFilter{Since: t0.Add(-100 * time.Hour)}},
+		{"before", deviceupdate.DeviceFilter{Before: t0.Add(-2000 * time.Hour)}},
+		{"search user", deviceupdate.DeviceFilter{Search: "user3@"}},
+		{"search MAC", deviceupdate.DeviceFilter{Search: "01:f"}},
+		{"search serial of an upload-only device", deviceupdate.DeviceFilter{Search: "upload"}},
+		{"what a device holds now", deviceupdate.DeviceFilter{Search: "MOVED", Model: "cx9"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.CheckFilteredPages(t, db, all, 70, tt.f.Matcher(sites))
+		})
+	}
+}
+
+// FleetCounts counts as the embedded store does: per rule key in any
+// case and version, each module of a device in its key, devices that
+// never polled (log uploads alone) in the total only.
+func TestFleetCountsAsBbolt(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0).UTC()
+	v1, v2 := deviceupdate.MustParseVersion("4.0.7577.4100"), deviceupdate.MustParseVersion("4.0.7577.4366")
+	poll := func(id, model string, modules ...deviceupdate.Module) deviceupdate.Device {
+		return deviceupdate.Device{ID: id, DeviceType: "UCPhone", Brand: "Polycom", Model: model, Revision: "A", Locale: "ENU", LastSeen: at, Modules: modules}
+	}
+	batch := []deviceupdate.Device{
+		poll("00-04-F2-00-00-01", "CX600", deviceupdate.Module{UpdateType: "CPE", Version: v1}),
+		poll("00-04-F2-00-00-02", "cx600", deviceupdate.Module{UpdateType: "cpe", Version: v1}),
+		poll("00-04-F2-00-00-03", "CX600", deviceupdate.Module{UpdateType: "CPE", Version: v2}, deviceupdate.Module{UpdateType: "UCS", Version: v1}),
+		poll("00-04-F2-00-00-04", "CX700"),
+		{ID: "SN-UPLOAD-ONLY", LogUploads: 1, LastLogUpload: at},
+	}
+	counts := func(t *testing.T, db interface {
+		PutDevices([]deviceupdate.Device) error
+		FleetCounts() (int, []deviceupdate.ModelSummary, error)
+	}) (int, map[string]int) {
+		if err := db.PutDevices(batch); err != nil {
+			t.Fatal(err)
+		}
+		n, models, err := db.FleetCounts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, m := range models {
+			for _, vc := range m.Versions {
+				out[strings.ToLower(m.RuleKey.String())+" "+vc.Version.String()] += vc.Devices
+			}
+		}
+		return n, out
+	}
+	bolt, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bolt.Close() })
+	wantN, want := counts(t, bolt)
+	gotN, got := counts(t, open(t))
+	if gotN != wantN || !maps.Equal(got, want) || len(want) != 3 {
+		t.Errorf("PostgreSQL counts %d devices %v\nbbolt counts      %d devices %v", gotN, got, wantN, want)
+	}
+}
+
 // benchmarkPutDevices times PutDevices of batches of 1,000 devices, new
 // and then known ones (a second boot of the same phones), on db.
 func benchmarkPutDevices(b *testing.B, db interface {
@@ -361,5 +466,17 @@ func BenchmarkInventorySize100k(b *testing.B) {
 		}
 		b.ReportMetric(float64(size)/(1<<20), "MiB")
 		b.ReportMetric(float64(size)/100_000, "B/device")
+		// What the dashboard and a filtered list cost at that size.
+		start := time.Now()
+		if n, _, err := db.FleetCounts(); err != nil || n != 100_000 {
+			b.Fatalf("fleet counts %d, %v", n, err)
+		}
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "fleet-ms")
+		start = time.Now()
+		rare := deviceupdate.DeviceFilter{Search: "user99000@"}.Match
+		if page, _, err := db.DevicesPage("", 50, rare); err != nil || len(page) != 50 {
+			b.Fatalf("filtered page of %d, %v", len(page), err)
+		}
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "rare-filter-page-ms")
 	}
 }

@@ -108,17 +108,20 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_admin ON sessions (admin);
 
 -- devices: bucket "devices", the inventory: device ID → deviceupdate.Device.
--- The inventory's flush upserts a batch at once (INSERT ... ON CONFLICT
--- (id) DO UPDATE, or COPY into a temporary table and one upsert from it),
--- keyed by the device ID. last_active is Device.LastActive(), for pruning.
--- IDs collate as bytes ("C"), as bbolt orders its keys, whatever the
--- database's locale: pages of the inventory walk the primary key in order.
+-- The inventory's flush upserts a batch at once (COPY into a temporary
+-- table and one upsert from it), keyed by the device ID. last_active is
+-- Device.LastActive(), for pruning. IDs collate as bytes ("C"), as bbolt
+-- orders its keys, whatever the database's locale: pages of the inventory
+-- walk the primary key in order. Every poll rewrites its device's row, so
+-- the table keeps room in its pages (fillfactor) and last_active has no
+-- index: the new row version then goes in the same page with no index
+-- entry (a HOT update), a third faster for a flush of known devices; a
+-- prune, rare, reads the whole table instead.
 CREATE TABLE devices (
 	id          text COLLATE "C" PRIMARY KEY,
 	last_active timestamptz NOT NULL,
 	data        jsonb NOT NULL
-);
-CREATE INDEX devices_last_active ON devices (last_active);
+) WITH (fillfactor = 70);
 
 -- rollouts: bucket "rollouts", rule ID → deviceupdate.Rollout, the rule's
 -- latest. id is the rollout's random ID; active is Rollout.Active()
