@@ -38,6 +38,7 @@ type deviceCap struct {
 	max       int // 0: no cap
 	count     int
 	countedAt time.Time         // when count was read; zero to read again
+	stale     atomic.Bool       // an audited change moved the count: read it again
 	full      func(refused int) // told of each batch that left devices out
 	refused   atomic.Uint64     // new devices left out since the start
 }
@@ -78,10 +79,10 @@ func (db *DB) DeviceCount() int {
 func (db *DB) RefusedDevices() uint64 { return db.base().cap.refused.Load() }
 
 // countDevices reads the number of devices in tx unless the node's count
-// is fresh; hold cap.mu.
+// is fresh; hold lockCap.
 func (db *DB) countDevices(tx pgx.Tx) error {
 	c := &db.base().cap
-	if !c.countedAt.IsZero() && time.Since(c.countedAt) < countTTL {
+	if !c.stale.Swap(false) && !c.countedAt.IsZero() && time.Since(c.countedAt) < countTTL {
 		return nil
 	}
 	var n int
@@ -92,13 +93,26 @@ func (db *DB) countDevices(tx pgx.Tx) error {
 	return nil
 }
 
+// lockCap takes the node's cap for a write, and returns its unlock. A
+// bound DB's write (an audited change) takes nothing: its transaction may
+// hold the rows a flush holding cap.mu waits for, which would wait for
+// ever on each other.
+func (db *DB) lockCap() (unlock func()) {
+	if db.tx != nil {
+		return func() {}
+	}
+	db.cap.mu.Lock()
+	return db.cap.mu.Unlock
+}
+
 // movedCount moves the node's count by what a committed write added
-// (less than 0: deleted); hold cap.mu. A bound DB's write commits later,
-// with its audited change: the count is read again instead.
+// (less than 0: deleted); hold lockCap. A bound DB's write commits
+// later, with its audited change: the count is read again instead, which
+// until then may count the devices it deleted, erring on refusing.
 func (db *DB) movedCount(added int) {
 	c := &db.base().cap
 	if db.tx != nil {
-		c.countedAt = time.Time{}
+		c.stale.Store(true)
 		return
 	}
 	c.count += added
@@ -137,8 +151,7 @@ func (db *DB) PutDevices(batch []deviceupdate.Device) error {
 		return nil
 	}
 	c := &db.base().cap
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer db.lockCap()()
 	var refused, added int
 	err := db.inventoryTx(func(tx pgx.Tx) (err error) {
 		refused, added, err = db.putDevices(tx, batch)
@@ -157,7 +170,7 @@ func (db *DB) PutDevices(batch []deviceupdate.Device) error {
 	return nil
 }
 
-// putDevices is PutDevices' transaction; hold cap.mu.
+// putDevices is PutDevices' transaction; hold lockCap.
 func (db *DB) putDevices(tx pgx.Tx, batch []deviceupdate.Device) (refused, added int, err error) {
 	ctx := db.context()
 	ids := make([]string, 0, len(batch))
@@ -523,9 +536,7 @@ FROM devices GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5`)
 // neither. The other nodes are told, for the settings.
 func (db *DB) RemoveDevice(id string) (deviceupdate.RemovedDevice, error) {
 	var removed deviceupdate.RemovedDevice
-	c := &db.base().cap
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer db.lockCap()()
 	err := db.write("deviceconfig", func(tx pgx.Tx) error {
 		removed = deviceupdate.RemovedDevice{}
 		ctx := db.context()
@@ -586,9 +597,7 @@ SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM settings)`, cutoff).Sc
 	if dryRun {
 		err = db.view(prune)
 	} else {
-		c := &db.base().cap
-		c.mu.Lock()
-		defer c.mu.Unlock()
+		defer db.lockCap()()
 		if err = db.write("deviceconfig", prune); err == nil {
 			db.movedCount(-res.Count)
 		}

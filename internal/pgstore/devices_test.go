@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/pgtest"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/store/storetest"
@@ -72,6 +73,66 @@ func TestDevicesAcrossNodes(t *testing.T) {
 	}
 	if _, err := nodes[1].Device(all[0].ID); deviceupdate.ErrorCode(err) != deviceupdate.ENOTFOUND {
 		t.Errorf("a device removed on node 0 reads on node 1: %v", err)
+	}
+}
+
+// The cap counts the devices of the pool: a node counts those another
+// recorded before it, and another node's removal makes room within a
+// second (countTTL) at the most.
+func TestDeviceCapAcrossNodes(t *testing.T) {
+	dsn := pgtest.DB(t)
+	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	if err := a.PutDevices(storetest.FakeDevices(0, 50, "4.0.7577.4100")); err != nil {
+		t.Fatal(err)
+	}
+	var refused []int
+	b.LimitDevices(60, func(n int) { refused = append(refused, n) })
+	if err := b.PutDevices(storetest.FakeDevices(0, 80, "4.0.7577.4100")); err != nil {
+		t.Fatal(err)
+	}
+	if b.DeviceCount() != 60 || a.DeviceCount() != 60 || len(refused) != 1 || refused[0] != 20 {
+		t.Errorf("counts %d and %d, refused %v; want 60, 60, [20]", a.DeviceCount(), b.DeviceCount(), refused)
+	}
+}
+
+// The inventory's changes made inside an audited change (as the admin
+// service makes them) take effect with their entry, and the node's count
+// follows them once they commit.
+func TestAuditedInventoryChanges(t *testing.T) {
+	db := open(t)
+	if err := db.PutDevices(storetest.FakeDevices(0, 10, "4.0.7577.4100")); err != nil {
+		t.Fatal(err)
+	}
+	if db.DeviceCount() != 10 {
+		t.Fatalf("count %d", db.DeviceCount())
+	}
+	s := asStore{db}
+	err := s.Audited(audit.Entry{Actor: "alice", Action: "device.remove", Target: "00-04-F2-00-00-00"}, func(tx store.Store, e *audit.Entry) error {
+		_, err := tx.RemoveDevice("00-04-F2-00-00-00")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Audited(audit.Entry{Actor: "alice", Action: "device.prune"}, func(tx store.Store, e *audit.Entry) error {
+		res, err := tx.PruneDevices(time.Unix(1_800_000_001, 0), false)
+		if err == nil && res.Count != 9 {
+			err = fmt.Errorf("pruned %d, want 9", res.Count)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := db.DeviceCount(); n != 0 {
+		t.Errorf("count after the audited removal and prune: %d, want 0", n)
+	}
+	var actions []string
+	if _, err := db.AuditEntries(func(e audit.Entry, verified bool) { actions = append(actions, e.Action) }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(actions, []string{"device.remove", "device.prune"}) {
+		t.Errorf("trail %v", actions)
 	}
 }
 
