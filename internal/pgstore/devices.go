@@ -23,7 +23,7 @@ import (
 
 // countTTL is how long a node trusts the device count it read: the other
 // nodes' new devices reach it that late. A count costs a scan of the
-// primary key (about 10 ms for 100,000 devices), so it is read at most
+// primary key (about 15 ms for 100,000 devices here), so it is read at most
 // once per countTTL, not per flush.
 const countTTL = time.Second
 
