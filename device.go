@@ -97,6 +97,17 @@ func (d Device) LastActive() time.Time {
 	return d.LastSeen
 }
 
+// Record returns the stored record d as a store writes it after delta:
+// merged (Merge), with a poll's version changes in its History
+// (NoteVersions). d is zero for a device not stored yet.
+func (d Device) Record(delta Device) Device {
+	merged := d.Merge(delta)
+	if !delta.LastSeen.IsZero() {
+		merged = merged.NoteVersions(d)
+	}
+	return merged
+}
+
 // Merge returns d updated by delta, a record of what happened since: a
 // poll (delta.LastSeen set) replaces what the device reported, and the
 // counts add up; an upload alone (LastSeen zero) only adds to the counts.

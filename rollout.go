@@ -627,3 +627,33 @@ func (r *Rollout) Observe(d RolloutDevice, at time.Time, reported, offered Versi
 	}
 	return d
 }
+
+// EndRule returns rule as r, ended, leaves it: approved as a plain approve
+// leaves it when r completed, else reset (its pending version dropped) as
+// a plain reset leaves it. Nothing should change a rule's pending version
+// while its rollout is active (rule actions and imports refuse); a rule
+// whose pending version is not r's is ECONFLICT.
+func (r Rollout) EndRule(rule Rule) (Rule, error) {
+	if rule.PendingVersion != r.Version {
+		pending := "none"
+		if !rule.PendingVersion.IsZero() {
+			pending = rule.PendingVersion.String()
+		}
+		return rule, Errorf(ECONFLICT, "rule %s's pending version is %s, not the rollout's %s", r.RuleID, pending, r.Version)
+	}
+	if r.State == RolloutCompleted {
+		return rule.Apply(RuleApprove)
+	}
+	return rule.Apply(RuleReset)
+}
+
+// NewRollout returns the rollout that starts, with the random id that
+// places devices in waves, a staged approval of rule's pending version,
+// the approved one its previous. A rule with nothing pending is ECONFLICT.
+func NewRollout(rule Rule, o RolloutOptions, id string, now time.Time) (Rollout, error) {
+	if rule.PendingVersion.IsZero() {
+		return Rollout{}, Errorf(ECONFLICT, "rule %s (%s) has no pending version to roll out; import a package first", rule.ID, rule.RuleKey)
+	}
+	return Rollout{RuleID: rule.ID, RuleKey: rule.RuleKey, Version: rule.PendingVersion, Previous: rule.ApprovedVersion,
+		ID: id, RolloutOptions: o, State: RolloutRunning, StartedAt: now.UTC(), WaveStartedAt: now.UTC()}, nil
+}

@@ -448,3 +448,32 @@ func TestRolloutObserveHeld(t *testing.T) {
 		t.Errorf("held, then offered: %+v; want offered and no longer held", d)
 	}
 }
+
+// TestRolloutEndRule: a completed rollout leaves its rule approved, an
+// aborted one reset; a rule whose pending version is no longer the
+// rollout's is refused and returned as it was.
+func TestRolloutEndRule(t *testing.T) {
+	v1, v2, v3 := deviceupdate.MustParseVersion("4.0.7577.4100"), deviceupdate.MustParseVersion("4.0.7577.4366"), deviceupdate.MustParseVersion("4.0.7577.4400")
+	rule := deviceupdate.Rule{ID: "r1", ApprovedVersion: v1, PendingVersion: v2}
+	tests := []struct {
+		name     string
+		state    deviceupdate.RolloutState
+		rule     deviceupdate.Rule
+		want     deviceupdate.Rule
+		wantCode string
+	}{
+		{"completed", deviceupdate.RolloutCompleted, rule, deviceupdate.Rule{ID: "r1", ApprovedVersion: v2, RestoreVersion: v1}, ""},
+		{"aborted", deviceupdate.RolloutAborted, rule, deviceupdate.Rule{ID: "r1", ApprovedVersion: v1}, ""},
+		{"pending changed", deviceupdate.RolloutCompleted, deviceupdate.Rule{ID: "r1", ApprovedVersion: v1, PendingVersion: v3}, deviceupdate.Rule{ID: "r1", ApprovedVersion: v1, PendingVersion: v3}, deviceupdate.ECONFLICT},
+		{"nothing pending", deviceupdate.RolloutAborted, deviceupdate.Rule{ID: "r1", ApprovedVersion: v1}, deviceupdate.Rule{ID: "r1", ApprovedVersion: v1}, deviceupdate.ECONFLICT},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := deviceupdate.Rollout{RuleID: "r1", Version: v2, Previous: v1, State: tt.state}
+			got, err := r.EndRule(tt.rule)
+			if deviceupdate.ErrorCode(err) != tt.wantCode || got != tt.want {
+				t.Errorf("EndRule = %+v, %v; want %+v, code %q", got, err, tt.want, tt.wantCode)
+			}
+		})
+	}
+}

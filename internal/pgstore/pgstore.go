@@ -119,6 +119,7 @@ type DB struct {
 	node string // random: tells this node's notifications from others'
 	now  func() time.Time
 	gen  atomic.Uint64
+	cap  deviceCap       // the inventory's cap and count (devices.go)
 	ctx  context.Context // cancelled by Close
 	stop context.CancelFunc
 	done chan struct{} // closed when the listener has ended
@@ -402,10 +403,16 @@ func (db *DB) afterCommit(fn func(root *DB)) {
 // serializable runs fn in a SERIALIZABLE transaction, retried on a
 // conflict with a short random pause that grows with each try.
 func (db *DB) serializable(fn func(tx pgx.Tx) error) error {
+	return db.transact(pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
+}
+
+// transact runs fn in a transaction of opts, retried as serializable
+// retries it.
+func (db *DB) transact(opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
 	ctx := db.context()
 	var err error
 	for try := 1; ; try++ {
-		err = pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
+		err = pgx.BeginTxFunc(ctx, db.pool, opts, fn)
 		if !retryable(err) || try == maxTries {
 			return err
 		}

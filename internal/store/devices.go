@@ -131,11 +131,7 @@ func (db *DB) PutDevices(batch []deviceupdate.Device) error {
 				}
 				added++
 			}
-			merged := old.Merge(d)
-			if !d.LastSeen.IsZero() {
-				merged = merged.NoteVersions(old)
-			}
-			if err := putJSON(b, []byte(d.ID), merged); err != nil {
+			if err := putJSON(b, []byte(d.ID), old.Record(d)); err != nil {
 				return 0, err
 			}
 			if !found || !d.LastSeen.IsZero() {

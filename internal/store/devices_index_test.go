@@ -3,12 +3,12 @@ package store_test
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/store/storetest"
 )
 
 // TestFilteredPagesAgreeWithRecords: a filtered list walked page by page
@@ -65,30 +65,7 @@ func TestFilteredPagesAgreeWithRecords(t *testing.T) {
 		}
 		for _, tt := range filters {
 			t.Run(tt.name, func(t *testing.T) {
-				match := tt.f.Matcher(sites)
-				var want, got []string
-				for _, d := range all {
-					if match(d) {
-						want = append(want, d.ID)
-					}
-				}
-				after := ""
-				for pages := 0; ; pages++ {
-					page, next, err := db.DevicesPage(after, 7, match)
-					if err != nil || pages > 700 {
-						t.Fatalf("page %d: %v", pages, err)
-					}
-					for _, d := range page {
-						got = append(got, d.ID)
-					}
-					if next == "" {
-						break
-					}
-					after = next
-				}
-				if len(want) == 0 || !slices.Equal(got, want) {
-					t.Errorf("pages hold %d devices %v\nthe records %d %v", len(got), got, len(want), want)
-				}
+				storetest.CheckFilteredPages(t, db, all, 7, tt.f.Matcher(sites))
 			})
 		}
 	}

@@ -89,11 +89,9 @@ func (db *DB) StartRollout(ruleID string, o deviceupdate.RolloutOptions, id stri
 			}
 			return errRolloutActive(active, "start another")
 		}
-		if rule.PendingVersion.IsZero() {
-			return deviceupdate.Errorf(deviceupdate.ECONFLICT, "rule %s (%s) has no pending version to roll out; import a package first", rule.ID, rule.RuleKey)
+		if r, err = deviceupdate.NewRollout(rule, o, id, now); err != nil {
+			return err
 		}
-		r = deviceupdate.Rollout{RuleID: rule.ID, RuleKey: rule.RuleKey, Version: rule.PendingVersion, Previous: rule.ApprovedVersion,
-			ID: id, RolloutOptions: o, State: deviceupdate.RolloutRunning, StartedAt: now.UTC(), WaveStartedAt: now.UTC()}
 		if _, err := tx.Bucket(bucketRolloutDevices).CreateBucketIfNotExists([]byte(id)); err != nil {
 			return err
 		}
@@ -153,16 +151,7 @@ func endRollout(tx *bolt.Tx, r deviceupdate.Rollout) error {
 	if !found {
 		return errNoRule(r.RuleID)
 	}
-	if rule.PendingVersion != r.Version {
-		// Nothing should change a rule's pending version while its rollout
-		// is active (ChangeRule and imports refuse); say so if it did.
-		return deviceupdate.Errorf(deviceupdate.ECONFLICT, "rule %s's pending version is %s, not the rollout's %s", r.RuleID, orNone(rule.PendingVersion), r.Version)
-	}
-	action := deviceupdate.RuleReset
-	if r.State == deviceupdate.RolloutCompleted {
-		action = deviceupdate.RuleApprove
-	}
-	next, err := rule.Apply(action)
+	next, err := r.EndRule(rule)
 	if err != nil {
 		return err
 	}

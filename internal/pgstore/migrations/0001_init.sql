@@ -108,15 +108,20 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_admin ON sessions (admin);
 
 -- devices: bucket "devices", the inventory: device ID → deviceupdate.Device.
--- The inventory's flush upserts a batch at once (INSERT ... ON CONFLICT
--- (id) DO UPDATE, or COPY into a temporary table and one upsert from it),
--- keyed by the device ID. last_active is Device.LastActive(), for pruning.
+-- The inventory's flush upserts a batch at once (COPY into a temporary
+-- table and one upsert from it), keyed by the device ID. last_active is
+-- Device.LastActive(), for pruning. IDs collate as bytes ("C"), as bbolt
+-- orders its keys, whatever the database's locale: pages of the inventory
+-- walk the primary key in order. Every poll rewrites its device's row, so
+-- the table keeps room in its pages (fillfactor) and last_active has no
+-- index: the new row version then goes in the same page with no index
+-- entry (a HOT update), a third faster for a flush of known devices; a
+-- prune, rare, reads the whole table instead.
 CREATE TABLE devices (
-	id          text PRIMARY KEY,
+	id          text COLLATE "C" PRIMARY KEY,
 	last_active timestamptz NOT NULL,
 	data        jsonb NOT NULL
-);
-CREATE INDEX devices_last_active ON devices (last_active);
+) WITH (fillfactor = 70);
 
 -- rollouts: bucket "rollouts", rule ID → deviceupdate.Rollout, the rule's
 -- latest. id is the rollout's random ID; active is Rollout.Active()
@@ -134,7 +139,7 @@ CREATE INDEX rollouts_active ON rollouts (rule_id) WHERE active;
 -- does (the rule's next rollout has another ID).
 CREATE TABLE rollout_devices (
 	rollout_id text NOT NULL,
-	device_id  text NOT NULL,
+	device_id  text COLLATE "C" NOT NULL, -- listed in byte order, as devices
 	data       jsonb NOT NULL,
 	PRIMARY KEY (rollout_id, device_id)
 );
