@@ -106,7 +106,7 @@ func TestAuditedInventoryChanges(t *testing.T) {
 	if db.DeviceCount() != 10 {
 		t.Fatalf("count %d", db.DeviceCount())
 	}
-	s := asStore{db}
+	s := db
 	err := s.Audited(audit.Entry{Actor: "alice", Action: "device.remove", Target: "00-04-F2-00-00-00"}, func(tx store.Store, e *audit.Entry) error {
 		_, err := tx.RemoveDevice("00-04-F2-00-00-00")
 		return err
@@ -166,7 +166,7 @@ func TestPutDevicesNotifiesNothing(t *testing.T) {
 func TestChangeRolloutRace(t *testing.T) {
 	dsn := pgtest.DB(t)
 	a, b := openDSN(t, dsn), openDSN(t, dsn)
-	_, r := storetest.RolloutFixture(t, asStore{a})
+	_, r := storetest.RolloutFixture(t, a)
 	complete := func(r deviceupdate.Rollout) (deviceupdate.Rollout, error) {
 		if r.State != deviceupdate.RolloutRunning {
 			return r, deviceupdate.Errorf(deviceupdate.ECONFLICT, "rollout is %s", r.State)
@@ -215,7 +215,7 @@ func TestChangeRolloutRace(t *testing.T) {
 func TestRolloutDevicesAcrossNodes(t *testing.T) {
 	dsn := pgtest.DB(t)
 	a, b := openDSN(t, dsn), openDSN(t, dsn)
-	_, r := storetest.RolloutFixture(t, asStore{a})
+	_, r := storetest.RolloutFixture(t, a)
 	at := r.StartedAt.Add(time.Minute)
 	if err := a.PutDevices(storetest.RolloutPolls(r, 40, at)); err != nil {
 		t.Fatal(err)

@@ -57,28 +57,7 @@ var cases = []struct {
 
 // Run runs the behaviour table against the backend open opens.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
-	RunExcept(t, open, nil)
-}
-
-// RunExcept runs the behaviour table but its cases named in skip, each
-// skipped with the reason skip gives: for a backend still being written,
-// whose unfinished methods refuse, until it passes the whole table. A name
-// the table does not have fails the test, so that a case renamed is not
-// skipped for ever unnoticed.
-func RunExcept(t *testing.T, open func(t *testing.T) store.Store, skip map[string]string) {
-	known := map[string]bool{}
 	for _, c := range cases {
-		known[c.name] = true
-		t.Run(c.name, func(t *testing.T) {
-			if why, ok := skip[c.name]; ok {
-				t.Skip(why)
-			}
-			c.run(t, open)
-		})
-	}
-	for name := range skip {
-		if !known[name] {
-			t.Errorf("RunExcept: the table has no case %q to skip", name)
-		}
+		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}
 }
