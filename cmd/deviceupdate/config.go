@@ -19,6 +19,7 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/blobstore"
+	"github.com/deviceupdate/deviceupdate/internal/pool"
 )
 
 //go:embed deviceupdate.yaml
@@ -57,6 +58,8 @@ type Config struct {
 	// The pool's file store and this front end's cache of it (SPEC §11).
 	Files      string `yaml:"files"`
 	FilesCache string `yaml:"files-cache"`
+	// The pool's store: a PostgreSQL URL, or "" for bbolt under Data.
+	Store string `yaml:"store"`
 }
 
 // flagHelp documents each setting for --help.
@@ -92,6 +95,7 @@ var flagHelp = map[string]string{
 	// a pool's file store
 	"files":       `update files of a pool: a shared folder or s3://BUCKET/PREFIX (credentials from AWS_*); "" keeps them under --data`,
 	"files-cache": "disk space this server's local copies of --files update files may take (<data>/cache), e.g. 10GiB",
+	"store":       `a pool's state: postgres://USER@HOST:PORT/DATABASE (password from PGPASSWORD or ~/.pgpass); needs --files; "" keeps it in <data>/deviceupdate.db`,
 }
 
 // DefaultConfig returns the embedded defaults.
@@ -223,6 +227,14 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := c.filesLocation(); err != nil {
 		return err
+	}
+	if c.Store != "" {
+		if _, err := pool.CheckURL(c.Store); err != nil {
+			return fmt.Errorf("--store: %w", err)
+		}
+		if c.Files == "" {
+			return errors.New("--store postgres://... needs --files DIR or --files s3://BUCKET/PREFIX: every front end of a pool serves the same update files, so they must be in a file store all of them reach")
+		}
 	}
 	return nil
 }

@@ -181,54 +181,67 @@ func TestServeRefusesBadStarts(t *testing.T) {
 		prepare  func(t *testing.T, dir string) []string // returns the serve flags
 		wantCode int
 		wantText string
+		hidden   string // what stderr must not show (a password)
 	}{
 		{"unknown flag", func(t *testing.T, dir string) []string {
 			return []string{"--htps", ":8443"}
-		}, 2, "unknown flag: --htps"},
+		}, 2, "unknown flag: --htps", ""},
 		{"unreadable config", func(t *testing.T, dir string) []string {
 			return []string{"--config", filepath.Join(dir, "missing.yaml")}
-		}, 1, "read config: open"},
+		}, 1, "read config: open", ""},
 		{"config with an unknown key", func(t *testing.T, dir string) []string {
 			cfg := filepath.Join(dir, "c.yaml")
 			os.WriteFile(cfg, []byte("https: :8443\nhtps: :9443\n"), 0o600)
 			return []string{"--config", cfg}
-		}, 1, `line 2: unknown setting "htps"`},
+		}, 1, `line 2: unknown setting "htps"`, ""},
 		{"config that is not YAML", func(t *testing.T, dir string) []string {
 			cfg := filepath.Join(dir, "c.yaml")
 			os.WriteFile(cfg, []byte("https: [\n"), 0o600)
 			return []string{"--config", cfg}
-		}, 1, "c.yaml"},
+		}, 1, "c.yaml", ""},
 		{"bad log level", func(t *testing.T, dir string) []string {
 			return []string{"--log-level", "loud"}
-		}, 1, "--log-level \"loud\""},
+		}, 1, "--log-level \"loud\"", ""},
 		{"rollouts judged never", func(t *testing.T, dir string) []string {
 			return []string{"--rollout-every", "0s"}
-		}, 2, "--rollout-every 0s"},
+		}, 2, "--rollout-every 0s", ""},
 		{"files in an unknown scheme", func(t *testing.T, dir string) []string {
 			return []string{"--files", "ftp://files.example/pool"}
-		}, 1, `unsupported scheme "ftp"`},
+		}, 1, `unsupported scheme "ftp"`, ""},
 		{"files in S3 without credentials", func(t *testing.T, dir string) []string {
 			return []string{"--files", "s3://pool-files/one"}
-		}, 1, "S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"},
+		}, 1, "S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", ""},
 		{"a files cache of no size", func(t *testing.T, dir string) []string {
 			return []string{"--files-cache", "0"}
-		}, 1, `--files-cache "0"`},
+		}, 1, `--files-cache "0"`, ""},
+		{"a store that is not PostgreSQL", func(t *testing.T, dir string) []string {
+			return []string{"--store", "mysql://ops:s3cret@db.example/pool", "--files", t.TempDir()}
+		}, 1, "--store: not a PostgreSQL URL; want postgres://USER@HOST:PORT/DATABASE", "s3cret"},
+		{"a store naming no database", func(t *testing.T, dir string) []string {
+			return []string{"--store", "postgres://ops:s3cret@db.example", "--files", t.TempDir()}
+		}, 1, "--store: postgres://ops:xxxxx@db.example names no database", "s3cret"},
+		{"a store without shared files", func(t *testing.T, dir string) []string {
+			return []string{"--store", "postgres://ops@db.example/pool"}
+		}, 1, "--store postgres://... needs --files DIR or --files s3://BUCKET/PREFIX", ""},
+		{"a store that does not answer", func(t *testing.T, dir string) []string {
+			return []string{"--store", "postgres://ops:s3cret@" + closedAddr(t) + "/pool?connect_timeout=5", "--files", t.TempDir()}
+		}, 1, "--store postgres://ops:xxxxx@127.0.0.1:", "s3cret"},
 		{"https port in use", func(t *testing.T, dir string) []string {
 			return []string{"--https", busy.Addr().String()}
-		}, 1, "address already in use"},
+		}, 1, "address already in use", ""},
 		{"http port in use", func(t *testing.T, dir string) []string {
 			return []string{"--http", busy.Addr().String()}
-		}, 1, "choose another with --http"},
+		}, 1, "choose another with --http", ""},
 		{"store locked by a running server", func(t *testing.T, dir string) []string {
 			return []string{"--data", running.Data}
-		}, 1, "store is locked by another process"},
+		}, 1, "store is locked by another process", ""},
 		{"certificate that does not match its key", func(t *testing.T, dir string) []string {
 			c := filepath.Join(dir, "certs")
 			os.Mkdir(c, 0o700)
 			copyFile(t, filepath.Join(otherCerts, "server.crt"), filepath.Join(c, "server.crt"))
 			copyFile(t, filepath.Join(otherCerts, "ca.key"), filepath.Join(c, "server.key"))
 			return []string{"--certs", c}
-		}, 1, "certificate does not match its key"},
+		}, 1, "certificate does not match its key", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,11 +260,26 @@ func TestServeRefusesBadStarts(t *testing.T) {
 			if !strings.Contains(res.Stderr, tt.wantText) {
 				t.Errorf("stderr %q lacks %q", res.Stderr, tt.wantText)
 			}
+			if tt.hidden != "" && strings.Contains(res.Stderr, tt.hidden) {
+				t.Errorf("stderr %q shows %q", res.Stderr, tt.hidden)
+			}
 			if after := listFiles(t, dir); strings.Join(after, ",") != strings.Join(before, ",") {
 				t.Errorf("a refused start left files: before %v, after %v", before, after)
 			}
 		})
 	}
+}
+
+// closedAddr returns a 127.0.0.1 address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 func TestCertsInitThenServe(t *testing.T) {

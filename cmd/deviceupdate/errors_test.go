@@ -47,7 +47,7 @@ func TestErrorsAreOneReadableLine(t *testing.T) {
 		{"yaml key twice", []string{"serve", "--config", config("twice.yaml", "https: :8443\nhttp: :8080\nhttps: :9443\n")}, exitError,
 			"config " + dir + `/twice.yaml: line 3: mapping key "https" already defined at line 1`},
 		{"yaml unknown key and a list", []string{"serve", "--config", config("kinds.yaml", "https: :8443\nnope: 1\nhttp:\n  - :80\n")}, exitError,
-			"config " + dir + `/kinds.yaml: line 2: unknown setting "nope" (settings: certs, data, dns, dns-answer, domain, external, files, files-cache, http, https, log-level, log-quota, max-devices, max-downloads, max-external-downloads, max-external-polls, max-external-uploads, max-polls, max-uploads, metrics, tls-min); line 4: want one value, not a list`},
+			"config " + dir + `/kinds.yaml: line 2: unknown setting "nope" (settings: certs, data, dns, dns-answer, domain, external, files, files-cache, http, https, log-level, log-quota, max-devices, max-downloads, max-external-downloads, max-external-polls, max-external-uploads, max-polls, max-uploads, metrics, store, tls-min); line 4: want one value, not a list`},
 		{"yaml not a mapping", []string{"serve", "--config", config("list.yaml", "- https\n- http\n")}, exitError,
 			"config " + dir + "/list.yaml: line 1: want settings as KEY: VALUE lines"},
 		{"multi-line server error", []string{"rule", "list", "--server", server, "--certs", dir, "--token", "t"}, exitError,

@@ -34,6 +34,7 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/handler"
 	"github.com/deviceupdate/deviceupdate/internal/importer"
 	"github.com/deviceupdate/deviceupdate/internal/inventory"
+	"github.com/deviceupdate/deviceupdate/internal/pgstore"
 	"github.com/deviceupdate/deviceupdate/internal/poll"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/updatestore"
@@ -162,6 +163,8 @@ type Main struct {
 	RolloutHour time.Duration
 
 	db       store.Store
+	bolt     *store.DB   // db with the embedded store, else nil
+	pg       *pgstore.DB // db with --store, else nil
 	files    *updatestore.Store
 	trail    *audit.Trail
 	recorder *inventory.Recorder
@@ -201,7 +204,11 @@ func (m *Main) openFiles(ctx context.Context, remote blobstore.Store) error {
 	if err != nil {
 		return err
 	}
-	m.files, err = updatestore.NewShared(ctx, c.Data, remote, updatestore.SharedOptions{CacheBytes: cacheBytes, Logger: m.Logger})
+	o := updatestore.SharedOptions{CacheBytes: cacheBytes, Logger: m.Logger}
+	if m.pg != nil {
+		o.Locker = m.pg.Locker(lockFiles)
+	}
+	m.files, err = updatestore.NewShared(ctx, c.Data, remote, o)
 	if err != nil {
 		return err
 	}
@@ -258,14 +265,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The embedded store; what only it has (the inventory's index, the
-	// file a backup copies) is used on bdb, the rest through m.db.
-	bdb, err := store.Open(c.Data, store.Options{})
-	if err != nil {
-		return err
-	}
-	m.db = bdb
-	schema, err := m.db.SchemaVersion()
+	// What only the embedded store has (the inventory's index, the file
+	// trail, the file a backup copies) is used on m.bolt, the rest
+	// through m.db.
+	schema, err := m.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -287,15 +290,19 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	m.trail, err = audit.Open(c.Data, nil)
-	if err != nil {
-		return err
+	// A pool's trail is a table of its database, which pgstore appends
+	// to; the embedded store's is a file under --data.
+	if m.bolt != nil {
+		m.trail, err = audit.Open(c.Data, nil)
+		if err != nil {
+			return err
+		}
+		m.bolt.SetTrail(m.trail)
 	}
-	bdb.SetTrail(m.trail)
 	if err := m.openFiles(ctx, remoteFiles); err != nil {
 		return err
 	}
-	if _, err := m.files.Reconcile(m.db); err != nil {
+	if err := m.reconcileFiles(ctx); err != nil {
 		return err
 	}
 	im := &importer.Importer{DB: m.db, Logger: m.Logger, Files: m.files, CertsDir: c.Certs}
@@ -310,13 +317,15 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.recorder = inventory.New(m.db, reqLog, m.Logger, inventory.DefaultInterval)
-	go func() {
-		// The console's dashboard and filtered device lists read the
-		// inventory's index; reading it now spares their first request.
-		if err := bdb.BuildDeviceIndex(); err != nil {
-			m.Logger.Warn("index the inventory for the console; the first dashboard will try again", zap.Error(err))
-		}
-	}()
+	if m.bolt != nil {
+		go func(bdb *store.DB) {
+			// The console's dashboard and filtered device lists read the
+			// inventory's index; reading it now spares their first request.
+			if err := bdb.BuildDeviceIndex(); err != nil {
+				m.Logger.Warn("index the inventory for the console; the first dashboard will try again", zap.Error(err))
+			}
+		}(m.bolt)
+	}
 	svc := &admin.Service{DB: m.db, Inventory: m.recorder, Logger: m.Logger, PollInterval: m.RolloutPollInterval}
 	if err := svc.CheckTrail(); err != nil {
 		return err
@@ -351,6 +360,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.limitInventory(limits.MaxDevices, reg)
+	// Device logs stay under --data on each front end (the README's
+	// --files row): each node cleans up its own, so the clean-up is not a
+	// once-per-pool round.
 	m.logs, err = devlogs.Open(devlogs.Options{
 		Dir: filepath.Join(c.Data, "Logs", "Client"), Settings: polls.LogSettings, Quota: limits.LogQuota,
 		Logger: m.Logger, Registry: reg, Audit: svc.Record, Recorder: m.recorder,
@@ -362,42 +374,46 @@ func (m *Main) Run(ctx context.Context) error {
 		Version: deviceupdate.BuildVersion(), Domain: c.Domain, StartedAt: startedAt.UTC(), SchemaVersion: schema,
 		Listeners: m.listenerAddrs(), TLSMin: c.TLSMin,
 	}
+	var backups deviceupdate.BackupService = poolBackup{db: m.db, files: c.Files}
+	if m.bolt != nil {
+		backups = &backup.Service{
+			DB: m.bolt, Trail: m.trail, Imports: im, Inventory: m.recorder,
+			DataDir: c.Data, CertsDir: c.Certs, Info: info, Logger: m.Logger, SharedFiles: c.Files,
+		}
+	}
 	con, err := m.newConsole(admins, svc, im)
 	if err != nil {
 		return err
 	}
 	h, err := handler.New(handler.Config{
-		Console:        con,
-		Logger:         m.Logger,
-		Logs:           m.logs,
-		PollLimit:      limits.Polls,
-		DownloadLimit:  limits.Downloads,
-		UploadLimit:    limits.Uploads,
-		Registry:       reg,
-		Store:          m.db,
-		AdminToken:     token,
-		Packages:       im,
-		MaxPackageSize: importer.DefaultMaxPackageSize,
-		Rules:          svc,
-		Rollouts:       svc,
-		Audit:          svc,
-		TestDevices:    svc,
-		Config:         svc,
-		Files:          im,
-		Polls:          polls,
-		Devices:        svc,
-		Sites:          svc,
-		DeviceConfig:   svc,
-		Users:          svc,
-		Admins:         admins,
-		HTTPPort:       m.port(handler.ListenerHTTP),
-		HTTPSPort:      m.port(handler.ListenerHTTPS),
-		ExternalPort:   m.port(handler.ListenerExternal),
-		Info:           info,
-		Backup: &backup.Service{
-			DB: bdb, Trail: m.trail, Imports: im, Inventory: m.recorder,
-			DataDir: c.Data, CertsDir: c.Certs, Info: info, Logger: m.Logger, SharedFiles: c.Files,
-		},
+		Console:               con,
+		Logger:                m.Logger,
+		Logs:                  m.logs,
+		PollLimit:             limits.Polls,
+		DownloadLimit:         limits.Downloads,
+		UploadLimit:           limits.Uploads,
+		Registry:              reg,
+		Store:                 m.db,
+		AdminToken:            token,
+		Packages:              im,
+		MaxPackageSize:        importer.DefaultMaxPackageSize,
+		Rules:                 svc,
+		Rollouts:              svc,
+		Audit:                 svc,
+		TestDevices:           svc,
+		Config:                svc,
+		Files:                 im,
+		Polls:                 polls,
+		Devices:               svc,
+		Sites:                 svc,
+		DeviceConfig:          svc,
+		Users:                 svc,
+		Admins:                admins,
+		HTTPPort:              m.port(handler.ListenerHTTP),
+		HTTPSPort:             m.port(handler.ListenerHTTPS),
+		ExternalPort:          m.port(handler.ListenerExternal),
+		Info:                  info,
+		Backup:                backups,
 		StallTimeout:          m.StallTimeout,
 		ExternalPollLimit:     limits.ExternalPolls,
 		ExternalDownloadLimit: limits.ExternalDownloads,
@@ -462,7 +478,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.runRollouts(svc, reg)
 	m.Logger.Info("started",
 		zap.String("version", deviceupdate.BuildVersion()),
-		zap.String("data", c.Data), zap.String("certs", c.Certs), zap.String("domain", c.Domain),
+		zap.String("data", c.Data), zap.String("certs", c.Certs), zap.String("domain", c.Domain), zap.String("store", m.storeName()),
 		zap.Duration("startup", time.Since(startedAt)))
 	_ = m.Logger.Sync() // the log is buffered: show the start at once
 	return nil

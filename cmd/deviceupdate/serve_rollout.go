@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/pool"
 )
 
 // defaultRolloutEvery is how often staged rollouts are judged: often
@@ -43,7 +44,14 @@ func (m *Main) runRollouts(svc deviceupdate.RolloutService, reg prometheus.Regis
 				return
 			case <-t.C:
 			}
-			changed, err := svc.EvaluateRollouts(context.Background(), time.Now())
+			// One node of a pool judges a round; the others skip it.
+			var changed []deviceupdate.RolloutChange
+			var err error
+			if !pool.Round(context.Background(), m.poolLocks(), lockRollouts, func() {
+				changed, err = svc.EvaluateRollouts(context.Background(), time.Now())
+			}) {
+				continue
+			}
 			if err != nil {
 				m.Logger.Error("judge staged rollouts; the next round tries again", zap.Error(err))
 			}
