@@ -19,11 +19,6 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/upx"
 )
 
-// unfinishedStore is what pgstore's stand-ins for the inventory and the
-// rollouts answer (internal/pgstore/unfinished.go) until branch
-// i18-pg-inv brings them.
-const unfinishedStore = "not kept in PostgreSQL yet"
-
 // poolNode is one `serve` of a pool, and the environment of the admin
 // commands that talk to it.
 type poolNode struct {
@@ -50,26 +45,11 @@ func (n poolNode) poll(t *testing.T, mac string) (int, upx.Response) {
 	return code, res
 }
 
-// needInventory skips the rest of a test, after a failure, when the
-// pool's store lacks the inventory and rollouts, which every poll reads:
-// the node's log (buffered for up to a second) says so.
-func needInventory(t *testing.T, n poolNode) {
-	t.Helper()
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if strings.Contains(n.Stderr(), unfinishedStore) {
-			t.Skip("polls read the rollouts and write the inventory, which pgstore does not keep yet " +
-				"(Rollouts, RolloutDevices, PutDevices, Devices, DevicesPage, FleetCounts: stand-ins in internal/pgstore/unfinished.go until branch i18-pg-inv merges)")
-		}
-	}
-}
-
-// pollOK polls and fails the test unless the answer is 200, skipping it
-// while the store cannot answer polls (needInventory).
+// pollOK polls and fails the test unless the answer is 200.
 func (n poolNode) pollOK(t *testing.T, mac string) upx.Response {
 	t.Helper()
 	code, res := n.poll(t, mac)
 	if code != http.StatusOK {
-		needInventory(t, n)
 		t.Fatalf("poll on %s: %d", n.URL(), code)
 	}
 	return res
@@ -254,7 +234,6 @@ func TestPool(t *testing.T) {
 		waitFor(t, "every node's polls in node 1's device list", 10*time.Second, func() bool {
 			res := e2e.Run(t, "", n1.env, "device", "list", "--json")
 			if res.Code != 0 {
-				needInventory(t, n1)
 				t.Fatalf("device list: %s", res.Stderr)
 			}
 			for _, mac := range macs {

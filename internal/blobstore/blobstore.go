@@ -129,6 +129,10 @@ type Store interface {
 	// first page; else the last key of the previous page). A page shorter
 	// than the limit is the last.
 	List(ctx context.Context, prefix, after string, limit int) ([]Info, error)
+	// RemoveStale deletes the files being put that were last written
+	// before now minus age: those a crashed Put left. With age 0, the
+	// caller holds what keeps every Put out (the pool's lock).
+	RemoveStale(ctx context.Context, age time.Duration, now time.Time) (int, error)
 }
 
 // ValidKey reports whether key is a SHA-256 in lower-case hex: the only

@@ -138,7 +138,13 @@ func (s *Store) Clear(ctx context.Context, r Records, clear func() ([]deviceupda
 	if err != nil {
 		s.logger.Warn("delete unreferenced update files; the next files clear tries again", zap.Error(err))
 	}
-	s.logger.Info("deleted unreferenced update files from the file store", zap.Int("files", n), zap.Int64("bytes", bytes))
+	// No import puts files while the lock is held: whatever is being
+	// put was left by a node that died writing it.
+	stale, err := s.shared.RemoveStale(context.WithoutCancel(ctx), 0, time.Now())
+	if err != nil {
+		s.logger.Warn("delete the files a crashed import left being written; the next files clear tries again", zap.Error(err))
+	}
+	s.logger.Info("deleted unreferenced update files from the file store", zap.Int("files", n), zap.Int64("bytes", bytes), zap.Int("unfinished", stale))
 	return nil
 }
 
