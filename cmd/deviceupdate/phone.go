@@ -87,7 +87,8 @@ the downloads completed, the 503s and MiB/s.`,
 
 func newPhoneLoadCommand(stdout io.Writer) *cobra.Command {
 	var o loadgen.Options
-	var server, certsDir string
+	var servers []string
+	var certsDir string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "load --server URL",
@@ -98,6 +99,7 @@ internal poll endpoint of --server, and report polls per second, how many were
 answered 503 (busy), and the latency. With --rate, polls start at that rate
 whatever the answers' speed (a boot storm), latency counts from each poll's
 scheduled start, and --new-connections gives each its own connection.
+Repeat --server to spread the polls evenly over a pool's front ends, in turn.
 HTTPS servers are trusted through <certs>/ca.crt.
 
 The server records every phone that polls in its inventory, these too: after
@@ -109,7 +111,7 @@ not seen for AGE, such as a finished test's phones.`,
 		Args: exactArgs(0, "no arguments"),
 	}
 	f := cmd.Flags()
-	f.StringVar(&server, "server", "", "server base URL, http:// or https:// (required)")
+	f.StringArrayVar(&servers, "server", nil, "server base URL, http:// or https:// (required; repeat it for a pool's front ends)")
 	f.StringVar(&certsDir, "certs", "", "folder with the ca.crt to trust (or $"+client.EnvCerts+"; default ./certs)")
 	f.IntVar(&o.Phones, "phones", 1000, "distinct phones")
 	f.IntVar(&o.Concurrency, "concurrency", 32, "polls in flight")
@@ -121,12 +123,19 @@ not seen for AGE, such as a finished test's phones.`,
 	f.StringVar(&o.Version, "version", "4.0.7577.4100", "the version the phones run")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON document")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		_, tlsConfig, err := trustFor(server, certsDir)
-		if err != nil {
-			return err
+		if len(servers) == 0 {
+			servers = []string{""} // trustFor names the missing flag
 		}
-		o.TLS = tlsConfig
-		o.URL = strings.TrimRight(server, "/") + "/RequestHandler/ucdevice.upx"
+		for _, server := range servers {
+			_, tlsConfig, err := trustFor(server, certsDir)
+			if err != nil {
+				return err
+			}
+			if tlsConfig != nil {
+				o.TLS = tlsConfig
+			}
+			o.URLs = append(o.URLs, strings.TrimRight(server, "/")+"/RequestHandler/ucdevice.upx")
+		}
 		res, err := loadgen.Run(cmd.Context(), o)
 		if err != nil {
 			return err

@@ -44,6 +44,37 @@ func TestPhoneLoad(t *testing.T) {
 	}
 }
 
+// TestPhoneLoadServers: with --server repeated, the polls go to each
+// server in turn, so every server records its share of the phones (as
+// a load balancer spreads phones over a pool's front ends).
+func TestPhoneLoadServers(t *testing.T) {
+	a, b := e2e.Start(t, e2e.Options{}), e2e.Start(t, e2e.Options{})
+	res := e2e.Run(t, "", nil, "phone", "load", "--server", a.InternalURL(), "--server", b.InternalURL(),
+		"--phones", "10", "--requests", "20", "--concurrency", "2", "--json")
+	var r loadgen.Result
+	if err := json.Unmarshal([]byte(res.Stdout), &r); err != nil || res.Code != 0 {
+		t.Fatalf("phone load: exit %d %v\n%s%s", res.Code, err, res.Stdout, res.Stderr)
+	}
+	if r.OK != 20 {
+		t.Fatalf("result = %+v", r)
+	}
+	for name, srv := range map[string]*e2e.Server{"first": a, "second": b} {
+		res = e2e.Run(t, "", []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + srv.Certs}, "device", "list", "--json")
+		var devices []deviceupdate.Device
+		if err := json.Unmarshal([]byte(res.Stdout), &devices); err != nil {
+			t.Fatal(err)
+		}
+		if len(devices) != 5 {
+			t.Errorf("the %s server's inventory holds %d devices, want 5 of the 10 phones", name, len(devices))
+		}
+		for _, d := range devices {
+			if d.Polls != 2 {
+				t.Errorf("the %s server: device %s polled %d times, want 2", name, d.ID, d.Polls)
+			}
+		}
+	}
+}
+
 // TestPhoneLoadOpenLoopAndDownload: with --rate and --new-connections
 // every poll is answered on its own connection; phone download fetches a
 // stored file whole with many clients at once.

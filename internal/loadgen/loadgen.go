@@ -18,7 +18,10 @@ import (
 
 // Options shape a run.
 type Options struct {
-	URL         string        // the poll endpoint
+	// URLs are the poll endpoints: poll n goes to URLs[n % len(URLs)], so
+	// that the polls spread evenly over a pool's front ends, as a load
+	// balancer would spread them.
+	URLs        []string
 	Phones      int           // distinct phones, polled round-robin
 	Concurrency int           // requests in flight (connections); the cap on them with Rate
 	Duration    time.Duration // how long to run, when Requests is 0
@@ -96,6 +99,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Phones <= 0 || o.Concurrency <= 0 || o.Rate < 0 {
 		return Result{}, fmt.Errorf("loadgen: phones and concurrency must be positive")
 	}
+	if len(o.URLs) == 0 {
+		return Result{}, fmt.Errorf("loadgen: no poll endpoint")
+	}
 	tr := &http.Transport{TLSClientConfig: o.TLS, MaxIdleConnsPerHost: o.Concurrency, MaxConnsPerHost: o.Concurrency, ForceAttemptHTTP2: false,
 		DisableKeepAlives: o.NewConnections, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
 	defer tr.CloseIdleConnections()
@@ -108,7 +114,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var c counters
 	poll := func(n int64, since time.Time) {
 		body := Body(int(n%int64(o.Phones)), o.Model, o.Version)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.URL, bytes.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.URLs[n%int64(len(o.URLs))], bytes.NewReader(body))
 		req.Header.Set("Content-Type", "text/xml")
 		resp, err := client.Do(req)
 		if err != nil {
