@@ -31,12 +31,13 @@ const settleAdvice = "start the server once and stop it (it finishes or undoes i
 
 // migrated is what `migrate` moved, as --json prints it.
 type migrated struct {
-	Store     string         `json:"store"`
-	Files     string         `json:"files"`
-	Records   map[string]int `json:"records"` // by kind: the embedded store's bucket names, and "audit"
-	Updates   int            `json:"updates"`
-	FileBytes int64          `json:"fileBytes"`
-	AuditHead audit.Head     `json:"auditHead"`
+	Store       string         `json:"store"`
+	Files       string         `json:"files"`
+	Records     map[string]int `json:"records"` // by kind: the embedded store's bucket names, and "audit"
+	Updates     int            `json:"updates"`
+	UpdateFiles int            `json:"updateFiles"`
+	FileBytes   int64          `json:"fileBytes"`
+	AuditHead   audit.Head     `json:"auditHead"`
 	// DeviceLogs counts the device logs left in --data: a pool's front
 	// ends keep device logs each in their own --data.
 	DeviceLogs    int    `json:"deviceLogs"`
@@ -102,17 +103,18 @@ their own --data. Then start the pool's front ends with
 			return writeJSON(stdout, res)
 		}
 		r := res.Records
-		fmt.Fprintf(stdout, "migrated %s into %s: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s (%s) into %s, %s (head %d)\n",
-			data, where, plural(int64(r[store.KindRules]), "rule"), plural(int64(r[store.KindUpdates]), "update"),
+		fmt.Fprintf(stdout, "migrated %s into %s: %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s; %s (%s) into %s; %s, head %d\n",
+			data, where, plural(int64(r[store.KindRules]), "rule"), plural(int64(res.Updates), "update"),
 			plural(int64(r[store.KindTestDevices]), "test device"), plural(int64(r[store.KindConfig]), "setting scope"),
 			plural(int64(r[store.KindSites]), "site"), plural(int64(r[store.KindDeviceConfigs]), "device setting"),
 			plural(int64(r[store.KindUsers]), "user"), plural(int64(r[store.KindAdmins]), "admin"),
-			plural(int64(r[store.KindTokens]+r[store.KindSessions]), "token and session"),
+			plural(int64(r[store.KindTokens]), "admin token"), plural(int64(r[store.KindSessions]), "console session"),
 			plural(int64(r[store.KindDevices]), "device"), plural(int64(r[store.KindRollouts]), "rollout"),
-			plural(res.FileBytes, "byte"), "update files", res.Files,
-			plural(int64(r[pgstore.KindAudit]), "audit entry"), res.AuditHead.Seq)
+			plural(int64(r[store.KindRolloutDevices]), "rollout device state"),
+			plural(int64(res.UpdateFiles), "update file"), plural(res.FileBytes, "byte"), res.Files,
+			auditEntries(r[pgstore.KindAudit]), res.AuditHead.Seq)
 		if res.DeviceLogs > 0 {
-			fmt.Fprintf(stdout, "%s stay in %s: a pool's front ends keep device logs each in their own --data\n",
+			fmt.Fprintf(stdout, "not moved: %s in %s (a pool's front ends keep device logs each in their own --data)\n",
 				plural(int64(res.DeviceLogs), "device log"), res.DeviceLogsDir)
 		}
 		return nil
@@ -141,10 +143,6 @@ func migrate(ctx context.Context, data, dsn string, loc blobstore.Location) (*mi
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := blobstore.Open(ctx, loc)
-	if err != nil {
-		return nil, fmt.Errorf("--files %s: %w", loc, err)
-	}
 	pg, err := pgstore.Open(ctx, dsn, pgstore.Options{MaxConns: 2})
 	if err != nil {
 		return nil, fmt.Errorf("%w; check that PostgreSQL answers there and lets that user connect", err)
@@ -153,6 +151,10 @@ func migrate(ctx context.Context, data, dsn string, loc blobstore.Location) (*mi
 	if err := pg.CheckEmpty(ctx); err != nil {
 		return nil, emptyPoolAdvice(err)
 	}
+	blobs, err := blobstore.Open(ctx, loc)
+	if err != nil {
+		return nil, fmt.Errorf("--files %s: %w", loc, err)
+	}
 	res := &migrated{Files: loc.String(), Updates: len(updates), AuditHead: head, DeviceLogsDir: filepath.Join(data, "Logs", "Client")}
 	for i := range updates {
 		n, err := updatestore.PutShared(ctx, data, blobs, &updates[i], zap.NewNop())
@@ -160,6 +162,7 @@ func migrate(ctx context.Context, data, dsn string, loc blobstore.Location) (*mi
 			return nil, fmt.Errorf("%w; nothing was written to the database", err)
 		}
 		res.FileBytes += n
+		res.UpdateFiles += len(updates[i].Files())
 	}
 	res.Records, err = pg.Import(ctx, src.Export, func(fn func(audit.Entry) error) error {
 		return readTrail(trailPath, fn)
@@ -174,6 +177,13 @@ func migrate(ctx context.Context, data, dsn string, loc blobstore.Location) (*mi
 	}
 	res.DeviceLogs, err = countDeviceLogs(res.DeviceLogsDir)
 	return res, err
+}
+
+func auditEntries(n int) string {
+	if n == 1 {
+		return "1 audit entry"
+	}
+	return fmt.Sprintf("%d audit entries", n)
 }
 
 func emptyPoolAdvice(err error) error {
