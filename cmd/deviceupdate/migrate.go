@@ -223,10 +223,15 @@ func checkSettled(src *store.DB, trailPath string) ([]deviceupdate.StoredUpdate,
 	}); err != nil {
 		return nil, last, err
 	}
-	if (head == nil && last.Seq > 0) || (head != nil && *head != last) {
-		return nil, last, fmt.Errorf("%w: the audit trail %s ends at entry %d, not at the head the store records; %s", pgstore.ErrUnsettled, trailPath, last.Seq, settleAdvice)
+	switch {
+	case head == nil && last.Seq == 0, head != nil && *head == last:
+		return updates, last, nil
+	case head == nil || last.Seq > head.Seq:
+		// Written, but their change not committed; the start marks them.
+		return nil, last, fmt.Errorf("%w: the audit trail %s runs past the head the store records; %s", pgstore.ErrUnsettled, trailPath, settleAdvice)
 	}
-	return updates, last, nil
+	return nil, last, fmt.Errorf("the audit trail %s ends at entry %d, the store's head is entry %d: entries were removed or altered; migrate copies an intact trail: see 'deviceupdate audit verify'",
+		trailPath, last.Seq, head.Seq)
 }
 
 // readTrail hands fn every entry of the audit trail file, refusing a

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
 	"github.com/deviceupdate/deviceupdate/internal/pgtest"
@@ -354,5 +355,85 @@ func TestMigrateKilled(t *testing.T) {
 	var n int
 	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM devices").Scan(&n); err != nil || n != devices {
 		t.Fatalf("devices after the second migrate: %d, %v", n, err)
+	}
+}
+
+// rewriteFile replaces the file at path by what edit makes of it.
+func rewriteFile(t *testing.T, path string, edit func(string) string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(edit(string(raw))), 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateUnsettled: a single server's state between two steps of a
+// change, or with a damaged trail, is refused before anything is put in
+// the pool, with what to do.
+func TestMigrateUnsettled(t *testing.T) {
+	pg := pgServer(t)
+	dsn := newDatabase(t, pg, "pool")
+	files := t.TempDir()
+	tests := []struct {
+		name  string
+		spoil func(t *testing.T, db *store.DB, tr *audit.Trail)
+		msg   string
+	}{
+		{"an import in progress", func(t *testing.T, db *store.DB, _ *audit.Trail) {
+			if err := db.BeginImport([]*deviceupdate.StoredUpdate{storetest.StoredUpdate(storetest.CX600, "4.0.7577.4366", "aa")}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}, store.FileName + " was interrupted; start the server once and stop it"},
+		{"an entry past the head", func(t *testing.T, _ *store.DB, tr *audit.Trail) {
+			if _, err := tr.Append(audit.Entry{Actor: "admin", Action: "user.add", Target: "bob"}); err != nil {
+				t.Fatal(err)
+			}
+		}, "runs past the head the store records; start the server once and stop it"},
+		{"entries removed from the end", func(t *testing.T, _ *store.DB, tr *audit.Trail) {
+			rewriteFile(t, tr.Path(), func(s string) string { return strings.SplitAfter(s, "\n")[0] })
+		}, "ends at entry 1, the store's head is entry 2: entries were removed or altered"},
+		{"an entry altered", func(t *testing.T, _ *store.DB, tr *audit.Trail) {
+			rewriteFile(t, tr.Path(), func(s string) string { return strings.Replace(s, `"alice"`, `"mallory"`, 1) })
+		}, "does not verify (audit trail is broken at line 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := t.TempDir()
+			db, err := store.Open(data, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := audit.Open(data, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.SetTrail(tr)
+			for _, name := range []string{"alice", "carol"} {
+				err := db.Audited(audit.Entry{Actor: "admin", Action: "user.add", Target: name}, func(tx store.Store, _ *audit.Entry) error {
+					return tx.AddUser(deviceupdate.User{Name: name}, "")
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			tt.spoil(t, db, tr)
+			tr.Close()
+			db.Close()
+			res := e2e.Run(t, "", nil, "migrate", "--data", data, "--to", dsn, "--files", files)
+			if res.Code != 1 || !strings.Contains(res.Stderr, tt.msg) || strings.Count(strings.TrimSpace(res.Stderr), "\n") != 0 {
+				t.Fatalf("exit %d, want 1 with %q: %s", res.Code, tt.msg, res.Stderr)
+			}
+			if got := poolRows(t, dsn); got != "no schema" {
+				t.Errorf("the refusal changed the database: %s", got)
+			}
+			emptyDir(t, files)
+		})
+	}
+	res := e2e.Run(t, "", nil, "migrate", "--data", t.TempDir(), "--to", dsn, "--files", files)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "no single server's store in --data") {
+		t.Errorf("migrate of an empty folder: exit %d: %s", res.Code, res.Stderr)
 	}
 }
