@@ -16,6 +16,7 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/blobstore"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
 	"github.com/deviceupdate/deviceupdate/internal/pgtest"
 	"github.com/deviceupdate/deviceupdate/internal/phone"
@@ -218,8 +219,21 @@ func TestMigrate(t *testing.T) {
 		emptyDir(t, other)
 	})
 
-	t.Run("the summary line", func(t *testing.T) {
-		res := migrate("--to", newDatabase(t, pg, "second"), "--files", t.TempDir())
+	t.Run("the summary line, files into S3", func(t *testing.T) {
+		s3 := fakeS3Bucket(t)
+		res := e2e.Run(t, "", s3.env, append([]string{"migrate", "--data", srv.Data, "--to", newDatabase(t, pg, "second")}, s3.args...)...)
+		dir, err := blobstore.Dir(files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inDir, err := dir.List(context.Background(), "", "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inS3, err := s3.store.List(context.Background(), "", "", 100)
+		if err != nil || len(inS3) != len(inDir) || len(inS3) == 0 {
+			t.Errorf("%d files in S3 (%v), %d in the folder", len(inS3), err, len(inDir))
+		}
 		want := []string{"1 rule, 2 updates, 1 test device, 2 setting scopes, 1 site, 0 device settings, 1 user, 1 admin, 1 admin token, 0 console sessions, 8 devices, 1 rollout, ",
 			fmt.Sprintf("; %d audit entries, head %d\n", len(trailBefore), last.Seq), "not moved: 1 device log in " + filepath.Join(srv.Data, "Logs", "Client")}
 		for _, w := range want {
@@ -348,7 +362,9 @@ func TestMigrateKilled(t *testing.T) {
 	if got := poolRows(t, dsn); got != want {
 		t.Fatalf("after a migrate killed mid-way the database holds %s", got)
 	}
+	start := time.Now()
 	res := e2e.Run(t, "", nil, args...)
+	t.Logf("migrate of %d devices: %s", devices, time.Since(start).Round(time.Millisecond))
 	if res.Code != 0 || !strings.Contains(res.Stdout, fmt.Sprintf("%d devices", devices)) {
 		t.Fatalf("migrate again: exit %d: %s%s", res.Code, res.Stdout, res.Stderr)
 	}
