@@ -79,18 +79,19 @@ func download(t *testing.T, srv *e2e.Server, path string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// TestBackupRestoreThroughCLI: a backup of a running server, restored into
-// empty folders, starts a server with the same rules, test devices, users,
-// configuration, sites, admins and their tokens, inventory, device logs
-// and files, and a trail
-// that verifies; the backup is written with mode 0600 and audited.
-func TestBackupRestoreThroughCLI(t *testing.T) {
-	srv := e2e.Start(t, e2e.Options{})
+// fillSingleServer gives a running server some of every kind of state: two
+// updates of CX600's rule, the first approved, the second pending; a site
+// Redmond, a global and a site setting, a test device, a user, and an
+// operator olivia with a token. It returns the updates' images by
+// version, the environment variable of olivia's token, and the CA that
+// signed the packages.
+func fillSingleServer(t *testing.T, srv *e2e.Server) (images map[string][]byte, oliviaToken string, ca *testpki.Authority) {
+	t.Helper()
 	env := adminEnv(srv)
-	ca := testpki.NewCA(t, "Polycom Root")
+	ca = testpki.NewCA(t, "Polycom Root")
 	trustPublisher(t, srv, ca)
 	sign := testpkg.NewSigner(t, ca, testpki.Options{})
-	images := map[string][]byte{}
+	images = map[string][]byte{}
 	for i, v := range []string{"4.0.7577.4366", "4.0.7577.4400"} {
 		files := testpkg.Files{}
 		images[v] = testpkg.Image(300<<10+i, byte(i+1))
@@ -108,7 +109,18 @@ func TestBackupRestoreThroughCLI(t *testing.T) {
 		t.Fatal(res.Stderr)
 	}
 	mustRun(t, env, "admin", "add", "olivia", "--role", "operator", "--no-password")
-	oliviaToken := "DEVICEUPDATE_TOKEN=" + strings.TrimSpace(mustRun(t, env, "admin", "token", "olivia"))
+	return images, "DEVICEUPDATE_TOKEN=" + strings.TrimSpace(mustRun(t, env, "admin", "token", "olivia")), ca
+}
+
+// TestBackupRestoreThroughCLI: a backup of a running server, restored into
+// empty folders, starts a server with the same rules, test devices, users,
+// configuration, sites, admins and their tokens, inventory, device logs
+// and files, and a trail
+// that verifies; the backup is written with mode 0600 and audited.
+func TestBackupRestoreThroughCLI(t *testing.T) {
+	srv := e2e.Start(t, e2e.Options{})
+	env := adminEnv(srv)
+	images, oliviaToken, _ := fillSingleServer(t, srv)
 	for i := range 3 {
 		mac := fmt.Sprintf("00-04-F2-00-01-%02d", i)
 		if code, body := post(t, http.DefaultClient, srv.InternalURL()+"/RequestHandler/ucdevice.upx", pollBody(mac, "CX600", "4.0.7577.4100")); code != 200 {

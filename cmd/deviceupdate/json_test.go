@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -14,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
+	"github.com/deviceupdate/deviceupdate/internal/pgtest"
+	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
 )
@@ -37,12 +42,14 @@ func TestEveryJSONOutputIsOneCompactDocument(t *testing.T) {
 	const key, mac = "UCPhone/Polycom/CX600/A/ENU/CPE", "00-04-F2-00-40-01"
 	first := pkg("4.0.7577.4100")
 	phone := []string{"--model", "CX600", "--version", "4.0.7577.4000", "--trust", trust, "--peer-sharing", "off", "--json"}
+	pool := migrateArgs(t)
 	block := "127." + strconv.Itoa(100+rand.IntN(150)) + "." + strconv.Itoa(1+rand.IntN(250)) + ".1"
 
 	steps := []struct {
 		args  []string
 		stdin string
 		fails bool // exits 1, still printing its document
+		pg    bool // needs PostgreSQL (skipped where it is not installed)
 	}{
 		{args: []string{"cab", "list", first, "--json"}},
 		{args: []string{"import", first, "--json"}},
@@ -83,6 +90,7 @@ func TestEveryJSONOutputIsOneCompactDocument(t *testing.T) {
 		{args: []string{"rule", "remove", key, "--yes", "--json"}},
 		{args: []string{"audit", "list", "--json"}},
 		{args: []string{"audit", "verify", "--json"}},
+		{args: append([]string{"migrate", "--json"}, pool...), pg: true},
 		{args: []string{"doctor", "--domain", "contoso.com", "--server", srv.URL(), "--certs", srv.Certs, "--dns-server", "127.0.0.1:9", "--json"}, fails: true},
 	}
 
@@ -96,6 +104,9 @@ func TestEveryJSONOutputIsOneCompactDocument(t *testing.T) {
 		name := strings.TrimPrefix(c.CommandPath(), "deviceupdate ")
 		ran[name] = true
 		t.Run(name, func(t *testing.T) {
+			if s.pg && pool == nil {
+				t.Skip("PostgreSQL is not installed here")
+			}
 			stdout, stderr, code := runBinary(t, env, s.stdin, s.args...)
 			if code != 0 && !(s.fails && code == 1) {
 				t.Fatalf("exit %d: %s", code, stderr)
@@ -113,6 +124,31 @@ func TestEveryJSONOutputIsOneCompactDocument(t *testing.T) {
 		}
 	}
 	walk(root)
+}
+
+// migrateArgs returns the flags of a migrate of a stopped single server
+// (an empty store) into a new PostgreSQL database; nil where PostgreSQL
+// is not installed, but for under CI, which fails.
+func migrateArgs(t *testing.T) []string {
+	t.Helper()
+	pg, err := pgtest.NewServer()
+	if errors.Is(err, pgtest.ErrMissing) && os.Getenv("CI") == "" {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() { pg.Stop() })
+	data := t.TempDir()
+	db, err := store.Open(data, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := pgtest.Conn(t, pg.DSN("postgres")).Exec(context.Background(), "CREATE DATABASE pool"); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--data", data, "--to", pg.DSN("pool"), "--files", t.TempDir()}
 }
 
 // checkOneCompactDocument fails unless out is one compact JSON document

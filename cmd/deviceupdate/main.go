@@ -84,6 +84,7 @@ them per device model; phones poll, download and upload their logs.`,
 		newDoctorCommand(stdout),
 		newBackupCommand(stdout),
 		newRestoreCommand(stdout),
+		newMigrateCommand(stdout),
 	)
 	return root
 }

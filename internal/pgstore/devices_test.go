@@ -174,7 +174,7 @@ func TestChangeRolloutRace(t *testing.T) {
 		r.State = deviceupdate.RolloutCompleted
 		return r, nil
 	}
-	waiting := sqlConn(t, dsn)
+	waiting := pgtest.Conn(t, dsn)
 	var bErr error
 	done := make(chan struct{})
 	_, after, err := a.ChangeRollout(r.RuleID, func(cur deviceupdate.Rollout) (deviceupdate.Rollout, error) {
@@ -244,7 +244,7 @@ func TestDevicesByteOrderInAnyLocale(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := strings.TrimPrefix(u.Path, "/") + "_icu"
-	conn := sqlConn(t, admin)
+	conn := pgtest.Conn(t, admin)
 	ctx := context.Background()
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"); err != nil {
 		t.Skipf("no ICU locale here: %v", err)

@@ -29,7 +29,7 @@ func waiters(t *testing.T, conn *pgx.Conn) int {
 func TestLocker(t *testing.T) {
 	dsn := pgtest.DB(t)
 	a, b := openDSN(t, dsn), openDSN(t, dsn)
-	look := sqlConn(t, dsn)
+	look := pgtest.Conn(t, dsn)
 	ctx := context.Background()
 
 	unlock, err := a.Locker("files").Lock(ctx)

@@ -41,17 +41,6 @@ func open(t *testing.T) *DB {
 	return openDSN(t, pgtest.DB(t))
 }
 
-// sqlConn is a plain connection to dsn, for looking behind the store.
-func sqlConn(t *testing.T, dsn string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 func TestMigrationsNumbered(t *testing.T) {
 	if _, err := loadMigrations(migrationFiles); err != nil {
 		t.Fatalf("embedded migrations: %v", err)
@@ -96,7 +85,7 @@ func TestOpenConcurrentlyMigratesOnce(t *testing.T) {
 		}
 	}
 	var n, v int
-	if err := sqlConn(t, dsn).QueryRow(context.Background(), "SELECT count(*), max(version) FROM schema_version").Scan(&n, &v); err != nil {
+	if err := pgtest.Conn(t, dsn).QueryRow(context.Background(), "SELECT count(*), max(version) FROM schema_version").Scan(&n, &v); err != nil {
 		t.Fatal(err)
 	}
 	if n != SchemaVersion || v != SchemaVersion {
@@ -112,7 +101,7 @@ func TestOpenConcurrentlyMigratesOnce(t *testing.T) {
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	dsn := pgtest.DB(t)
 	openDSN(t, dsn).Close()
-	conn := sqlConn(t, dsn)
+	conn := pgtest.Conn(t, dsn)
 	ctx := context.Background()
 	if _, err := conn.Exec(ctx, "INSERT INTO schema_version (version, name) VALUES ($1, 'from_the_future.sql')", SchemaVersion+1); err != nil {
 		t.Fatal(err)
@@ -211,7 +200,7 @@ func TestTryLock(t *testing.T) {
 		t.Fatal("the lock was not released")
 	}
 	// A node that dies loses its locks with its connection.
-	if _, err := sqlConn(t, dsn).Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND granted", lockClass); err != nil {
+	if _, err := pgtest.Conn(t, dsn).Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND granted", lockClass); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the lock of a dead connection", func() bool {
@@ -272,7 +261,7 @@ func TestAuditedOneChain(t *testing.T) {
 	}
 
 	// Entries cut off the end show against the head.
-	if _, err := sqlConn(t, dsn).Exec(context.Background(), "DELETE FROM audit_entries WHERE seq = $1", 2*4*each); err != nil {
+	if _, err := pgtest.Conn(t, dsn).Exec(context.Background(), "DELETE FROM audit_entries WHERE seq = $1", 2*4*each); err != nil {
 		t.Fatal(err)
 	}
 	brk, err = nodes[0].AuditEntries(func(audit.Entry, bool) {})

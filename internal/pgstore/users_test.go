@@ -145,7 +145,7 @@ func TestCredentialRecords(t *testing.T) {
 	if err := db.AddAdmin(deviceupdate.Admin{Name: "Bob", Role: deviceupdate.RoleAdmin}, hash); err != nil {
 		t.Fatal(err)
 	}
-	conn := sqlConn(t, dsn)
+	conn := pgtest.Conn(t, dsn)
 	for _, tc := range []struct{ table, key, password string }{
 		{"users", "alice", storetest.AlicePassword},
 		{"admins", "bob", "bob's long password"},

@@ -420,3 +420,15 @@ func exec1(dsn, sql string) error {
 	}
 	return nil
 }
+
+// Conn is a plain connection to dsn, for looking behind a store; it is
+// closed when the test ends.
+func Conn(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}

@@ -178,14 +178,23 @@ func (s *Store) putBlobs(ctx context.Context, moves []Move) ([]string, error) {
 }
 
 func (s *Store) putBlob(ctx context.Context, path string, f deviceupdate.UpdateFile) error {
-	err := verifyBlob(ctx, s.shared, f)
+	return putFile(ctx, s.shared, s.cache, path, f, s.logger)
+}
+
+// putFile puts the file at path, f by its record, into a file store
+// through put (the store itself, or a cache in front of it) under its
+// SHA-256, checked as it is read. A copy already in the store (read in
+// check, the store itself) is read back and checked instead; a damaged
+// one is replaced.
+func putFile(ctx context.Context, check, put blobstore.Store, path string, f deviceupdate.UpdateFile, logger *zap.Logger) error {
+	err := verifyBlob(ctx, check, f)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, blobstore.ErrCorrupt):
-		s.logger.Warn("an update file in the file store is damaged; putting the package's in its place",
+		logger.Warn("an update file in the file store is damaged; putting the package's in its place",
 			zap.String("sha256", f.SHA256), zap.Error(err))
-		if err := s.cache.Delete(ctx, f.SHA256); err != nil {
+		if err := put.Delete(ctx, f.SHA256); err != nil {
 			return err
 		}
 	case !errors.Is(err, blobstore.ErrNotFound):
@@ -196,8 +205,23 @@ func (s *Store) putBlob(ctx context.Context, path string, f deviceupdate.UpdateF
 		return err
 	}
 	defer file.Close()
-	_, err = s.cache.Put(ctx, file, f.Size, f.SHA256)
+	_, err = put.Put(ctx, file, f.Size, f.SHA256)
 	return err
+}
+
+// PutShared puts the files of an update that a single server keeps in
+// its data folder dataDir into a pool's file store b, each checked
+// against the record (`deviceupdate migrate`). It returns the bytes of
+// the files.
+func PutShared(ctx context.Context, dataDir string, b blobstore.Store, u *deviceupdate.StoredUpdate, logger *zap.Logger) (int64, error) {
+	var n int64
+	for _, f := range u.Files() {
+		if err := putFile(ctx, b, b, filepath.Join(Folder(dataDir, u.RuleKey, u.Version), f.Name), f, logger); err != nil {
+			return n, fmt.Errorf("put %s/%s in the file store: %w", Rel(u.RuleKey, u.Version), f.Name, err)
+		}
+		n += f.Size
+	}
+	return n, nil
 }
 
 // referenced returns the keys the update records name.
