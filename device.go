@@ -2,6 +2,7 @@ package deviceupdate
 
 import (
 	"context"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,9 @@ type Device struct {
 	// LogUploads counts the logs it uploaded; LastLogUpload is the last's time.
 	LogUploads    int64     `json:"logUploads"`
 	LastLogUpload time.Time `json:"lastLogUpload,omitzero"`
+	// LastCrashDump is when it last uploaded a crash dump (IsCrashDump),
+	// which fails it in a staged rollout that updated it.
+	LastCrashDump time.Time `json:"lastCrashDump,omitzero"`
 	// History is its versions over time: the last MaxVersionHistory
 	// changes the inventory saw, oldest first.
 	History []VersionChange `json:"history,omitempty"`
@@ -105,7 +109,19 @@ func (d Device) Merge(delta Device) Device {
 	} else {
 		out.LastLogUpload = delta.LastLogUpload
 	}
+	if d.LastCrashDump.After(delta.LastCrashDump) {
+		out.LastCrashDump = d.LastCrashDump
+	} else {
+		out.LastCrashDump = delta.LastCrashDump
+	}
 	return out
+}
+
+// IsCrashDump reports whether an uploaded log is a crash dump: a Watson
+// log in a .dmp or .kdmp file.
+func IsCrashDump(u LogUpload) bool {
+	ext := strings.ToLower(path.Ext(u.FileName))
+	return strings.EqualFold(u.LogType, "Watson") && (ext == ".dmp" || ext == ".kdmp")
 }
 
 // DeviceFromPoll returns the inventory record of a poll.
@@ -118,6 +134,9 @@ func DeviceFromPoll(req PollRequest, remote string, at time.Time, offered Versio
 // DeviceFromUpload returns the inventory delta of one log upload.
 func DeviceFromUpload(l DeviceLog, u LogUpload, at time.Time) Device {
 	d := Device{ID: l.Device, DeviceType: u.DeviceType, Serial: u.Serial, LogUploads: 1, LastLogUpload: at.UTC(), Remote: u.Remote}
+	if IsCrashDump(u) {
+		d.LastCrashDump = at.UTC()
+	}
 	if u.MAC != "" {
 		d.MAC = l.Device
 	}

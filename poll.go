@@ -3,6 +3,7 @@ package deviceupdate
 import (
 	"context"
 	"hash/fnv"
+	"time"
 )
 
 // Module is one updatable component a phone reports in a poll: its update
@@ -56,6 +57,7 @@ const (
 	OfferPending   OfferReason = "pending"    // a test device gets the pending version
 	OfferApproved  OfferReason = "approved"   // the approved version, newer than the running one
 	OfferRollback  OfferReason = "rollback"   // a version older than the running one (a restore)
+	OfferRollout   OfferReason = "rollout"    // a staged rollout's version, to a device in its wave
 )
 
 // OfferInput is what the offer decision reads for one module of a
@@ -65,6 +67,33 @@ type OfferInput struct {
 	Device     string  // the device's ID (PollRequest.ID), by which staged rollouts will place it
 	Running    Version // the version the module runs
 	TestDevice bool    // a test device matches the device (TestDevice.Matches)
+
+	// Rollout is the rule's active staged rollout, nil when none is. The
+	// rest serve it: whether it offered its version to the device before
+	// (such a device keeps it, in or out of the window), the time and the
+	// site's time zone (nil: the time's own) for the window, and how many
+	// devices it newly offered its version to this hour.
+	Rollout        *Rollout
+	RolloutOffered bool
+	Now            time.Time
+	Location       *time.Location
+	OffersThisHour int
+}
+
+// rolloutOffers reports whether the input's rollout offers its version to
+// the device: one in the current wave that was offered it before or runs
+// it already, or, while the rollout runs, within its window and under its
+// hourly cap of new offers.
+func (in *OfferInput) rolloutOffers() bool {
+	r := in.Rollout
+	if !r.Active() || !r.Member(in.Device) {
+		return false
+	}
+	if in.RolloutOffered || in.Running == r.Version {
+		return true
+	}
+	return r.State == RolloutRunning && r.Window.Open(in.Now, in.Location) &&
+		(r.MaxPerHour == 0 || in.OffersThisHour < r.MaxPerHour)
 }
 
 // Offer is the decision for one module: the version to offer, zero for
@@ -78,8 +107,9 @@ type Offer struct {
 func (o Offer) Offered() bool { return !o.Version.IsZero() }
 
 // Decide is the offer decision for one module (SPEC §5): a test device
-// gets the rule's pending version when there is one, every other device
-// the approved version; the answer offers that version when it differs
+// gets the rule's pending version when there is one; a device a staged
+// rollout reaches, its version (SPEC §10); every other device the
+// approved version (during a rollout, the previous one). The answer offers that version when it differs
 // from the running one, older too (a rollback). No rule, no version to
 // offer, or the same version: nothing is offered. It reads nothing but
 // its input.
@@ -90,6 +120,8 @@ func Decide(in OfferInput) Offer {
 	target, reason := in.Rule.ApprovedVersion, OfferApproved
 	if in.TestDevice && !in.Rule.PendingVersion.IsZero() {
 		target, reason = in.Rule.PendingVersion, OfferPending
+	} else if in.Rollout != nil && in.rolloutOffers() {
+		target, reason = in.Rollout.Version, OfferRollout
 	}
 	switch c := target.Compare(in.Running); {
 	case target.IsZero():

@@ -1,8 +1,10 @@
 package deviceupdate_test
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/deviceupdate/deviceupdate"
 )
@@ -121,5 +123,58 @@ func BenchmarkJitteredInterval(b *testing.B) {
 		if deviceupdate.JitteredInterval(86400, "00-04-F2-AA-BB-CC") == 0 {
 			b.Fatal("no interval")
 		}
+	}
+}
+
+// TestDecideRollout: during a staged rollout, devices in the current wave
+// get its version (new offers only within the window and under the hourly
+// cap), others the previous approved one, test devices the pending one.
+func TestDecideRollout(t *testing.T) {
+	v := deviceupdate.MustParseVersion
+	oldV, newV := v("4.0.7577.4366"), v("4.0.7577.4400")
+	rule := &deviceupdate.Rule{ID: "r", ApprovedVersion: oldV, PendingVersion: newV}
+	night := deviceupdate.Window{Start: 22 * 60, End: 5 * 60}
+	running := &deviceupdate.Rollout{ID: "decide", Version: newV, Previous: oldV, State: deviceupdate.RolloutRunning,
+		RolloutOptions: deviceupdate.RolloutOptions{Waves: []int{50, 100}, Window: night, MaxPerHour: 10}}
+	paused := *running
+	paused.State = deviceupdate.RolloutPaused
+	var in, out string // a device in the first wave and one outside it
+	for i := 0; in == "" || out == ""; i++ {
+		id := fmt.Sprintf("00-04-F2-00-00-%02X", i)
+		if running.Member(id) {
+			in = id
+		} else {
+			out = id
+		}
+	}
+	nightTime := time.Date(2026, 12, 5, 23, 0, 0, 0, time.UTC)
+	dayTime := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		in         deviceupdate.OfferInput
+		want       deviceupdate.Version
+		wantReason deviceupdate.OfferReason
+	}{
+		{"in the wave, in the window: new version", deviceupdate.OfferInput{Device: in, Rollout: running, Now: nightTime}, newV, deviceupdate.OfferRollout},
+		{"outside the wave: previous version", deviceupdate.OfferInput{Device: out, Rollout: running, Now: nightTime}, oldV, deviceupdate.OfferApproved},
+		{"outside the wave, running previous: nothing", deviceupdate.OfferInput{Device: out, Running: oldV, Rollout: running, Now: nightTime}, deviceupdate.Version{}, deviceupdate.OfferCurrent},
+		{"test device: pending as always", deviceupdate.OfferInput{Device: out, TestDevice: true, Rollout: running, Now: dayTime}, newV, deviceupdate.OfferPending},
+		{"out of the window: no new offer", deviceupdate.OfferInput{Device: in, Rollout: running, Now: dayTime}, oldV, deviceupdate.OfferApproved},
+		{"out of the window, offered before: keeps it", deviceupdate.OfferInput{Device: in, Rollout: running, RolloutOffered: true, Now: dayTime}, newV, deviceupdate.OfferRollout},
+		{"out of the window, updated: not rolled back", deviceupdate.OfferInput{Device: in, Running: newV, Rollout: running, Now: dayTime}, deviceupdate.Version{}, deviceupdate.OfferCurrent},
+		{"site's time zone", deviceupdate.OfferInput{Device: in, Rollout: running, Now: dayTime, Location: time.FixedZone("UTC+11", 11*3600)}, newV, deviceupdate.OfferRollout},
+		{"hourly cap reached: no new offer", deviceupdate.OfferInput{Device: in, Rollout: running, Now: nightTime, OffersThisHour: 10}, oldV, deviceupdate.OfferApproved},
+		{"hourly cap reached, offered before: keeps it", deviceupdate.OfferInput{Device: in, Rollout: running, RolloutOffered: true, Now: nightTime, OffersThisHour: 10}, newV, deviceupdate.OfferRollout},
+		{"paused: no new offer", deviceupdate.OfferInput{Device: in, Rollout: &paused, Now: nightTime}, oldV, deviceupdate.OfferApproved},
+		{"paused, offered before: keeps it", deviceupdate.OfferInput{Device: in, Rollout: &paused, RolloutOffered: true, Now: nightTime}, newV, deviceupdate.OfferRollout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Rule = rule
+			got := deviceupdate.Decide(tt.in)
+			if got.Version != tt.want || got.Reason != tt.wantReason {
+				t.Errorf("Decide = %+v; want %s, %q", got, tt.want, tt.wantReason)
+			}
+		})
 	}
 }

@@ -33,6 +33,35 @@ var Settings = []Setting{
 	{"PollIntervalSeconds", "86400", "seconds between a phone's periodic polls (3600 to 604800)", intRange(3600, 604800)},
 	{"InternalHostName", "", "host[:port] of BaseURL in poll answers, or empty for the host the phone asked", hostPort},
 	{"ExternalHostName", "", "host[:port] of ExternalBaseURL in poll answers, or empty for the host the phone asked", hostPort},
+	{"TimeZone", "", "IANA time zone of a staged rollout's --window (such as Europe/Berlin), or empty for the server's", timeZone},
+}
+
+// timeZone checks an IANA time zone name; "Local" is refused, as empty
+// says the same.
+func timeZone(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if v == "Local" || len(v) > 64 {
+		return "", fmt.Errorf("not a time zone")
+	}
+	if _, err := time.LoadLocation(v); err != nil {
+		return "", fmt.Errorf("not a time zone this server knows")
+	}
+	return v, nil
+}
+
+// LoadTimeZone returns the time zone a TimeZone setting names, the
+// server's for "" (or a name it no longer knows).
+func LoadTimeZone(v string) *time.Location {
+	if v == "" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(v)
+	if err != nil {
+		return time.Local
+	}
+	return loc
 }
 
 // LookupSetting finds a setting by name, case-insensitively.

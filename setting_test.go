@@ -26,6 +26,9 @@ func TestCheckSettings(t *testing.T) {
 		{"bad boolean", map[string]string{"PeerFirmwareSharing": "maybe"}, nil, "not true or false"},
 		{"bad extension", map[string]string{"ValidLogFileExtensions": "txt"}, nil, `"txt" does not start with '.'`},
 		{"nothing", map[string]string{}, nil, "no settings given"},
+		{"time zone", map[string]string{"TimeZone": "Europe/Berlin"}, map[string]string{"TimeZone": "Europe/Berlin"}, ""},
+		{"unknown time zone", map[string]string{"TimeZone": "Mars/Olympus"}, nil, "not a time zone this server knows"},
+		{"Local time zone", map[string]string{"TimeZone": "Local"}, nil, "TimeZone=Local: not a time zone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

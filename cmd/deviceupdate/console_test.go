@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -108,6 +109,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("approved before Confirm: %+v", r)
 	}
 	b.Shot("rules-confirm")
+	b.Do("staged form", chromedp.Click(chromedp.CSS("#confirm details.staged summary")), chromedp.WaitVisible(chromedp.CSS(`#confirm input[name="waves"]`)))
+	b.Shot("rules-confirm-staged")
 	b.Do("confirm", chromedp.Click(chromedp.CSS("#confirm button.primary")), chromedp.WaitVisible(chromedp.CSS("main .notice")))
 	if got := b.Text("main .notice"); got != "Approved 1 rule." {
 		t.Errorf("after Confirm: %q", got)
@@ -187,6 +190,65 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("Verify shows %q", got)
 	}
 	b.Shot("audit-verified")
+	// A staged rollout of the pending build, started with the CLI: half
+	// the phones polling are offered it, all but one take it; the rules
+	// page shows a bar per wave, and Pause there pauses it.
+	if res := e2e.Run(t, "", env, "rule", "approve", id, "--waves", "50,100", "--soak", "1h"); res.Code != 0 {
+		t.Fatalf("rule approve --waves: %s", res.Stderr)
+	}
+	var offered []string
+	for i := range 16 {
+		mac := fmt.Sprintf("00-04-F2-00-30-%02X", i)
+		if _, body := post(t, http.DefaultClient, srv.InternalURL()+"/RequestHandler/ucdevice.upx", pollBody(mac, "CX600", "4.0.7577.4366")); strings.Contains(body, "4.0.7577.4400") {
+			offered = append(offered, mac)
+		}
+	}
+	if len(offered) < 2 {
+		t.Fatalf("%d of 16 phones offered the build of a 50%% wave", len(offered))
+	}
+	rollout := func() deviceupdate.RolloutStatus {
+		res := e2e.Run(t, "", env, "rule", "rollout", id, "--json")
+		var st deviceupdate.RolloutStatus
+		if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &st) != nil || len(st.Waves) != 2 {
+			t.Fatalf("rule rollout --json: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+		}
+		return st
+	}
+	// The inventory notes polls in batches, about a second apart: the
+	// offers are noted before the phones report the build.
+	waitFor := func(what string, ok func(deviceupdate.WaveStats) bool) {
+		for deadline := time.Now().Add(15 * time.Second); !ok(rollout().Waves[0]); time.Sleep(200 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, rollout())
+			}
+		}
+	}
+	waitFor("offers not counted", func(w deviceupdate.WaveStats) bool { return w.Offered == len(offered) })
+	for _, mac := range offered[1:] { // the first keeps its old build
+		if code, body := post(t, http.DefaultClient, srv.InternalURL()+"/RequestHandler/ucdevice.upx", pollBody(mac, "CX600", "4.0.7577.4400")); code != 200 {
+			t.Fatalf("poll: %d %s", code, body)
+		}
+	}
+	waitFor("updates not counted", func(w deviceupdate.WaveStats) bool { return w.Updated == len(offered)-1 })
+	b.Do("rollout", chromedp.Navigate(base+"/rules"), chromedp.WaitVisible(chromedp.CSS("details.rollout svg.wave-bar")))
+	if got := strings.ToLower(b.Text("details.rollout summary")); !strings.Contains(got, "running staged rollout of 4.0.7577.4400, wave 1 of 2") {
+		t.Errorf("rollout summary %q", got)
+	}
+	if n := e2e.Eval[int](b, `document.querySelectorAll("details.rollout li.wave:first-child rect.bar-updated").length`); n != 1 {
+		t.Errorf("the first wave's bar has %d updated parts, want 1", n)
+	}
+	if probs := b.Problems(); len(probs) > 0 {
+		t.Errorf("/rules with a rollout: %s", strings.Join(probs, "; "))
+	}
+	b.Shot("rules-rollout")
+	b.Do("pause", chromedp.Click(chromedp.CSS(`details.rollout form[action$="/pause"] button`)), chromedp.WaitVisible(chromedp.CSS("main .notice")))
+	if got := b.Text("main .notice"); got != "The rollout of rule "+id+" is paused." {
+		t.Errorf("after Pause: %q", got)
+	}
+	if st := rollout(); st.State != deviceupdate.RolloutPaused || st.Reason != "paused by ada" {
+		t.Errorf("rule rollout after Pause in the console: %s %q", st.State, st.Reason)
+	}
+	b.Shot("rules-rollout-paused")
 	b.Do("phone screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/rules"), chromedp.WaitVisible(chromedp.CSS("table.rules")))
 	b.Shot("rules-phone")
 	b.Do("phone menu", chromedp.Navigate(base+"/"), chromedp.Click(chromedp.CSS(".menu-button")), chromedp.WaitVisible(chromedp.CSS(".top nav")), chromedp.Sleep(300*time.Millisecond))

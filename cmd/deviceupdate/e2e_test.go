@@ -201,6 +201,9 @@ func TestServeRefusesBadStarts(t *testing.T) {
 		{"bad log level", func(t *testing.T, dir string) []string {
 			return []string{"--log-level", "loud"}
 		}, 1, "--log-level \"loud\""},
+		{"rollouts judged never", func(t *testing.T, dir string) []string {
+			return []string{"--rollout-every", "0s"}
+		}, 2, "--rollout-every 0s"},
 		{"https port in use", func(t *testing.T, dir string) []string {
 			return []string{"--https", busy.Addr().String()}
 		}, 1, "address already in use"},

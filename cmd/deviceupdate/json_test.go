@@ -51,7 +51,11 @@ func TestEveryJSONOutputIsOneCompactDocument(t *testing.T) {
 		{args: []string{"import", pkg("4.0.7577.4366"), "--json"}},
 		{args: []string{"rule", "approve", key, "--json"}},
 		{args: []string{"import", pkg("4.0.7577.4400"), "--json"}},
-		{args: []string{"rule", "reset", key, "--json"}},
+		{args: []string{"rule", "approve", key, "--waves", "50,100", "--json"}},
+		{args: []string{"rule", "rollout", key, "--json"}},
+		{args: []string{"rule", "pause", key, "--json"}},
+		{args: []string{"rule", "resume", key, "--json"}},
+		{args: []string{"rule", "reset", key, "--json"}},   // aborts the rollout
 		{args: []string{"rule", "restore", key, "--json"}}, // 4.0.7577.4100 approved again
 		{args: append([]string{"phone", "run", "--server", srv.InternalURL(), "--mac", mac, "--state", t.TempDir(), "--once"}, phone...)},
 		{args: append([]string{"phone", "sim", "--server", srv.InternalURL(), "--count", "2", "--first-addr", block}, phone...)},

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -320,12 +321,12 @@ func phoneAddrTowards(server string) (netip.Addr, error) {
 func newPhoneSimCommand(stdout io.Writer) *cobra.Command {
 	var idf phoneIdentityFlags
 	var o phone.SimOptions
-	var server, certsDir, trustPath, sharing, wanRate, firstAddr, logLevel string
+	var server, certsDir, trustPath, sharing, wanRate, firstAddr, logLevel, failRate, failMode string
 	var asJSON bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "sim --server URL --count N --model M --version V --trust PEM",
-		Short: "Simulate a site of phones booting at once (peer sharing)",
+		Use:   "sim --server URL --count N --model M --version V --trust PEM [--duration D --poll-every I [--fail-rate F --fail-mode M]]",
+		Short: "Simulate a site of phones: booting at once (peer sharing), or polling over time (rollouts)",
 		Long: `Boot --count phones at once in this process, each a full phone agent (see
 'phone run --help') on its own loopback address from --first-addr on, so the
 server sees distinct phones, and wait until each has updated or failed. The
@@ -340,9 +341,30 @@ It prints one line, or with --json one document:
 where updated counts the phones that ended on the offered version with every
 file verified, serverBytes the file bytes read from the server and peerBytes
 the verified bytes received from peers. It exits non-zero unless every phone
-updated.`,
+updated.
+
+With --duration D the phones poll over time instead of once: each first at a
+random point of the first --poll-every I, then every I (±10%), until D has
+passed; they install what they are offered as at boot (a busy server's
+Retry-After is obeyed up to I: time runs faster here). --fail-rate F (0.2 or
+20%) of them, chosen by a hash of --seed and their MAC (the same phones in
+every run with the same flags; exactly round(F × count)), fail the first
+update they are offered, as --fail-mode says:
+  revert  install it, report the new version at the next poll, then go back
+          to the old one and report that from then on (never taking it again)
+  stuck   download and verify it but never switch: report the old version
+  silent  take it and never poll again (a bricked phone)
+With --crash-dump the reverting and stuck phones upload a Watson .dmp when
+they fail. At the end it prints, per version, how many phones run it, how
+many were ever offered it (the exposure) and when, after the boot, the first
+and the last of those phones polled and were first offered it; the JSON
+adds "polls", "failing", "failed", "silent" and "versions":[{"version",
+"phones","offered","firstOfferedSeconds","lastFirstOfferedSeconds"}]. It exits non-zero when a poll or an update
+failed for another reason than the simulated one.`,
 		Example: "  deviceupdate phone sim --server http://127.0.0.1:8080 --count 32 --model CX600 --version 4.0.7577.4100 \\\n" +
-			"      --trust publisher.pem --wan-rate 4MiB --peer-sharing on --json",
+			"      --trust publisher.pem --wan-rate 4MiB --peer-sharing on --json\n" +
+			"  deviceupdate phone sim --server http://127.0.0.1:8080 --count 100 --model CX600 --version 4.0.7577.4100 \\\n" +
+			"      --trust publisher.pem --peer-sharing off --duration 10m --poll-every 30s --fail-rate 20% --fail-mode revert",
 		Args: exactArgs(0, "no arguments"),
 	}
 	idf.add(cmd, false)
@@ -357,7 +379,13 @@ updated.`,
 	f.StringVar(&firstAddr, "first-addr", "127.0.1.1", "the first phone's loopback address; the others follow")
 	f.IntVar(&o.PeerPort, "peer-port", upx.PeerPort, "the port every phone shares and discovers on")
 	f.StringVar(&o.StateDir, "state", "", "keep the phones' state folders here (default: a temporary folder, removed)")
-	f.DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	f.DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long (after --duration)")
+	f.DurationVar(&o.Duration, "duration", 0, "keep the phones polling this long (default: each polls once, at boot)")
+	f.DurationVar(&o.PollEvery, "poll-every", time.Minute, "with --duration, how often each phone polls (±10%)")
+	f.StringVar(&failRate, "fail-rate", "0", "with --duration, the share of phones that fail their update: 0.2 or 20%")
+	f.StringVar(&failMode, "fail-mode", "revert", "how they fail: revert, stuck or silent")
+	f.Uint64Var(&o.Seed, "seed", 1, "picks the failing phones and the poll times: the same seed, the same run")
+	f.BoolVar(&o.CrashDump, "crash-dump", false, "failing phones upload a Watson .dmp (revert: after updating; stuck: when they do not switch)")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON document")
 	f.StringVar(&logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -366,6 +394,9 @@ updated.`,
 		}
 		if o.Count <= 0 {
 			return usageError{fmt.Errorf("--count %d: want a positive number", o.Count)}
+		}
+		if err := simFailFlags(cmd, &o, failRate, failMode); err != nil {
+			return usageError{err}
 		}
 		var err error
 		if o.Sharing, err = phone.ParseSharing(sharing); err != nil {
@@ -395,17 +426,22 @@ updated.`,
 		o.Server, o.Identity, o.Version = server, idf.id, idf.version
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		ctx, cancel := context.WithTimeout(ctx, timeout)
+		ctx, cancel := context.WithTimeout(ctx, o.Duration+timeout)
 		defer cancel()
 		res, err := phone.Sim(ctx, o)
 		if err != nil && res.Seconds == 0 {
 			return err
 		}
-		if asJSON {
+		switch {
+		case asJSON:
 			if jerr := writeJSON(stdout, res); jerr != nil {
 				return jerr
 			}
-		} else {
+		case o.Duration > 0:
+			if terr := printSimFleet(stdout, o, res); terr != nil {
+				return terr
+			}
+		default:
 			fmt.Fprintf(stdout, "%d of %s updated to %s in %.1fs; %s from the server (%.2f × the update's %d), %d from peers\n",
 				res.Updated, plural(int64(res.Phones), "phone"), phoneOr(res.Offered, "(nothing offered)"), res.Seconds, plural(res.ServerBytes, "byte"),
 				float64(res.ServerBytes)/float64(max(res.FileBytes, 1)), res.FileBytes, res.PeerBytes)
@@ -413,10 +449,54 @@ updated.`,
 		switch {
 		case err != nil:
 			return err
+		case o.Duration > 0 && len(res.Errors) > 0:
+			return fmt.Errorf("polls or updates failed: %s", strings.Join(res.Errors, "; "))
+		case o.Duration > 0:
 		case res.Updated < res.Phones:
 			return fmt.Errorf("%d of %s did not update: %s", res.Phones-res.Updated, plural(int64(res.Phones), "phone"), strings.Join(res.Errors, "; "))
 		}
 		return nil
 	}
 	return cmd
+}
+
+// simFailFlags checks --duration, --poll-every and the failure flags of
+// phone sim into o.
+func simFailFlags(cmd *cobra.Command, o *phone.SimOptions, failRate, failMode string) error {
+	var err error
+	if o.FailRate, err = phone.ParseFailRate(failRate); err != nil {
+		return fmt.Errorf("--fail-rate: %w", err)
+	}
+	if o.FailMode, err = phone.ParseFailMode(failMode); err != nil {
+		return fmt.Errorf("--fail-mode: %w", err)
+	}
+	f := cmd.Flags()
+	switch {
+	case o.Duration < 0:
+		return fmt.Errorf("--duration %s: want a positive duration", o.Duration)
+	case o.PollEvery <= 0:
+		return fmt.Errorf("--poll-every %s: want a positive duration", o.PollEvery)
+	case o.Duration == 0 && (f.Changed("poll-every") || o.FailRate > 0):
+		return fmt.Errorf("--poll-every and --fail-rate need --duration: the phones poll over time")
+	case o.FailRate == 0 && (f.Changed("fail-mode") || o.CrashDump):
+		return fmt.Errorf("--fail-mode and --crash-dump need --fail-rate")
+	}
+	return nil
+}
+
+// printSimFleet prints a simulation over time: one line, then per version
+// the phones running it at the end, those offered it, and when.
+func printSimFleet(w io.Writer, o phone.SimOptions, res phone.SimResult) error {
+	fmt.Fprintf(w, "%s polled every %s for %s: %s; %d failing (%s), %d failed, %d silent; %s from the server, %d from peers\n",
+		plural(int64(res.Phones), "phone"), o.PollEvery, o.Duration, plural(int64(res.Polls), "poll"), res.Failing, phoneOr(res.FailMode, "none"),
+		res.Failed, res.Silent, plural(res.ServerBytes, "byte"), res.PeerBytes)
+	t := newTable(w, "VERSION", "PHONES", "OFFERED", "FIRST OFFERED", "LAST FIRST OFFERED")
+	for _, v := range res.Versions {
+		first, last := "-", "-"
+		if v.FirstOfferedSeconds != nil {
+			first, last = fmt.Sprintf("%.1fs", *v.FirstOfferedSeconds), fmt.Sprintf("%.1fs", *v.LastFirstOfferedSeconds)
+		}
+		t.row(v.Version, strconv.Itoa(v.Phones), strconv.Itoa(v.Offered), first, last)
+	}
+	return t.flush()
 }

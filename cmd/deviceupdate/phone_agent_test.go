@@ -20,7 +20,13 @@ import (
 // the path of a PEM file holding the publisher's root.
 func phoneSite(t *testing.T, size int) (*e2e.Server, []string, string) {
 	t.Helper()
-	srv := e2e.Start(t, e2e.Options{})
+	return phoneSiteWith(t, size, e2e.Options{})
+}
+
+// phoneSiteWith is phoneSite with a server started with o.
+func phoneSiteWith(t *testing.T, size int, o e2e.Options) (*e2e.Server, []string, string) {
+	t.Helper()
+	srv := e2e.Start(t, o)
 	ca := testpki.NewCA(t, "Polycom Root")
 	trustPublisher(t, srv, ca)
 	env := []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + srv.Certs}

@@ -16,22 +16,23 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
 )
 
-// TestRuleLifecycleThroughCLI: import → approve → import → reset → import
-// → approve → restore → remove, each step checked; then the audit trail
-// verifies, and altering one byte of it makes `audit verify` fail.
-func TestRuleLifecycleThroughCLI(t *testing.T) {
-	srv := e2e.Start(t, e2e.Options{})
+// ruleServer starts the server trusting a publisher, and returns the
+// CLI's environment for it, a maker of that publisher's CX600 packages
+// (the path of a cab of the given version), and a runner of the CLI that
+// fails the test on a non-zero exit.
+func ruleServer(t *testing.T) (srv *e2e.Server, env []string, pkg func(version string) string, run func(args ...string) e2e.Result) {
+	t.Helper()
+	srv = e2e.Start(t, e2e.Options{})
 	ca := testpki.NewCA(t, "Polycom Root")
 	trustPublisher(t, srv, ca)
 	sign := testpkg.NewSigner(t, ca, testpki.Options{})
-	env := []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + srv.Certs}
-	key := "UCPhone/Polycom/CX600/A/ENU/CPE"
-	pkg := func(version string) string {
+	env = []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + srv.Certs}
+	pkg = func(version string) string {
 		files := testpkg.Files{}
 		testpkg.AddUpdate(t, files, "", version, testpkg.Image(64<<10, byte(len(version))), sign)
 		return testpkg.MakeCab(t, files)
 	}
-	run := func(args ...string) e2e.Result {
+	run = func(args ...string) e2e.Result {
 		t.Helper()
 		res := e2e.Run(t, "", env, args...)
 		if res.Code != 0 {
@@ -39,18 +40,31 @@ func TestRuleLifecycleThroughCLI(t *testing.T) {
 		}
 		return res
 	}
-	state := func() string {
-		t.Helper()
-		var rules []deviceupdate.Rule
-		if err := json.Unmarshal([]byte(run("rule", "list", "--json").Stdout), &rules); err != nil {
-			t.Fatal(err)
-		}
-		if len(rules) == 0 {
-			return "no rule"
-		}
-		r := rules[0]
-		return fmt.Sprintf("approved %s pending %s restore %s", orDash(r.ApprovedVersion), orDash(r.PendingVersion), orDash(r.RestoreVersion))
+	return srv, env, pkg, run
+}
+
+// ruleState is the first rule's versions as `rule list` shows them, or
+// "no rule".
+func ruleState(t *testing.T, run func(args ...string) e2e.Result) string {
+	t.Helper()
+	var rules []deviceupdate.Rule
+	if err := json.Unmarshal([]byte(run("rule", "list", "--json").Stdout), &rules); err != nil {
+		t.Fatal(err)
 	}
+	if len(rules) == 0 {
+		return "no rule"
+	}
+	r := rules[0]
+	return fmt.Sprintf("approved %s pending %s restore %s", orDash(r.ApprovedVersion), orDash(r.PendingVersion), orDash(r.RestoreVersion))
+}
+
+// TestRuleLifecycleThroughCLI: import → approve → import → reset → import
+// → approve → restore → remove, each step checked; then the audit trail
+// verifies, and altering one byte of it makes `audit verify` fail.
+func TestRuleLifecycleThroughCLI(t *testing.T) {
+	srv, env, pkg, run := ruleServer(t)
+	key := "UCPhone/Polycom/CX600/A/ENU/CPE"
+	state := func() string { t.Helper(); return ruleState(t, run) }
 
 	versionDir := func(v string) string {
 		return filepath.Join(srv.Data, "DeviceUpdateStore/UCPhone/Polycom/CX600/A/ENU", v, "CPE")

@@ -73,6 +73,15 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 	// For tests that must see a stalled client cut off in seconds.
 	stall := cmd.Flags().Duration("stall-timeout", handler.DefaultStallTimeout, "how long a download may make no progress")
 	_ = cmd.Flags().MarkHidden("stall-timeout")
+	// For simulations of staged rollouts that compress hours into seconds
+	// (scripts/rollout-table.sh): phone sim polls every few seconds, which
+	// PollIntervalSeconds (an hour at least) cannot say.
+	rolloutEvery := cmd.Flags().Duration("rollout-every", defaultRolloutEvery, "how often staged rollouts are judged")
+	rolloutPoll := cmd.Flags().Duration("rollout-poll-interval", 0, "the poll interval staged rollouts judge devices by (default: the PollIntervalSeconds setting)")
+	rolloutHour := cmd.Flags().Duration("rollout-hour", time.Hour, "the period a staged rollout's --max-per-hour counts new offers over")
+	_ = cmd.Flags().MarkHidden("rollout-every")
+	_ = cmd.Flags().MarkHidden("rollout-poll-interval")
+	_ = cmd.Flags().MarkHidden("rollout-hour")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c := DefaultConfig()
 		if configFile != "" {
@@ -84,6 +93,9 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 		if err := c.Validate(); err != nil {
 			return err
 		}
+		if *rolloutEvery <= 0 || *rolloutPoll < 0 || *rolloutHour <= 0 {
+			return usageError{fmt.Errorf("--rollout-every %s, --rollout-poll-interval %s, --rollout-hour %s: want positive durations", *rolloutEvery, *rolloutPoll, *rolloutHour)}
+		}
 		logger, err := newLogger(c.LogLevel, stderr)
 		if err != nil {
 			return err
@@ -94,6 +106,7 @@ UCUpdates-R2.<domain>, and the admin token. SIGINT or SIGTERM stops it cleanly.`
 		defer stop()
 		m := NewMain(c, logger, stdout)
 		m.StallTimeout = *stall
+		m.RolloutEvery, m.RolloutPollInterval, m.RolloutHour = *rolloutEvery, *rolloutPoll, *rolloutHour
 		if err := m.Run(ctx); err != nil {
 			_ = m.Close()
 			return err
@@ -137,6 +150,15 @@ type Main struct {
 	// StallTimeout bounds slow clients (handler.Config.StallTimeout); 0
 	// means the default.
 	StallTimeout time.Duration
+	// RolloutEvery is how often staged rollouts are judged; 0 means every
+	// minute.
+	RolloutEvery time.Duration
+	// RolloutPollInterval is the poll interval staged rollouts judge
+	// devices by; 0 means the PollIntervalSeconds setting.
+	RolloutPollInterval time.Duration
+	// RolloutHour is the period --max-per-hour counts over (the hidden
+	// flag --rollout-hour; an hour when zero).
+	RolloutHour time.Duration
 
 	db       *store.DB
 	files    *updatestore.Store
@@ -147,6 +169,8 @@ type Main struct {
 	dns      *discovery.Server // the discovery responder; nil without --dns
 	failed   chan error
 	wg       sync.WaitGroup
+
+	rolloutStop chan struct{} // closed by Close to stop runRollouts
 }
 
 type listener struct {
@@ -243,14 +267,14 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Warn("index the inventory for the console; the first dashboard will try again", zap.Error(err))
 		}
 	}()
-	svc := &admin.Service{DB: m.db, Trail: m.trail, Inventory: m.recorder, Logger: m.Logger}
+	svc := &admin.Service{DB: m.db, Trail: m.trail, Inventory: m.recorder, Logger: m.Logger, PollInterval: m.RolloutPollInterval}
 	if err := svc.CheckTrail(); err != nil {
 		return err
 	}
 	// admins serves the admin API's tokens and the console's sessions:
 	// one, so that sign-ins share one throttle.
 	admins := admin.NewAdmins(svc)
-	polls := &poll.Service{DB: m.db, Recorder: m.recorder, Files: m.files}
+	polls := &poll.Service{DB: m.db, Recorder: m.recorder, Files: m.files, CapPeriod: m.RolloutHour}
 	if err := m.files.Create(); err != nil {
 		return err
 	}
@@ -304,6 +328,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Packages:       im,
 		MaxPackageSize: importer.DefaultMaxPackageSize,
 		Rules:          svc,
+		Rollouts:       svc,
 		Audit:          svc,
 		TestDevices:    svc,
 		Config:         svc,
@@ -383,6 +408,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.startDNS(reg); err != nil {
 		return err
 	}
+	m.runRollouts(svc, reg)
 	m.Logger.Info("started",
 		zap.String("version", deviceupdate.BuildVersion()),
 		zap.String("data", c.Data), zap.String("certs", c.Certs), zap.String("domain", c.Domain),
@@ -421,6 +447,10 @@ func (m *Main) Close() error {
 	var errs []error
 	if err := m.stopDNS(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if m.rolloutStop != nil {
+		close(m.rolloutStop)
+		m.rolloutStop = nil
 	}
 	for _, l := range m.servers {
 		if l.srv == nil {

@@ -24,7 +24,7 @@ func (m *Main) newConsole(admins consoleAdmins, svc *admin.Service, im *importer
 	c := m.Config
 	return console.New(console.Config{
 		Logger: m.Logger, Sessions: admins, Admins: admins,
-		Rules: svc, Packages: im, Devices: svc, DeviceConfig: svc, Logs: m.logs, TestDevices: svc, Sites: svc,
+		Rules: svc, Rollouts: svc, Packages: im, Devices: svc, DeviceConfig: svc, Logs: m.logs, TestDevices: svc, Sites: svc,
 		Config: svc, Users: svc, Audit: svc, MaxPackageSize: importer.DefaultMaxPackageSize,
 		Health: console.Health{
 			DataDir: c.Data,

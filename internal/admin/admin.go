@@ -28,6 +28,9 @@ type Service struct {
 	Now func() time.Time
 	// Logger gets a broken audit trail at error level; nil logs nothing.
 	Logger *zap.Logger
+	// PollInterval is the poll interval staged rollouts judge devices
+	// by; 0 means the PollIntervalSeconds setting.
+	PollInterval time.Duration
 }
 
 func (s *Service) now() time.Time {
@@ -73,7 +76,12 @@ func (s *Service) refuse(e audit.Entry, err error) error {
 func (s *Service) Record(e audit.Entry) error { return s.change(e, nil) }
 
 // ChangeRule performs a lifecycle action and audits it, refused or not.
-func (s *Service) ChangeRule(_ context.Context, id string, action deviceupdate.RuleAction, expect *deviceupdate.Rule, actor string) (before deviceupdate.Rule, after *deviceupdate.Rule, err error) {
+func (s *Service) ChangeRule(ctx context.Context, id string, action deviceupdate.RuleAction, expect *deviceupdate.Rule, actor string) (before deviceupdate.Rule, after *deviceupdate.Rule, err error) {
+	if action == deviceupdate.RuleReset {
+		if r, err := s.DB.Rollout(id); err == nil && r.Active() {
+			return s.resetRollout(ctx, id, actor)
+		}
+	}
 	err = s.change(audit.Entry{Actor: actor, Action: "rule." + string(action), Target: id}, func(tx *store.DB, e *audit.Entry) (err error) {
 		if before, after, err = tx.ChangeRule(id, action, expect); err != nil {
 			return err

@@ -61,6 +61,7 @@ type Config struct {
 	Admins   deviceupdate.AdminService
 
 	Rules        deviceupdate.RuleService
+	Rollouts     deviceupdate.RolloutService // staged approvals (SPEC §10); nil leaves them out
 	Packages     deviceupdate.PackageService
 	Devices      deviceupdate.DeviceService
 	DeviceConfig deviceupdate.DeviceConfigService
@@ -204,6 +205,8 @@ func (c *Console) Mount(e *echo.Echo) {
 		{cfg.Rules != nil, http.MethodGet, "/rules", viewer, c.handleRules},
 		{cfg.Rules != nil, http.MethodGet, "/rules/confirm", operator, c.handleRuleConfirm},
 		{cfg.Rules != nil, http.MethodPost, "/rules/apply", operator, c.handleRuleApply},
+		{cfg.Rules != nil && cfg.Rollouts != nil, http.MethodPost, "/rules/:id/pause", operator, c.handleRolloutChange},
+		{cfg.Rules != nil && cfg.Rollouts != nil, http.MethodPost, "/rules/:id/resume", operator, c.handleRolloutChange},
 		{cfg.Packages != nil, http.MethodGet, "/import", admin, c.handleImportPage},
 		{cfg.Packages != nil, http.MethodPost, "/import", admin, c.handleImport},
 		{cfg.Devices != nil, http.MethodGet, "/devices", viewer, c.handleDevices},

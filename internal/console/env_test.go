@@ -92,7 +92,7 @@ func newEnv(t testing.TB) *env {
 	}
 	reg := prometheus.NewRegistry()
 	con, err := console.New(console.Config{
-		Sessions: admins, Admins: admins, Rules: svc, Packages: im, Devices: svc, DeviceConfig: svc, TestDevices: svc, Sites: svc,
+		Sessions: admins, Admins: admins, Rules: svc, Rollouts: svc, Packages: im, Devices: svc, DeviceConfig: svc, TestDevices: svc, Sites: svc,
 		Config: svc, Users: svc, Audit: svc, MaxPackageSize: importer.DefaultMaxPackageSize, Now: clk.now,
 		Health: console.Health{DataDir: data},
 	})
@@ -102,7 +102,7 @@ func newEnv(t testing.TB) *env {
 	srv, err := handler.New(handler.Config{
 		Logger: zap.NewNop(), Registry: reg, Store: db, AdminToken: "unused-token", Packages: im, MaxPackageSize: importer.DefaultMaxPackageSize,
 		Rules: svc, Audit: svc, TestDevices: svc, Config: svc, Files: im, Devices: svc, Sites: svc, DeviceConfig: svc, Users: svc,
-		Admins: admins, Console: con, Now: clk.now,
+		Rollouts: svc, Admins: admins, Console: con, Now: clk.now,
 	})
 	if err != nil {
 		t.Fatal(err)

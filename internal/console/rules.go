@@ -40,12 +40,16 @@ type rulesData struct {
 	Rules   []ruleRow
 	Confirm *confirmData
 	Failed  []string
+	// Staged says the confirmation of an approve may start a staged
+	// rollout instead (SPEC §10).
+	Staged bool
 }
 
 // ruleRow is a rule with the actions its state allows.
 type ruleRow struct {
 	deviceupdate.Rule
-	Actions []string // the actions offered, by name
+	Actions []string     // the actions offered, by name
+	Rollout *rolloutView // the rule's latest staged rollout, nil when none
 }
 
 // Label names an action on the button.
@@ -74,7 +78,12 @@ func (c *Console) handleRules(ec echo.Context, s *deviceupdate.Session) error {
 	if n, err := strconv.Atoi(ec.QueryParam("n")); err == nil && n > 0 {
 		if _, done, ok := actionLabel(deviceupdate.RuleAction(ec.QueryParam("done"))); ok {
 			p.Notice = fmt.Sprintf("%s %d %s.", done, n, plural(n, "rule"))
+		} else if ec.QueryParam("done") == "rollout" {
+			p.Notice = fmt.Sprintf("Started a staged rollout of %d %s.", n, plural(n, "rule"))
 		}
+	}
+	if n := rolloutNotice(ec.QueryParams()); n != "" {
+		p.Notice = n
 	}
 	return c.renderRules(ec, s, http.StatusOK, p, nil, nil)
 }
@@ -91,17 +100,30 @@ func (c *Console) renderRules(ec echo.Context, s *deviceupdate.Session, status i
 	if err != nil {
 		return c.fail(ec, s, err)
 	}
+	rollouts, err := c.rollouts(ec.Request().Context(), rules)
+	if err != nil {
+		return c.fail(ec, s, err)
+	}
 	rows := make([]ruleRow, len(rules))
 	for i, r := range rules {
-		rows[i] = ruleRow{Rule: r}
+		rows[i] = ruleRow{Rule: r, Rollout: rollouts[r.ID]}
+		if v := rows[i].Rollout; v != nil {
+			v.Operator, v.CSRF = s.Admin.Role.Allows(deviceupdate.RoleOperator), s.CSRF
+		}
 		for _, a := range ruleActions {
+			// While a rollout runs or is paused, the rule's versions are
+			// its own: only Reject (which aborts it) and Remove apply.
+			inRollout := rows[i].Rollout != nil && rows[i].Rollout.Active()
+			if inRollout && (a.Action == deviceupdate.RuleApprove || a.Action == deviceupdate.RuleRestore) {
+				continue
+			}
 			if _, err := r.Apply(a.Action); err == nil {
 				rows[i].Actions = append(rows[i].Actions, string(a.Action))
 			}
 		}
 	}
 	p.Title, p.Nav, p.Session = "Rules", "rules", s
-	p.Data = rulesData{Rules: rows, Confirm: confirm, Failed: failed}
+	p.Data = rulesData{Rules: rows, Confirm: confirm, Failed: failed, Staged: c.cfg.Rollouts != nil}
 	return c.render(ec, status, "rules", p)
 }
 
@@ -137,6 +159,15 @@ func (c *Console) handleRuleConfirm(ec echo.Context, s *deviceupdate.Session) er
 			continue
 		}
 		effect, err := describe(r, action)
+		if err == nil && action == deviceupdate.RuleReset && c.cfg.Rollouts != nil {
+			if ro, _, rerr := c.cfg.Rollouts.Rollout(ec.Request().Context(), id); rerr == nil && ro.Active() {
+				prev := "nothing"
+				if !ro.Previous.IsZero() {
+					prev = ro.Previous.String()
+				}
+				effect = fmt.Sprintf("The staged rollout of %s is aborted: the phones it reached are offered %s again.", ro.Version, prev)
+			}
+		}
 		if err != nil {
 			refused = append(refused, deviceupdate.ErrorMessage(err))
 			continue
@@ -213,6 +244,19 @@ func (c *Console) handleRuleApply(ec echo.Context, s *deviceupdate.Session) erro
 	ids := form["id"]
 	if len(ids) == 0 || len(ids) > maxBulk {
 		return c.fail(ec, s, deviceupdate.Errorf(deviceupdate.EINVALID, "select 1 to %d rules", maxBulk))
+	}
+	if action == deviceupdate.RuleApprove && form.Get("staged") != "" && c.cfg.Rollouts != nil {
+		done, failed, err := c.startRollouts(ec.Request().Context(), s, form, ids)
+		if deviceupdate.ErrorCode(err) == deviceupdate.EINVALID {
+			return c.renderRules(ec, s, http.StatusBadRequest, page{}, nil, []string{deviceupdate.ErrorMessage(err)})
+		}
+		if err != nil {
+			return c.fail(ec, s, err)
+		}
+		if len(failed) > 0 {
+			return c.renderRules(ec, s, http.StatusConflict, page{Notice: noticeIf(done > 0, fmt.Sprintf("Started a staged rollout of %d %s.", done, plural(done, "rule")))}, nil, failed)
+		}
+		return ec.Redirect(http.StatusSeeOther, fmt.Sprintf("/rules?done=rollout&n=%d", done))
 	}
 	done := 0
 	var failed []string

@@ -67,6 +67,7 @@ type Config struct {
 	Info        deviceupdate.ServerInfo
 	Packages    deviceupdate.PackageService
 	Rules       deviceupdate.RuleService
+	Rollouts    deviceupdate.RolloutService // staged approvals (SPEC §10); nil leaves them out
 	Audit       deviceupdate.AuditService
 	TestDevices deviceupdate.TestDeviceService
 	Config      deviceupdate.ConfigService
@@ -132,6 +133,7 @@ type Server struct {
 	packages       deviceupdate.PackageService
 	maxPackageSize int64
 	rules          deviceupdate.RuleService
+	rollouts       deviceupdate.RolloutService
 	audit          deviceupdate.AuditService
 	testDevices    deviceupdate.TestDeviceService
 	config         deviceupdate.ConfigService
@@ -186,6 +188,7 @@ func New(cfg Config) (*Server, error) {
 		packages:       cfg.Packages,
 		maxPackageSize: cfg.MaxPackageSize,
 		rules:          cfg.Rules,
+		rollouts:       cfg.Rollouts,
 		audit:          cfg.Audit,
 		testDevices:    cfg.TestDevices,
 		config:         cfg.Config,
@@ -273,6 +276,11 @@ func (s *Server) adminRoutes() {
 	if s.rules != nil {
 		s.route(g, get, "/rules", canRead, s.handleRules)
 		s.route(g, post, "/rules/:id/:action", canOperate, s.handleRuleAction)
+	}
+	if s.rollouts != nil {
+		s.route(g, get, "/rules/:id/rollout", canRead, s.handleRollout)
+		s.route(g, post, "/rules/:id/pause", canOperate, s.handlePauseRollout)
+		s.route(g, post, "/rules/:id/resume", canOperate, s.handleResumeRollout)
 	}
 	if s.audit != nil {
 		s.route(g, get, "/audit", canRead, s.handleAudit)

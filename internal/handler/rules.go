@@ -49,6 +49,8 @@ func (s *Server) handleRules(c echo.Context) error {
 // client last saw it, so that a change made meanwhile is a conflict.
 type ruleChange struct {
 	Expect *deviceupdate.Rule `json:"expect"`
+	// Rollout, with approve, approves in stages (SPEC §10).
+	Rollout *deviceupdate.RolloutFlags `json:"rollout"`
 }
 
 type ruleChanged struct {
@@ -61,11 +63,76 @@ func (s *Server) handleRuleAction(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	if req.Rollout != nil {
+		return s.startRollout(c, req)
+	}
 	before, after, err := s.rules.ChangeRule(c.Request().Context(), c.Param("id"), deviceupdate.RuleAction(c.Param("action")), req.Expect, actor(c))
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, ruleChanged{Before: before, After: after})
+}
+
+// startRollout is POST /rules/:id/approve with rollout options: the
+// rollout as GET /rules/:id/rollout shows it.
+func (s *Server) startRollout(c echo.Context, req ruleChange) error {
+	if s.rollouts == nil {
+		return deviceupdate.Errorf(deviceupdate.ENOTIMPLEMENTED, "staged rollouts are not served here")
+	}
+	if c.Param("action") != string(deviceupdate.RuleApprove) {
+		return deviceupdate.Errorf(deviceupdate.EINVALID, "rollout options go with approve, not %s", c.Param("action"))
+	}
+	o, err := req.Rollout.Parse()
+	if err != nil {
+		return err
+	}
+	if req.Expect != nil {
+		if err := s.checkExpected(c, *req.Expect); err != nil {
+			return err
+		}
+	}
+	ctx := c.Request().Context()
+	if _, err := s.rollouts.StartRollout(ctx, c.Param("id"), o, actor(c)); err != nil {
+		return err
+	}
+	return s.handleRollout(c)
+}
+
+// checkExpected refuses a rollout of a rule that changed since the client
+// read it, as ChangeRule does for the other actions.
+func (s *Server) checkExpected(c echo.Context, expect deviceupdate.Rule) error {
+	rules, err := s.rules.Rules(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	for _, r := range rules {
+		if r.ID == c.Param("id") && (r.ApprovedVersion != expect.ApprovedVersion || r.PendingVersion != expect.PendingVersion || r.RestoreVersion != expect.RestoreVersion) {
+			return deviceupdate.Errorf(deviceupdate.ECONFLICT, "rule %s changed since it was read; look again and retry", r.ID)
+		}
+	}
+	return nil
+}
+
+func (s *Server) handleRollout(c echo.Context) error {
+	r, stats, err := s.rollouts.Rollout(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r.Status(stats))
+}
+
+func (s *Server) handlePauseRollout(c echo.Context) error {
+	if _, err := s.rollouts.PauseRollout(c.Request().Context(), c.Param("id"), actor(c)); err != nil {
+		return err
+	}
+	return s.handleRollout(c)
+}
+
+func (s *Server) handleResumeRollout(c echo.Context) error {
+	if _, err := s.rollouts.ResumeRollout(c.Request().Context(), c.Param("id"), actor(c)); err != nil {
+		return err
+	}
+	return s.handleRollout(c)
 }
 
 func (s *Server) handleAudit(c echo.Context) error {

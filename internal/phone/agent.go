@@ -161,6 +161,10 @@ type Config struct {
 	RetryInterval time.Duration
 	// NoLogUpload keeps the agent's log to itself.
 	NoLogUpload bool
+	// NoSync skips every fsync, for simulated phones (Sim sets it): their
+	// state need not survive a power cut, and a thousand phones' installs
+	// on one disk otherwise queue on its flushes for minutes.
+	NoSync bool
 }
 
 // Result is the outcome of one poll.
@@ -177,6 +181,8 @@ type Result struct {
 	PeerSharing bool   `json:"peerSharing"`       // whether files were fetched through peers
 	Interval    int    `json:"intervalSeconds"`   // seconds until the next periodic poll
 	Error       string `json:"error,omitempty"`
+
+	answered bool // the server answered the poll: it saw Previous
 }
 
 // Agent is one phone. Its methods are safe for concurrent use; polls run
@@ -193,6 +199,10 @@ type Agent struct {
 	state  State
 	user   string
 	shared map[string][]*sharedFile // by update type: files served to peers
+
+	// stuck makes the agent a simulated stuck phone: it fetches and
+	// verifies what it is offered but never switches (errStuck).
+	stuck bool
 }
 
 // New returns an agent with the state it finds in cfg.StateDir.
@@ -259,7 +269,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 		st = st.with(ModuleState{UpdateType: deviceupdate.DefaultUpdateType, Filename: "CPE.nbt", Version: cfg.Version})
-		if err := saveState(cfg.StateDir, st); err != nil {
+		if err := saveState(cfg.StateDir, st, !cfg.NoSync); err != nil {
 			return nil, err
 		}
 	}
@@ -400,7 +410,7 @@ func (a *Agent) poll(ctx context.Context, trigger string, d *diag) (Result, erro
 	if err != nil {
 		return res, err
 	}
-	res.Interval = ans.PollIntervalSeconds
+	res.Interval, res.answered = ans.PollIntervalSeconds, true
 	share := a.cfg.Peer != nil && (a.cfg.Sharing == SharingOn || a.cfg.Sharing == SharingAuto && ans.PeerSharing != nil && ans.PeerSharing.Enabled)
 	if ans.NumOfFiles == 0 {
 		d.printf("nothing offered; next poll in %s", time.Duration(res.Interval)*time.Second)

@@ -5,10 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -47,18 +47,43 @@ type SimOptions struct {
 	// removed at the end, when empty.
 	StateDir string
 	Logger   *zap.Logger
+
+	// Duration, when positive, keeps the phones polling that long, each
+	// first at a random point of the first PollEvery, then every
+	// PollEvery ±10% (a fleet over time); zero polls each phone once, at
+	// boot, and waits until each has updated or failed.
+	Duration  time.Duration
+	PollEvery time.Duration
+	// FailRate of the phones (0 to 1; with a Duration) fail the update
+	// they are offered in the way FailMode says; which ones is decided by
+	// Seed and their identities (failingPhones). With CrashDump they
+	// upload a Watson .dmp after updating (revert) or trying to (stuck).
+	FailRate  float64
+	FailMode  FailMode
+	Seed      uint64
+	CrashDump bool
 }
 
 // SimResult is what a simulated site did.
 type SimResult struct {
-	Phones      int      `json:"phones"`
-	Updated     int      `json:"updated"`     // phones that ended on the offered version, every file verified
+	Phones int `json:"phones"`
+	// Updated counts the phones that switched to an offered version,
+	// every file verified: at boot, the phones that ended on it; with a
+	// Duration, those that switched at least once.
+	Updated     int      `json:"updated"`
 	ServerBytes int64    `json:"serverBytes"` // file bytes the phones read from the server
 	PeerBytes   int64    `json:"peerBytes"`   // verified bytes the phones received from peers
 	Seconds     float64  `json:"seconds"`     // from the boot to the last phone's end
 	Offered     string   `json:"offered,omitempty"`
 	FileBytes   int64    `json:"fileBytes"`        // the offered files' size: one copy of the update
 	Errors      []string `json:"errors,omitempty"` // the distinct failures, with how many phones had each
+
+	Polls    int          `json:"polls"`              // polls the server answered
+	FailMode string       `json:"failMode,omitempty"` // with a fail rate
+	Failing  int          `json:"failing"`            // phones made to fail
+	Failed   int          `json:"failed"`             // of those, the ones whose failure happened (they were offered an update)
+	Silent   int          `json:"silent"`             // phones that stopped polling (FailSilent)
+	Versions []SimVersion `json:"versions"`           // by version: phones running it at the end, phones offered it
 }
 
 // SimAddrs returns n loopback addresses from first on, skipping those
@@ -87,12 +112,25 @@ func macFor(a netip.Addr) string {
 // Sim boots o.Count phones at once, each on its own loopback address (its
 // HTTP connections come from it, and it shares on it), reading from the
 // server through one shared WAN limiter, and waits until each has
-// updated or failed. The phones keep serving their peers until all are
-// done.
+// updated or failed; with o.Duration, the phones poll over that time
+// instead, and o.FailRate of them fail as o.FailMode says. The phones
+// keep serving their peers until all are done.
 func Sim(ctx context.Context, o SimOptions) (SimResult, error) {
 	res := SimResult{Phones: o.Count}
-	if o.Count <= 0 {
+	switch {
+	case o.Count <= 0:
 		return res, deviceupdate.Errorf(deviceupdate.EINVALID, "the number of phones must be positive")
+	case o.Duration < 0 || o.Duration > 0 && o.PollEvery <= 0:
+		return res, deviceupdate.Errorf(deviceupdate.EINVALID, "a simulation over time needs a positive duration and poll interval")
+	case math.IsNaN(o.FailRate) || o.FailRate < 0 || o.FailRate > 1:
+		return res, deviceupdate.Errorf(deviceupdate.EINVALID, "the fail rate must be from 0 to 1")
+	case o.FailRate > 0 && o.Duration == 0:
+		return res, deviceupdate.Errorf(deviceupdate.EINVALID, "failing phones need a duration: a failure shows over several polls")
+	case o.FailRate > 0 && o.FailMode == FailNone:
+		return res, deviceupdate.Errorf(deviceupdate.EINVALID, "failing phones need a fail mode: revert, stuck or silent")
+	}
+	if o.FailRate > 0 {
+		res.FailMode = o.FailMode.String()
 	}
 	if !o.FirstAddr.IsValid() {
 		o.FirstAddr = netip.MustParseAddr("127.0.1.1")
@@ -147,21 +185,32 @@ func Sim(ctx context.Context, o SimOptions) (SimResult, error) {
 		}
 	}
 
-	agents := make([]*Agent, len(addrs))
+	phones := make([]*simPhone, len(addrs))
 	defer func() {
-		for _, a := range agents {
-			if a != nil {
-				a.Close()
+		for _, p := range phones {
+			if p != nil {
+				p.a.Close()
 			}
 		}
 	}()
+	ids := make([]string, len(addrs))
+	for i, addr := range addrs {
+		ids[i] = macFor(addr)
+	}
+	failing := failingPhones(ids, o.FailRate, o.Seed)
 	for i, addr := range addrs {
 		id := o.Identity
-		id.MAC, id.Serial = macFor(addr), ""
+		id.MAC, id.Serial = ids[i], ""
 		cfg := Config{
 			Server: o.Server, TLS: o.TLS, Identity: id, Version: o.Version, Trust: o.Trust,
 			StateDir: filepath.Join(o.StateDir, id.MAC), LocalAddr: addr, WAN: wan, Sharing: o.Sharing,
-			Logger: o.Logger,
+			Logger: o.Logger, NoSync: true,
+		}
+		if o.Duration > 0 {
+			// Time runs faster in a fleet over time: a phone told to come
+			// back in a minute (a busy server's Retry-After) comes back
+			// within one poll interval, as it would when phones poll daily.
+			cfg.MaxRetryWait = o.PollEvery
 		}
 		if nodes != nil {
 			cfg.Peer = nodes[i]
@@ -170,45 +219,21 @@ func Sim(ctx context.Context, o SimOptions) (SimResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("phone sim: %w", err)
 		}
-		agents[i] = a
+		fail := FailNone
+		if failing[i] {
+			fail = o.FailMode
+		}
+		phones[i] = newSimPhone(a, i, fail, &o)
 	}
 
-	results := make([]Result, len(agents))
-	errs := make([]error, len(agents))
 	start := time.Now()
 	var wg sync.WaitGroup
-	for i, a := range agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = a.Poll(ctx, "boot")
-		}()
+	for _, p := range phones {
+		wg.Go(func() { p.run(ctx, start) })
 	}
 	wg.Wait()
 	res.Seconds = time.Since(start).Seconds()
-
-	failures := map[string]int{}
-	for i, r := range results {
-		res.ServerBytes += r.ServerBytes
-		res.PeerBytes += r.PeerBytes
-		if r.Offered != "" && res.Offered == "" {
-			res.Offered, res.FileBytes = r.Offered, r.FileBytes
-		}
-		switch {
-		case r.Updated:
-			res.Updated++
-		case errs[i] != nil:
-			failures[errs[i].Error()]++
-		case r.Offered == "":
-			failures["nothing was offered"]++
-		default:
-			failures["offered the version it runs"]++
-		}
-	}
-	for msg, n := range failures {
-		res.Errors = append(res.Errors, fmt.Sprintf("%d phones: %s", n, msg))
-	}
-	sort.Strings(res.Errors)
+	tally(&res, phones, o.Duration == 0)
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("phone sim: %w", err)
 	}

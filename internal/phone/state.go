@@ -90,13 +90,21 @@ func LoadState(dir string) (State, error) {
 }
 
 // saveState replaces the state in dir atomically: after a crash it holds
-// either the old state or the new one.
-func saveState(dir string, s State) error {
+// either the old state or the new one. Unless durable, the new one is
+// renamed into place without fsync (Config.NoSync).
+func saveState(dir string, s State, durable bool) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save phone state: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, stateFile), append(data, '\n'), 0o644); err != nil {
+	data = append(data, '\n')
+	path := filepath.Join(dir, stateFile)
+	if durable {
+		err = fsutil.WriteFileAtomic(path, data, 0o644)
+	} else if err = os.WriteFile(path+".tmp", data, 0o644); err == nil {
+		err = os.Rename(path+".tmp", path)
+	}
+	if err != nil {
 		return fmt.Errorf("save phone state: %w", err)
 	}
 	return nil

@@ -201,9 +201,39 @@ func (a *Agent) update(ctx context.Context, ans *upx.Response, share bool, count
 		d.printf("%s: %d bytes, SHA-256 %s, listed in %s", f.Name, f.Size, f.SHA256, o.catalogOf[f.Name])
 		done = append(done, fetched{f, p})
 	}
+	if a.stuck {
+		return wrap(errStuck)
+	}
 	if err := a.install(o, done); err != nil {
 		return wrap(err)
 	}
+	return nil
+}
+
+// syncDir makes a rename or create in d durable, unless Config.NoSync.
+func (a *Agent) syncDir(d string) error {
+	if a.cfg.NoSync {
+		return nil
+	}
+	return fsutil.SyncDir(d)
+}
+
+// errStuck is a simulated stuck phone's refusal to switch (Sim's
+// FailStuck): its files stay in downloads/, verified, so the next offer
+// fails the same way without fetching them again.
+var errStuck = errors.New("the phone did not switch to it (simulated: stuck)")
+
+// setModule makes m the running state of its module, as a phone that
+// falls back to its previous firmware bank does (Sim's FailRevert). The
+// files m lists may be gone: a simulated phone only reports them.
+func (a *Agent) setModule(m ModuleState) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	next := a.state.with(m)
+	if err := saveState(a.cfg.StateDir, next, !a.cfg.NoSync); err != nil {
+		return err
+	}
+	a.state = next
 	return nil
 }
 
@@ -254,8 +284,10 @@ func (a *Agent) fetchDirect(ctx context.Context, o *offer, f upx.File, counts *c
 			return "", fmt.Errorf("download %s: %w", f.Name, err)
 		}
 	}
-	if err := file.Sync(); err != nil {
-		return "", fmt.Errorf("download %s: %w", f.Name, err)
+	if !a.cfg.NoSync {
+		if err := file.Sync(); err != nil {
+			return "", fmt.Errorf("download %s: %w", f.Name, err)
+		}
 	}
 	if err := verifyFile(file, f); err != nil {
 		file.Close()
@@ -440,14 +472,14 @@ func (a *Agent) install(o *offer, files []fetched) error {
 		}
 	}
 	for _, d := range []string{dir, filepath.Join(a.cfg.StateDir, downloadsDir)} {
-		if err := fsutil.SyncDir(d); err != nil {
+		if err := a.syncDir(d); err != nil {
 			return fmt.Errorf("install: %w", err)
 		}
 	}
 	a.mu.Lock()
 	old, _ := a.state.Module(o.updateType)
 	next := a.state.with(m)
-	if err := saveState(a.cfg.StateDir, next); err != nil {
+	if err := saveState(a.cfg.StateDir, next, !a.cfg.NoSync); err != nil {
 		a.mu.Unlock()
 		return fmt.Errorf("install: %w", err)
 	}

@@ -57,26 +57,56 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	rec := inventory.New(db, log, zap.NewNop(), time.Hour)
-	t.Cleanup(func() {
-		rec.Close()
-		if err := db.Check(); err != nil {
-			t.Error(err)
-		}
-		db.Close()
-	})
 	files := updatestore.New(data, zap.NewNop())
 	if err := files.Create(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { files.Close() })
 	f := &fixture{db: db, data: data, rec: rec, files: files, now: time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)}
-	f.svc = &poll.Service{DB: db, Recorder: rec, Files: files, Now: func() time.Time { return f.now }}
-	f.h, err = handler.New(handler.Config{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), Store: db, Polls: f.svc,
+	t.Cleanup(func() {
+		f.rec.Close()
+		if err := f.db.Check(); err != nil {
+			t.Error(err)
+		}
+		f.db.Close()
+	})
+	f.serve(t)
+	return f
+}
+
+// serve puts a poll service on the fixture's store and the handler stack
+// in front of it.
+func (f *fixture) serve(t testing.TB) {
+	t.Helper()
+	f.svc = &poll.Service{DB: f.db, Recorder: f.rec, Files: f.files, Now: func() time.Time { return f.now }}
+	var err error
+	f.h, err = handler.New(handler.Config{Logger: zap.NewNop(), Registry: prometheus.NewRegistry(), Store: f.db, Polls: f.svc,
 		HTTPPort: "80", HTTPSPort: "443"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+}
+
+// restart closes the inventory and the store, as a stopping server does,
+// and opens them again under a new poll service.
+func (f *fixture) restart(t testing.TB) {
+	t.Helper()
+	if err := f.rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(f.data, store.Options{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.OpenRequestLog(f.data, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.db, f.rec = db, inventory.New(db, log, zap.NewNop(), time.Hour)
+	f.serve(t)
 }
 
 // content is a file of n bytes that differs by seed.

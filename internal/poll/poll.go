@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io/fs"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,8 +25,15 @@ type Service struct {
 	Recorder *inventory.Recorder
 	Files    *updatestore.Store // the files offered and downloaded
 	Now      func() time.Time
+	// CapPeriod is the period a staged rollout's --max-per-hour counts new
+	// offers over: an hour when zero. Simulations compress it with the
+	// hidden serve flag --rollout-hour.
+	CapPeriod time.Duration
 
 	cache atomic.Pointer[snapshot]
+
+	trackMu  sync.Mutex
+	trackers map[string]*tracker // by rollout ID, of the active rollouts
 }
 
 // snapshot holds what an answer reads, as of one store generation.
@@ -40,10 +48,88 @@ type snapshot struct {
 }
 
 // rule is a rule with the offers of the versions it can give a device,
-// its approved and pending ones, made once per store generation.
+// its approved and pending ones, made once per store generation, and its
+// active staged rollout, if any.
 type rule struct {
 	deviceupdate.Rule
-	offers []*offer
+	offers  []*offer
+	rollout *deviceupdate.Rollout
+	tracker *tracker
+}
+
+// tracker is what the offer decision of a staged rollout reads besides
+// the rollout, kept in memory between polls: the devices it offered its
+// version to (read from the store when the rollout is first seen, so a
+// restart decides the same) and its new offers in the current hour.
+type tracker struct {
+	mu      sync.Mutex
+	offered map[string]bool
+	hour    int64 // the cap period count is of: Unix time / period
+	count   int
+}
+
+// trackerOf returns the tracker of an active rollout, loading the devices
+// it offered its version to from the store the first time.
+func (s *Service) trackerOf(r *deviceupdate.Rollout, now time.Time, keep map[string]*tracker) (*tracker, error) {
+	s.trackMu.Lock()
+	t := s.trackers[r.ID]
+	s.trackMu.Unlock()
+	if t == nil {
+		devices, err := s.DB.RolloutDevices(r.ID)
+		if err != nil {
+			return nil, err
+		}
+		t = &tracker{offered: make(map[string]bool, len(devices)), hour: s.capPeriod(now)}
+		for _, d := range devices {
+			if d.OfferedAt.IsZero() {
+				continue // held, not offered yet
+			}
+			t.offered[d.Device] = true
+			if s.capPeriod(d.OfferedAt) == t.hour {
+				t.count++
+			}
+		}
+		// Of two snapshots made at once, both use the first tracker.
+		s.trackMu.Lock()
+		if first := s.trackers[r.ID]; first != nil {
+			t = first
+		} else {
+			if s.trackers == nil {
+				s.trackers = map[string]*tracker{}
+			}
+			s.trackers[r.ID] = t
+		}
+		s.trackMu.Unlock()
+	}
+	keep[r.ID] = t
+	return t, nil
+}
+
+// capPeriod numbers the period of a rollout's hourly cap that t is in.
+func (s *Service) capPeriod(t time.Time) int64 {
+	p := s.CapPeriod
+	if p <= 0 {
+		p = time.Hour
+	}
+	return t.UnixNano() / int64(p)
+}
+
+// decideRollout is deviceupdate.Decide for a module under an active
+// rollout, noting a new offer of its version.
+func (s *Service) decideRollout(r *rule, in deviceupdate.OfferInput, now time.Time, loc *time.Location) deviceupdate.Offer {
+	t := r.tracker
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h := s.capPeriod(now); h != t.hour {
+		t.hour, t.count = h, 0
+	}
+	in.Rollout, in.RolloutOffered, in.Now, in.Location, in.OffersThisHour = r.rollout, t.offered[in.Device], now, loc, t.count
+	d := deviceupdate.Decide(in)
+	if d.Reason == deviceupdate.OfferRollout && !in.RolloutOffered {
+		t.offered[in.Device] = true
+		t.count++
+	}
+	return d
 }
 
 // offer is an update as answers offer it: its folder's path and its
@@ -86,6 +172,7 @@ type scopeSettings struct {
 	global                     map[string]string
 	interval                   int
 	internalHost, externalHost string
+	location                   *time.Location // of a staged rollout's window
 	logs                       deviceupdate.LogSettings
 }
 
@@ -101,6 +188,8 @@ func resolveScope(global, site map[string]string, scope string) scopeSettings {
 			ss.internalHost = v.Value
 		case "ExternalHostName":
 			ss.externalHost = v.Value
+		case "TimeZone":
+			ss.location = deviceupdate.LoadTimeZone(v.Value)
 		}
 	}
 	return ss
@@ -163,6 +252,23 @@ func (s *Service) current() (*snapshot, error) {
 		}
 		snap.rules[r.ID] = sr
 	}
+	rollouts, err := s.DB.Rollouts()
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]*tracker{}
+	for i := range rollouts {
+		ro := &rollouts[i]
+		if sr := snap.rules[ro.RuleID]; sr != nil && ro.Active() {
+			if sr.tracker, err = s.trackerOf(ro, s.now(), keep); err != nil {
+				return nil, err
+			}
+			sr.rollout = ro
+		}
+	}
+	s.trackMu.Lock()
+	s.trackers = keep
+	s.trackMu.Unlock()
 	s.cache.Store(snap)
 	return snap, nil
 }
@@ -188,12 +294,15 @@ func (s *Service) Poll(ctx context.Context, req deviceupdate.PollRequest, remote
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	s.Recorder.Record(req, remote, now(), ans.Update)
+	s.Recorder.Record(req, remote, s.now(), ans.Update)
 	return ans, nil
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // answer is the whole answer: the phone's settings, and the offer
@@ -225,10 +334,17 @@ func (s *Service) answer(_ context.Context, req deviceupdate.PollRequest, remote
 	for _, m := range req.Modules {
 		in := deviceupdate.OfferInput{Device: id, Running: m.Version, TestDevice: isTest}
 		r := snap.rules[deviceupdate.RuleID(req.RuleKey(m))]
-		if r != nil {
+		var decision deviceupdate.Offer
+		switch {
+		case r == nil:
+			decision = deviceupdate.Decide(in)
+		case r.rollout != nil:
 			in.Rule = &r.Rule
+			decision = s.decideRollout(r, in, s.now(), ss.location)
+		default:
+			in.Rule = &r.Rule
+			decision = deviceupdate.Decide(in)
 		}
-		decision := deviceupdate.Decide(in)
 		if !decision.Offered() {
 			continue
 		}

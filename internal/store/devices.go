@@ -142,7 +142,7 @@ func (db *DB) PutDevices(batch []deviceupdate.Device) error {
 				change.set = append(change.set, int32(i))
 			}
 		}
-		return added, nil
+		return added, observeRollouts(tx, batch)
 	})
 	if err != nil {
 		return fmt.Errorf("record %d devices: %w", len(batch), err)

@@ -49,9 +49,24 @@ func (db *DB) ChangeRule(id string, action deviceupdate.RuleAction, expect *devi
 			return deviceupdate.Errorf(deviceupdate.ECONFLICT, "rule %s changed since it was read (now approved %s, pending %s, restore %s); look again and retry",
 				id, orNone(before.ApprovedVersion), orNone(before.PendingVersion), orNone(before.RestoreVersion))
 		}
+		active, err := activeRollout(tx, id)
+		if err != nil {
+			return err
+		}
+		if active != nil && action != deviceupdate.RuleReset {
+			return errRolloutActive(active, string(action)+" it")
+		}
 		next, err := before.Apply(action)
 		if err != nil {
 			return err
+		}
+		if active != nil {
+			// Reset aborts the rollout: every device is offered the
+			// approved version, the one before the rollout, again.
+			active.State, active.Reason = deviceupdate.RolloutAborted, "reset"
+			if err := putJSON(tx.Bucket(bucketRollouts), []byte(id), active); err != nil {
+				return err
+			}
 		}
 		if action == deviceupdate.RuleRemove {
 			return b.Delete([]byte(id))

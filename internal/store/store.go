@@ -77,7 +77,7 @@ var (
 // created in an older store as it opens, empty, so adding one needs no new
 // SchemaVersion: an older build opening the store ignores it.
 var buckets = [][]byte{bucketMeta, bucketUpdates, bucketRules, bucketTestDev, bucketConfig, bucketDevices, bucketSites, bucketDevConf, bucketUsers, bucketInProgress,
-	bucketAdmins, bucketTokens, bucketSessions}
+	bucketAdmins, bucketTokens, bucketSessions, bucketRollouts, bucketRolloutDevices}
 
 // DB is the open store. It is safe for concurrent use.
 //

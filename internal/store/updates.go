@@ -182,6 +182,14 @@ func (db *DB) CommitImport(updates []*deviceupdate.StoredUpdate) ([]deviceupdate
 				}
 			}
 			if statuses[i] != deviceupdate.ImportUnchanged {
+				// A new pending version would change what a staged
+				// rollout offers under it.
+				if active, err := activeRollout(tx, id); err != nil || active != nil && active.Version != u.Version {
+					if err != nil {
+						return err
+					}
+					return errRolloutActive(active, "import "+u.Version.String()+" for it")
+				}
 				after := deviceupdate.Rule{ID: id, RuleKey: u.RuleKey}
 				if before != nil {
 					after = *before
