@@ -26,6 +26,9 @@ type Device struct {
 	LastSeen   time.Time `json:"lastSeen"`
 	Offered    Version   `json:"offered"` // what the last answer offered, zero for nothing
 	Polls      int64     `json:"polls"`   // polls counted since it was first seen
+	// PollInterval is the interval its last answer gave it, in seconds
+	// (its site's setting, jittered): staged rollouts judge it by that.
+	PollInterval int `json:"pollInterval,omitempty"`
 	// LogUploads counts the logs it uploaded; LastLogUpload is the last's time.
 	LogUploads    int64     `json:"logUploads"`
 	LastLogUpload time.Time `json:"lastLogUpload,omitzero"`

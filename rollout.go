@@ -233,6 +233,21 @@ type Rollout struct {
 	Reason        string       `json:"reason,omitempty"`
 	StartedAt     time.Time    `json:"startedAt"`
 	WaveStartedAt time.Time    `json:"waveStartedAt"`
+	// Accepted is how many failed devices the admin accepted by resuming
+	// the rollout: judging counts only the failures beyond them.
+	Accepted int `json:"accepted,omitempty"`
+	// EndedAt is when the rollout completed or was aborted: it is judged
+	// as it was then, not by the silence of devices it no longer tracks.
+	EndedAt time.Time `json:"endedAt,omitzero"`
+}
+
+// Failed counts the failed devices of the waves so far in stats.
+func (r *Rollout) Failed(stats []WaveStats) int {
+	n := 0
+	for i := 0; i <= r.Wave && i < len(stats); i++ {
+		n += stats[i].Failed
+	}
+	return n
 }
 
 // rolloutBuckets is how finely membership is placed: 0.01%.
@@ -418,7 +433,8 @@ const (
 // Next decides a running rollout's wave at now from its tally: after the
 // soak, with at least MinDevices judged in the waves so far, the next wave
 // starts (or the rollout completes) when their failure rate is within
-// MaxFailures; otherwise the rollout pauses with the reason. The last
+// MaxFailures (not counting the failures accepted by a resume);
+// otherwise the rollout pauses with the reason. The last
 // wave completes only when none of its devices still waits for its offer
 // (held by the window or the hourly cap): completing approves the rule,
 // which would offer every one of them at once. Before the
@@ -444,6 +460,10 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 			why[k] += n
 		}
 	}
+	// The failures the admin accepted by resuming count neither way.
+	accepted := min(r.Accepted, failed)
+	failed -= accepted
+	offered -= accepted
 	judged := updated + failed
 	if judged < r.MinDevices {
 		return r, StepNone
@@ -458,6 +478,9 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 		r.State = RolloutPaused
 		r.Reason = fmt.Sprintf("wave %d (%d%%): %d of %d judged devices failed (%s, limit %s)%s",
 			r.Wave+1, r.Waves[r.Wave], failed, judged, percent(float64(failed)/float64(judged)), percent(r.MaxFailures), reasons(why))
+		if accepted > 0 {
+			r.Reason += fmt.Sprintf(", besides %d accepted at the last resume", accepted)
+		}
 		return r, StepPause
 	}
 	// A bricked phone is silent SilentIntervals poll intervals before it
@@ -476,7 +499,7 @@ func (r Rollout) Next(stats []WaveStats, now time.Time) (Rollout, RolloutStep) {
 	}
 	r.Reason = ""
 	if last {
-		r.State = RolloutCompleted
+		r.State, r.EndedAt = RolloutCompleted, now
 		return r, StepComplete
 	}
 	r.Wave++

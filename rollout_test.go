@@ -243,6 +243,9 @@ func TestRolloutNext(t *testing.T) {
 		{"last wave: complete", at(2), stats(10, 0, nil), t0.Add(time.Hour), deviceupdate.StepComplete, 2, ""},
 		{"last wave, devices held by the window or cap: wait for their offers", at(2), held(10, 3), t0.Add(time.Hour), deviceupdate.StepNone, 2, ""},
 		{"first wave, devices held: promote all the same", at(0), func() []deviceupdate.WaveStats { s := stats(10, 0, nil); s[0].Held = 3; return s }(), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
+		{"failures accepted at a resume: promote", func() deviceupdate.Rollout { r := at(0); r.Accepted = 5; return r }(), stats(5, 5, nil), t0.Add(time.Hour), deviceupdate.StepPromote, 1, ""},
+		{"new failures beyond those accepted: pause", func() deviceupdate.Rollout { r := at(0); r.Accepted = 3; return r }(), stats(5, 5, nil), t0.Add(time.Hour), deviceupdate.StepPause, 0,
+			"wave 1 (10%): 2 of 7 judged devices failed (28.57142857142857%, limit 10%), besides 3 accepted at the last resume"},
 		{"paused stays paused", paused, stats(10, 0, nil), t0.Add(time.Hour), deviceupdate.StepNone, 0, ""},
 		// A bricked phone is silent for several poll intervals before it
 		// counts as failed: promoting meanwhile would take it for healthy.

@@ -30,7 +30,7 @@ func newInventoryService(t *testing.T, now time.Time) (*admin.Service, *inventor
 }
 
 func poll(rec *inventory.Recorder, mac string, at time.Time) {
-	rec.Record(deviceupdate.PollRequest{DeviceType: "UCPhone", MAC: mac, Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU"}, "10.0.0.1", at, nil)
+	rec.Record(deviceupdate.PollRequest{DeviceType: "UCPhone", MAC: mac, Brand: "Polycom", Model: "CX600", Revision: "A", Locale: "ENU"}, "10.0.0.1", at, nil, 0)
 }
 
 func deviceIDs(t *testing.T, s *admin.Service) []string {

@@ -16,7 +16,7 @@ import (
 // pollModel records a poll of a phone of model (in locale) running version.
 func pollModel(rec *inventory.Recorder, mac, model, locale, version string, at time.Time) {
 	rec.Record(deviceupdate.PollRequest{DeviceType: "UCPhone", MAC: mac, Brand: "Polycom", Model: model, Revision: "A", Locale: locale,
-		Modules: []deviceupdate.Module{{UpdateType: "CPE", Version: deviceupdate.MustParseVersion(version)}}}, "10.0.0.1", at, nil)
+		Modules: []deviceupdate.Module{{UpdateType: "CPE", Version: deviceupdate.MustParseVersion(version)}}}, "10.0.0.1", at, nil, 0)
 }
 
 // fleetOf renders a summary's counts as "key: version=n ... (approved A,

@@ -36,7 +36,11 @@ func (s *Service) Rollout(_ context.Context, ruleID string) (deviceupdate.Rollou
 	if err != nil {
 		return deviceupdate.Rollout{}, nil, err
 	}
-	stats, err := s.tally(r, s.now())
+	at := s.now()
+	if !r.Active() && !r.EndedAt.IsZero() {
+		at = r.EndedAt // it stopped tracking its devices then
+	}
+	stats, err := s.tally(r, at)
 	return *r, stats, err
 }
 
@@ -48,6 +52,12 @@ func (s *Service) tally(r *deviceupdate.Rollout, now time.Time) ([]deviceupdate.
 	interval, err := s.pollInterval()
 	if err != nil {
 		return nil, err
+	}
+	if s.PollInterval > 0 {
+		// A simulation's interval wins over the ones the answers gave.
+		for i := range devices {
+			devices[i].Interval = 0
+		}
 	}
 	// Polls are spread a tenth either way (deviceupdate.JitteredInterval);
 	// grace covers that and a slow boot.
@@ -84,15 +94,32 @@ func (s *Service) PauseRollout(_ context.Context, ruleID, actor string) (deviceu
 }
 
 // ResumeRollout restarts a paused rollout, audited as
-// rule.rollout.resume. The current wave's soak starts again: its devices
-// are judged anew before the next wave.
+// rule.rollout.resume. The admin accepts the failures judged so far: from
+// then on only new ones count against the limit (else a rollout paused
+// for failures would pause again at once). The current wave's soak
+// starts again: its devices are judged anew before the next wave.
 func (s *Service) ResumeRollout(_ context.Context, ruleID, actor string) (deviceupdate.Rollout, error) {
 	now := s.now()
+	// The tally is read before the change's transaction; the change is
+	// refused when the rollout moved on in between. When it cannot be
+	// read, the change below refuses with the reason, audited.
+	var seen deviceupdate.Rollout
+	accepted := 0
+	if r, err := s.DB.Rollout(ruleID); err == nil {
+		stats, err := s.tally(r, now)
+		if err != nil {
+			return deviceupdate.Rollout{}, err
+		}
+		seen, accepted = *r, r.Failed(stats)
+	}
 	return s.changeRollout(ruleID, "resume", actor, func(r deviceupdate.Rollout) (deviceupdate.Rollout, error) {
 		if r.State != deviceupdate.RolloutPaused {
 			return r, deviceupdate.Errorf(deviceupdate.ECONFLICT, "the rollout of rule %s is %s, not paused; there is nothing to resume", r.RuleID, r.State)
 		}
-		r.State, r.Reason, r.WaveStartedAt = deviceupdate.RolloutRunning, "", now.UTC()
+		if r.ID != seen.ID || r.Wave != seen.Wave {
+			return r, deviceupdate.Errorf(deviceupdate.ECONFLICT, "the rollout of rule %s changed while it was resumed; try again", r.RuleID)
+		}
+		r.State, r.Reason, r.WaveStartedAt, r.Accepted = deviceupdate.RolloutRunning, "", now.UTC(), accepted
 		return r, nil
 	})
 }
@@ -100,11 +127,12 @@ func (s *Service) ResumeRollout(_ context.Context, ruleID, actor string) (device
 // AbortRollout ends an active rollout and resets its rule, audited as
 // rule.rollout.abort: every device is offered the previous version.
 func (s *Service) AbortRollout(_ context.Context, ruleID, actor string) (deviceupdate.Rollout, error) {
+	now := s.now()
 	return s.changeRollout(ruleID, "abort", actor, func(r deviceupdate.Rollout) (deviceupdate.Rollout, error) {
 		if !r.Active() {
 			return r, deviceupdate.Errorf(deviceupdate.ECONFLICT, "the rollout of rule %s is %s already", r.RuleID, r.State)
 		}
-		r.State, r.Reason = deviceupdate.RolloutAborted, "aborted by "+actor
+		r.State, r.Reason, r.EndedAt = deviceupdate.RolloutAborted, "aborted by "+actor, now.UTC()
 		return r, nil
 	})
 }

@@ -48,6 +48,7 @@ type fleet struct {
 	exposed  map[string]bool // ever offered the new version
 	hour     int64           // the hour offers counts new offers of
 	offers   int
+	interval int // the poll interval the answers give, seconds; 0: none
 }
 
 func newFleet(n int, fails func(i int) bool) *fleet {
@@ -85,7 +86,9 @@ func (f *fleet) poll(t *testing.T, s *admin.Service, at time.Time) {
 		}
 		req := deviceupdate.PollRequest{DeviceType: key.DeviceType, MAC: id, Brand: key.Brand, Model: key.Model, Revision: key.Revision, Locale: key.Locale,
 			Modules: []deviceupdate.Module{{UpdateType: key.UpdateType, Version: running}}}
-		batch = append(batch, deviceupdate.DeviceFromPoll(req, "10.0.0.1", at, d.Version))
+		dev := deviceupdate.DeviceFromPoll(req, "10.0.0.1", at, d.Version)
+		dev.PollInterval = f.interval
+		batch = append(batch, dev)
 		switch {
 		case running == newVersion && f.fails(i):
 			f.running[id] = oldVersion // reverts, for good
@@ -153,6 +156,70 @@ func TestRolloutHealthyFleetCompletes(t *testing.T) {
 		t.Errorf("rule after completion %+v; want %+v, as a plain approve leaves it", got, want)
 	}
 	assertActions(t, s, "rule.rollout.start", "rule.rollout.promote", "rule.rollout.promote", "rule.rollout.complete")
+}
+
+// Devices are judged by the poll interval their answers gave (their
+// site's), not the global one: phones of a site that polls weekly are
+// not silent four days after the offer.
+func TestRolloutJudgesByDeviceInterval(t *testing.T) {
+	tests := []struct {
+		name       string
+		interval   int
+		wantFailed bool
+	}{
+		{"a week, the site's", 7 * 24 * 3600, false},
+		{"none given: the global day", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, id, t0 := startFleetRollout(t)
+			f := newFleet(100, func(int) bool { return false })
+			f.interval = tt.interval
+			f.poll(t, s, t0)
+			s.Now = func() time.Time { return t0.Add(4 * 24 * time.Hour) }
+			_, stats, err := s.Rollout(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := stats[0]; w.Offered == 0 || (w.Failed == w.Offered) != tt.wantFailed || (w.Failed == 0) == tt.wantFailed {
+				t.Errorf("four days after the offer, wave 1 %+v; want every offered device failed: %v", w, tt.wantFailed)
+			}
+		})
+	}
+}
+
+// An ended rollout is shown as it was when it ended: a device it had
+// offered its version to that had not reported yet is pending, not taken
+// for silent a week later (the rollout no longer sees its polls).
+func TestRolloutShownAsItEnded(t *testing.T) {
+	s := rolloutService(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return t0 }
+	id := deviceupdate.RuleID(key)
+	o := deviceupdate.RolloutOptions{Waves: []int{100}, Soak: time.Hour, MaxFailures: 0.5, MinDevices: 1}
+	if _, err := s.StartRollout(ctx, id, o, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(3, func(int) bool { return false })
+	f.poll(t, s, t0) // all three offered
+	f.ids = f.ids[:2]
+	f.poll(t, s, t0.Add(20*time.Minute)) // two report the version
+	f.poll(t, s, t0.Add(40*time.Minute))
+	if _, err := s.EvaluateRollouts(ctx, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s.Now = func() time.Time { return t0.Add(7 * 24 * time.Hour) }
+	r, stats, err := s.Rollout(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != deviceupdate.RolloutCompleted || !r.EndedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("rollout %s, ended %s; want completed an hour after the start", r.State, r.EndedAt)
+	}
+	if w := stats[0]; w.Offered != 3 || w.Updated != 2 || w.Failed != 0 || w.Silent != 0 {
+		t.Errorf("a week after completion it shows %+v; want 3 offered, 2 updated, none failed or silent", w)
+	}
 }
 
 // The last wave completes only when every phone polling has been offered
@@ -228,6 +295,33 @@ func TestRolloutRevertingFleetPauses(t *testing.T) {
 		}
 	}
 	assertActions(t, s, "rule.rollout.start", "rule.rollout.pause", "rule.rollout.abort")
+}
+
+// A resume accepts the failures judged so far: the rollout goes on
+// rather than pause again at once, and new failures still stop it.
+func TestRolloutResumeAcceptsFailures(t *testing.T) {
+	s, id, t0 := startFleetRollout(t)
+	ctx := context.Background()
+	f := newFleet(200, func(i int) bool { return i%2 == 0 })
+	r := f.run(t, s, t0, 20)
+	if r.State != deviceupdate.RolloutPaused || r.Wave != 0 {
+		t.Fatalf("rollout %s in wave %d; want paused in wave 1", r.State, r.Wave+1)
+	}
+	_, stats, err := s.Rollout(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := stats[0].Failed
+	resumedAt := t0.Add(12 * time.Hour)
+	s.Now = func() time.Time { return resumedAt }
+	if r, err = s.ResumeRollout(ctx, id, "alice"); err != nil || r.Accepted != failed {
+		t.Fatalf("resume: %+v, %v; want %d failures accepted", r, err, failed)
+	}
+	r = f.run(t, s, resumedAt, 20)
+	if r.State != deviceupdate.RolloutPaused || r.Wave != 1 || !strings.Contains(r.Reason, fmt.Sprintf("besides %d accepted", failed)) {
+		t.Fatalf("after resume: %s in wave %d (%q); want paused again in wave 2 for its own failures", r.State, r.Wave+1, r.Reason)
+	}
+	assertActions(t, s, "rule.rollout.start", "rule.rollout.pause", "rule.rollout.resume", "rule.rollout.promote", "rule.rollout.pause")
 }
 
 // TestRolloutAdminChanges: pause and resume are audited; refusals change

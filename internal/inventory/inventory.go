@@ -71,13 +71,15 @@ func New(db *store.DB, log *audit.RequestLog, logger *zap.Logger, interval time.
 	return r
 }
 
-// Record notes one poll.
-func (r *Recorder) Record(req deviceupdate.PollRequest, remote string, at time.Time, offered *deviceupdate.StoredUpdate) {
+// Record notes one poll, answered with offered (nil for nothing) and a
+// poll interval of interval seconds.
+func (r *Recorder) Record(req deviceupdate.PollRequest, remote string, at time.Time, offered *deviceupdate.StoredUpdate, interval int) {
 	var v deviceupdate.Version
 	if offered != nil {
 		v = offered.Version
 	}
 	d := deviceupdate.DeviceFromPoll(req, remote, at, v)
+	d.PollInterval = interval
 	r.rate.add(at)
 	r.add(d)
 	if err := r.log.Write(at, remote, req, offered); err != nil {

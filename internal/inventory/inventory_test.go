@@ -41,7 +41,7 @@ func (p phone) record(rec *inventory.Recorder, at time.Time, offered *deviceupda
 	if remote == "" {
 		remote = "10.0.0.1"
 	}
-	rec.Record(p.request(), remote, at, offered)
+	rec.Record(p.request(), remote, at, offered, 0)
 }
 
 func macPhone(i int) phone {
@@ -219,7 +219,7 @@ func TestRecordMergesPolls(t *testing.T) {
 			do: func(f *fixture) {
 				req := a.request()
 				req.UserID, req.Trigger = "sip:alice@example.com", "signin"
-				f.rec.Record(req, "10.0.0.1", t0, nil)
+				f.rec.Record(req, "10.0.0.1", t0, nil, 0)
 			},
 			want: with(func(d *deviceupdate.Device) { d.UserID, d.Trigger = "sip:alice@example.com", "signin" }),
 		},

@@ -39,7 +39,7 @@ func BenchmarkRecordPath(b *testing.B) {
 	}
 	t0 := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 	for i, r := range reqs {
-		rec.Record(r, "10.0.0.1", t0, nil)
+		rec.Record(r, "10.0.0.1", t0, nil, 0)
 		if i%1000 == 999 {
 			if err := rec.Flush(); err != nil {
 				b.Fatal(err)
@@ -61,7 +61,7 @@ func BenchmarkRecordPath(b *testing.B) {
 		if i%100 == 0 {
 			r.Modules = []deviceupdate.Module{{UpdateType: "CPE", Filename: "CPE.nbt", Version: updated}}
 		}
-		rec.Record(r, "10.0.0.1", t0.Add(time.Duration(i)*time.Millisecond), nil)
+		rec.Record(r, "10.0.0.1", t0.Add(time.Duration(i)*time.Millisecond), nil, 0)
 		if i%1000 == 999 {
 			if err := rec.Flush(); err != nil {
 				b.Fatal(err)

@@ -294,7 +294,7 @@ func (s *Service) Poll(ctx context.Context, req deviceupdate.PollRequest, remote
 	if err != nil {
 		return nil, err
 	}
-	s.Recorder.Record(req, remote, s.now(), ans.Update)
+	s.Recorder.Record(req, remote, s.now(), ans.Update, ans.PollInterval)
 	return ans, nil
 }
 

@@ -120,3 +120,37 @@ func TestPollRolloutWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestPollRolloutDeviceInterval: a device a rollout offered its version
+// to is judged by the poll interval its answer gave: its site's, which
+// the inventory records with the poll.
+func TestPollRolloutDeviceInterval(t *testing.T) {
+	f := newFixture(t)
+	withRedmond(t, f)
+	f.set(t, "site:Redmond", map[string]string{"PollIntervalSeconds": "604800"})
+	f.addUpdate(t, cx600, "4.0.7577.4100", map[string][]byte{"CPE.nbt": content(100, 1)})
+	f.approve(t, cx600)
+	f.addUpdate(t, cx600, "4.0.7577.4366", map[string][]byte{"CPE.nbt": content(100, 2)})
+	o := deviceupdate.RolloutOptions{Waves: []int{100}, Soak: time.Hour, MaxFailures: 0.1}
+	r, err := f.db.StartRollout(deviceupdate.RuleID(cx600), o, "interval-test", f.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, err := f.svc.Poll(context.Background(), request("CX600", "00-04-F2-00-04-01", "", "4.0.7577.4100"), redmond)
+	if err != nil || offered(ans) != "4.0.7577.4366" {
+		t.Fatalf("offered %q, %v; want the rollout's version", offered(ans), err)
+	}
+	if err := f.rec.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	devices, err := f.db.RolloutDevices(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(devices) != 1 || devices[0].Interval != ans.PollInterval || ans.PollInterval < 500000 {
+		t.Fatalf("rollout devices %+v; want the one, with the answer's interval %d (Redmond's week, jittered)", devices, ans.PollInterval)
+	}
+	if h, why := r.Judge(devices[0], 24*time.Hour, time.Hour, f.now.Add(4*24*time.Hour)); h != deviceupdate.HealthPending {
+		t.Errorf("four days after the offer it is judged %s (%s); want pending: it polls weekly", h, why)
+	}
+}

@@ -236,6 +236,9 @@ func observeRollouts(tx *bolt.Tx, batch []deviceupdate.Device) error {
 				return err
 			}
 			rd.Device = d.ID
+			if d.PollInterval > 0 {
+				rd.Interval = d.PollInterval
+			}
 			next := r.Observe(rd, d.LastSeen, m.Version, d.Offered)
 			if next.OfferedAt.IsZero() && next.HeldAt.IsZero() {
 				continue

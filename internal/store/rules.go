@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -63,7 +64,7 @@ func (db *DB) ChangeRule(id string, action deviceupdate.RuleAction, expect *devi
 		if active != nil {
 			// Reset aborts the rollout: every device is offered the
 			// approved version, the one before the rollout, again.
-			active.State, active.Reason = deviceupdate.RolloutAborted, "reset"
+			active.State, active.Reason, active.EndedAt = deviceupdate.RolloutAborted, "reset", time.Now().UTC()
 			if err := putJSON(tx.Bucket(bucketRollouts), []byte(id), active); err != nil {
 				return err
 			}
