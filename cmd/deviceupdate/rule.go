@@ -36,7 +36,7 @@ func newRuleCommand(stdout io.Writer) *cobra.Command {
 		newRolloutChangeCommand(stdout, "pause", "Pause a rule's staged rollout",
 			"No device is newly offered the version and no wave starts until `rule resume`; devices\nalready offered it keep it."),
 		newRolloutChangeCommand(stdout, "resume", "Resume a rule's paused staged rollout",
-			"New offers go on in the current wave, whose soak starts again."),
+			"New offers go on in the current wave, whose soak starts again. The failures judged so far\nare accepted: only new ones count against --max-failures."),
 	)
 }
 
