@@ -53,6 +53,12 @@ type VersionChange struct {
 	To         Version   `json:"to"`
 }
 
+// RuleKey returns the key of the rule that covers d's module of
+// updateType.
+func (d Device) RuleKey(updateType string) RuleKey {
+	return RuleKey{DeviceType: d.DeviceType, Brand: d.Brand, Model: d.Model, Revision: d.Revision, Locale: d.Locale, UpdateType: updateType}
+}
+
 // NoteVersions returns d, the record after a poll, with a History entry
 // for each module whose version differs from what before (the record as
 // it was) held, at d.LastSeen. The store calls it as it writes a batch,

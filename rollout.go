@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ type RolloutOptions struct {
 	MinDevices  int           // judged devices a wave needs before it is promoted; 0: none
 	Window      Window        // when new offers are made, in the site's time zone; zero: always
 	MaxPerHour  int           // new offers per hour; 0: no cap
+	// Reach is the least share, in hundredths of a percent, every wave
+	// reaches: set at the start (Rollout.ReachFor), not by the admin, so
+	// that a small fleet's first wave holds MinDevices of its devices.
+	Reach int
 }
 
 // RolloutFlags are the options as a user writes them, on the command line
@@ -138,6 +143,8 @@ func (o RolloutOptions) Validate() error {
 		return Errorf(EINVALID, "max failures: want 0%% to 100%%")
 	case o.MaxPerHour < 0 || o.MaxPerHour > MaxRolloutDevices:
 		return Errorf(EINVALID, "max per hour %d: want 0 (no cap) to %d", o.MaxPerHour, MaxRolloutDevices)
+	case o.Reach < 0 || o.Reach > rolloutBuckets:
+		return Errorf(EINVALID, "reach %d: want 0 to %d", o.Reach, rolloutBuckets)
 	}
 	return nil
 }
@@ -269,7 +276,27 @@ func (r *Rollout) bucket(device string) int {
 // devices that a wave of that size reaches. A device in a wave is in
 // every larger one.
 func (r *Rollout) InWave(device string, percent int) bool {
-	return r.bucket(device) < percent*(rolloutBuckets/100)
+	return r.bucket(device) < r.threshold(percent)
+}
+
+// threshold is the bucket a wave of percent reaches below: at least Reach.
+func (r *Rollout) threshold(percent int) int {
+	return max(percent*(rolloutBuckets/100), r.Reach)
+}
+
+// ReachFor returns the Reach under which every wave of r holds at least n
+// of the known devices (by ID): the n it places lowest; 0 when n is 0.
+// With fewer known devices than n, every wave holds them all.
+func (r *Rollout) ReachFor(known []string, n int) int {
+	if n <= 0 || len(known) == 0 {
+		return 0
+	}
+	buckets := make([]int, len(known))
+	for i, d := range known {
+		buckets[i] = r.bucket(d)
+	}
+	slices.Sort(buckets)
+	return buckets[min(n, len(buckets))-1] + 1
 }
 
 // Member reports whether device is in the current wave.
@@ -281,7 +308,7 @@ func (r *Rollout) Member(device string) bool {
 func (r *Rollout) WaveOf(device string) int {
 	b := r.bucket(device)
 	for i, p := range r.Waves {
-		if b < p*(rolloutBuckets/100) {
+		if b < r.threshold(p) {
 			return i
 		}
 	}

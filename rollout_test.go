@@ -109,6 +109,47 @@ func TestRolloutMembership(t *testing.T) {
 	}
 }
 
+// With a Reach from ReachFor, every wave of a small fleet holds at least
+// the minimum of its known devices, the same ones in every wave, and no
+// device leaves as the rollout grows.
+func TestRolloutReachFor(t *testing.T) {
+	var known []string
+	for i := range 30 {
+		known = append(known, fmt.Sprintf("00-04-F2-00-00-%02X", i))
+	}
+	tests := []struct {
+		name     string
+		min      int
+		wantZero bool
+		want     int // known devices in the 1% wave at least
+	}{
+		{"no minimum", 0, true, 0},
+		{"five of thirty", 5, false, 5},
+		{"more than are known: all of them", 50, false, 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &deviceupdate.Rollout{ID: "small", RolloutOptions: deviceupdate.RolloutOptions{Waves: []int{1, 10, 100}}}
+			r.Reach = r.ReachFor(known, tt.min)
+			if (r.Reach == 0) != tt.wantZero {
+				t.Fatalf("Reach = %d; want zero: %v", r.Reach, tt.wantZero)
+			}
+			first := 0
+			for _, id := range known {
+				if r.InWave(id, 1) {
+					first++
+					if !r.InWave(id, 10) || r.WaveOf(id) != 0 {
+						t.Errorf("%s is in the 1%% wave but not first, or not in the 10%% one", id)
+					}
+				}
+			}
+			if first < tt.want || (tt.min > 0 && first != min(tt.min, len(known))) {
+				t.Errorf("the 1%% wave holds %d of the %d known devices; want %d", first, len(known), min(tt.min, len(known)))
+			}
+		})
+	}
+}
+
 func TestWindowOpen(t *testing.T) {
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {

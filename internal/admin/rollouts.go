@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 
@@ -16,18 +17,52 @@ import (
 var _ deviceupdate.RolloutService = (*Service)(nil)
 
 // StartRollout starts a staged approval, audited as rule.rollout.start.
+// With --min-devices, every wave reaches at least that many of the
+// devices of the rule the inventory knows: a wave of a small fleet could
+// hold fewer, and the rollout would wait for ever for them to be judged.
 func (s *Service) StartRollout(_ context.Context, ruleID string, o deviceupdate.RolloutOptions, actor string) (deviceupdate.Rollout, error) {
 	var r deviceupdate.Rollout
-	var id [8]byte
-	rand.Read(id[:])
+	var raw [8]byte
+	rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	o.Reach = 0
+	if rule, err := s.DB.FindRule(ruleID); err == nil && o.MinDevices > 0 {
+		known, err := s.ruleDevices(rule.RuleKey)
+		if err != nil {
+			return r, err
+		}
+		o.Reach = (&deviceupdate.Rollout{ID: id}).ReachFor(known, o.MinDevices)
+	}
 	err := s.change(audit.Entry{Actor: actor, Action: "rule.rollout.start", Target: ruleID}, func(tx *store.DB, e *audit.Entry) (err error) {
-		if r, err = tx.StartRollout(ruleID, o, hex.EncodeToString(id[:]), s.now()); err != nil {
+		if r, err = tx.StartRollout(ruleID, o, id, s.now()); err != nil {
 			return err
 		}
 		e.After, _ = json.Marshal(r)
 		return nil
 	})
 	return r, err
+}
+
+// ruleDevices returns the IDs of the devices the inventory knows that the
+// rule's key covers.
+func (s *Service) ruleDevices(k deviceupdate.RuleKey) ([]string, error) {
+	match := func(d deviceupdate.Device) bool {
+		return slices.ContainsFunc(d.Modules, func(m deviceupdate.Module) bool { return d.RuleKey(m.UpdateType) == k })
+	}
+	var ids []string
+	for after := ""; ; {
+		page, next, err := s.DB.DevicesPage(after, 1000, match)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range page {
+			ids = append(ids, d.ID)
+		}
+		if next == "" {
+			return ids, nil
+		}
+		after = next
+	}
 }
 
 // Rollout returns the rule's latest rollout and its tally now.

@@ -222,6 +222,35 @@ func TestRolloutShownAsItEnded(t *testing.T) {
 	}
 }
 
+// A small fleet's first wave reaches --min-devices of the phones the
+// inventory knows: 5% of 30 phones is one or two, and the rollout would
+// wait for ever for five to be judged.
+func TestRolloutSmallFleetReachesMinimum(t *testing.T) {
+	s := rolloutService(t)
+	t0 := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return t0 }
+	f := newFleet(30, func(int) bool { return false })
+	f.poll(t, s, t0.Add(-time.Hour)) // the boot: the inventory knows them
+	id := deviceupdate.RuleID(key)
+	o := deviceupdate.RolloutOptions{Waves: []int{5, 25, 100}, Soak: time.Hour, MaxFailures: 0.1, MinDevices: 5}
+	r, err := s.StartRollout(context.Background(), id, o, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := 0
+	for _, dev := range f.ids {
+		if r.InWave(dev, 5) {
+			first++
+		}
+	}
+	if first < 5 {
+		t.Fatalf("the first wave holds %d of the 30 phones; want at least 5", first)
+	}
+	if r = f.run(t, s, t0, 20); r.State != deviceupdate.RolloutCompleted {
+		t.Fatalf("rollout %s in wave %d; want completed", r.State, r.Wave+1)
+	}
+}
+
 // The last wave completes only when every phone polling has been offered
 // the version: completing approves the rule, which would offer all the
 // phones the hourly cap still held back at once.

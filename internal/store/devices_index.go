@@ -107,7 +107,7 @@ func (x *deviceIndex) set(d deviceupdate.Device) {
 	}
 	e.modules = e.modules[:len(d.Modules)]
 	for i, m := range d.Modules {
-		k := deviceupdate.RuleKey{DeviceType: d.DeviceType, Brand: d.Brand, Model: d.Model, Revision: d.Revision, Locale: d.Locale, UpdateType: m.UpdateType}
+		k := d.RuleKey(m.UpdateType)
 		kc := x.keyCount(k)
 		kc.versions[m.Version]++
 		e.modules[i] = deviceModule{updateType: kc.key.UpdateType, version: m.Version, count: kc}

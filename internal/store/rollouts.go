@@ -222,7 +222,7 @@ func observeRollouts(tx *bolt.Tx, batch []deviceupdate.Device) error {
 			continue // an upload, not a poll
 		}
 		for _, m := range d.Modules {
-			key := deviceupdate.RuleKey{DeviceType: d.DeviceType, Brand: d.Brand, Model: d.Model, Revision: d.Revision, Locale: d.Locale, UpdateType: m.UpdateType}
+			key := d.RuleKey(m.UpdateType)
 			r := rollouts[deviceupdate.RuleID(key)]
 			if r == nil {
 				continue
