@@ -2,6 +2,7 @@ package deviceupdate_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -447,4 +448,33 @@ func TestRolloutObserveHeld(t *testing.T) {
 	if !d.HeldAt.IsZero() || !d.OfferedAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("held, then offered: %+v; want offered and no longer held", d)
 	}
+}
+
+// FuzzRolloutFlags: whatever a user writes, Parse returns options that
+// validate, or an EINVALID error; it never panics. A window it accepts
+// reads back the same from its own text.
+func FuzzRolloutFlags(f *testing.F) {
+	f.Add("5,25,100", "1h", "5%", 0, "22:00-05:00", 0)
+	f.Add("10, 50%,100", "30m", "0.2", 3, "", 50)
+	f.Add("100", "0s", "100%", 1, "00:00-23:59", 1)
+	f.Add("5,5,100", "-1h", "NaN", -1, "25:00-05:00", -1)
+	f.Fuzz(func(t *testing.T, waves, soak, maxFailures string, minDevices int, window string, perHour int) {
+		fl := deviceupdate.RolloutFlags{Waves: waves, Soak: soak, MaxFailures: maxFailures, MinDevices: minDevices, Window: window, MaxPerHour: perHour}
+		o, err := fl.Parse()
+		if err != nil {
+			if deviceupdate.ErrorCode(err) != deviceupdate.EINVALID {
+				t.Fatalf("Parse(%+v) = %v; want an EINVALID error", fl, err)
+			}
+			return
+		}
+		if err := o.Validate(); err != nil {
+			t.Fatalf("Parse(%+v) = %+v, which does not validate: %v", fl, o, err)
+		}
+		if o.Waves[len(o.Waves)-1] != 100 || !slices.IsSorted(o.Waves) {
+			t.Fatalf("waves %v from %q", o.Waves, waves)
+		}
+		if again, err := deviceupdate.ParseWindow(o.Window.String()); err != nil || again != o.Window {
+			t.Fatalf("window %q reads back as %v, %v", o.Window, again, err)
+		}
+	})
 }
