@@ -126,11 +126,11 @@ func TestRolloutReachFor(t *testing.T) {
 	}{
 		{"no minimum", 0, true, 0},
 		{"five of thirty", 5, false, 5},
-		{"more than are known: all of them", 50, false, 30},
+		{"more than are known: no widening", 50, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &deviceupdate.Rollout{ID: "small", RolloutOptions: deviceupdate.RolloutOptions{Waves: []int{1, 10, 100}}}
+			r := &deviceupdate.Rollout{ID: "small", RolloutOptions: deviceupdate.RolloutOptions{Waves: []int{1, 50, 100}}}
 			r.Reach = r.ReachFor(known, tt.min)
 			if (r.Reach == 0) != tt.wantZero {
 				t.Fatalf("Reach = %d; want zero: %v", r.Reach, tt.wantZero)
@@ -139,15 +139,21 @@ func TestRolloutReachFor(t *testing.T) {
 			for _, id := range known {
 				if r.InWave(id, 1) {
 					first++
-					if !r.InWave(id, 10) || r.WaveOf(id) != 0 {
-						t.Errorf("%s is in the 1%% wave but not first, or not in the 10%% one", id)
+					if !r.InWave(id, 50) || r.WaveOf(id) != 0 {
+						t.Errorf("%s is in the 1%% wave but not first, or not in the 50%% one", id)
 					}
 				}
 			}
-			if first < tt.want || (tt.min > 0 && first != min(tt.min, len(known))) {
-				t.Errorf("the 1%% wave holds %d of the %d known devices; want %d", first, len(known), min(tt.min, len(known)))
+			if first < tt.want || (!tt.wantZero && first != tt.min) {
+				t.Errorf("the 1%% wave holds %d of the %d known devices; want %d", first, len(known), tt.want)
 			}
 		})
+	}
+	// Six devices known of a fleet: the fifth lowest of six is placed
+	// high, but the first wave grows no larger than the second.
+	r := &deviceupdate.Rollout{ID: "few", RolloutOptions: deviceupdate.RolloutOptions{Waves: []int{1, 10, 100}}}
+	if reach := r.ReachFor(known[:6], 5); reach == 0 || reach > 1000 {
+		t.Errorf("ReachFor(6 known, 5) = %d; want at most the second wave's 1000 (10%%)", reach)
 	}
 }
 
