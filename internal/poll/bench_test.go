@@ -56,6 +56,30 @@ func BenchmarkPollHandler(b *testing.B) {
 	}
 }
 
+// BenchmarkPollRollout measures polls of a model under a running staged
+// rollout (waves 50,100: half the phones are offered its version, the
+// others the approved one), through the real handler stack; against
+// BenchmarkPollOffer/sharing=false, the same polls without a rollout, it
+// is the cost of deciding by the rollout.
+func BenchmarkPollRollout(b *testing.B) {
+	f := goldenFixture(b)
+	f.set(b, deviceupdate.ScopeGlobal, map[string]string{"PeerFirmwareSharing": "false"})
+	o := deviceupdate.RolloutOptions{Waves: []int{50, 100}, Soak: time.Hour, MaxFailures: 0.1}
+	if _, err := f.db.StartRollout(deviceupdate.RuleID(cx600), o, "bench", f.now); err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([]string, 1000)
+	for i := range bodies {
+		bodies[i] = string(loadgen.Body(i, "CX600", "4.0.7577.4100"))
+	}
+	f.post(b, "updates.example", "192.0.2.10", bodies[0])
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.post(b, "updates.example", "192.0.2.10", bodies[i%len(bodies)])
+	}
+}
+
 // BenchmarkPollOffer measures a poll answered with an offer of three
 // files, through the real handler stack, with peer sharing off and on
 // (each file's chunk list named in the answer).
