@@ -28,13 +28,13 @@ func TestRolloutFleet(t *testing.T) {
 	const key = "UCPhone/Polycom/CX600/A/ENU/CPE"
 	tests := []struct {
 		name      string
-		duration  string // of polling: enough to complete or to pause
+		duration  string // of polling: enough to complete or to pause, with room for a loaded machine
 		fail      []string
 		wantState deviceupdate.RolloutState
 		wantWave  int
 	}{
 		{"healthy", "30s", nil, deviceupdate.RolloutCompleted, 3},
-		{"half revert", "15s", []string{"--fail-rate", "50%", "--fail-mode", "revert"}, deviceupdate.RolloutPaused, 1},
+		{"half revert", "30s", []string{"--fail-rate", "50%", "--fail-mode", "revert"}, deviceupdate.RolloutPaused, 1},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
