@@ -285,10 +285,12 @@ func (r *Rollout) threshold(percent int) int {
 }
 
 // ReachFor returns the Reach under which every wave of r holds at least n
-// of the known devices (by ID): the n it places lowest; 0 when n is 0.
-// With fewer known devices than n, every wave holds them all.
+// of the known devices (by ID): the n it places lowest. It widens the
+// first wave at most to the second's size, so that an inventory that
+// knows a few devices of a large fleet does not turn the first wave into
+// most of it; 0 (no widening) when n is 0 or fewer than n are known.
 func (r *Rollout) ReachFor(known []string, n int) int {
-	if n <= 0 || len(known) == 0 {
+	if n <= 0 || len(known) < n {
 		return 0
 	}
 	buckets := make([]int, len(known))
@@ -296,7 +298,11 @@ func (r *Rollout) ReachFor(known []string, n int) int {
 		buckets[i] = r.bucket(d)
 	}
 	slices.Sort(buckets)
-	return buckets[min(n, len(buckets))-1] + 1
+	most := rolloutBuckets
+	if len(r.Waves) > 1 {
+		most = r.threshold(r.Waves[1])
+	}
+	return min(buckets[n-1]+1, most)
 }
 
 // Member reports whether device is in the current wave.

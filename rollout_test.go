@@ -2,6 +2,7 @@ package deviceupdate_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,11 +126,11 @@ func TestRolloutReachFor(t *testing.T) {
 	}{
 		{"no minimum", 0, true, 0},
 		{"five of thirty", 5, false, 5},
-		{"more than are known: all of them", 50, false, 30},
+		{"more than are known: no widening", 50, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &deviceupdate.Rollout{ID: "small", RolloutOptions: deviceupdate.RolloutOptions{Waves: []int{1, 10, 100}}}
+			r := &deviceupdate.Rollout{ID: "small", RolloutOptions: deviceupdate.RolloutOptions{Waves: []int{1, 50, 100}}}
 			r.Reach = r.ReachFor(known, tt.min)
 			if (r.Reach == 0) != tt.wantZero {
 				t.Fatalf("Reach = %d; want zero: %v", r.Reach, tt.wantZero)
@@ -138,15 +139,21 @@ func TestRolloutReachFor(t *testing.T) {
 			for _, id := range known {
 				if r.InWave(id, 1) {
 					first++
-					if !r.InWave(id, 10) || r.WaveOf(id) != 0 {
-						t.Errorf("%s is in the 1%% wave but not first, or not in the 10%% one", id)
+					if !r.InWave(id, 50) || r.WaveOf(id) != 0 {
+						t.Errorf("%s is in the 1%% wave but not first, or not in the 50%% one", id)
 					}
 				}
 			}
-			if first < tt.want || (tt.min > 0 && first != min(tt.min, len(known))) {
-				t.Errorf("the 1%% wave holds %d of the %d known devices; want %d", first, len(known), min(tt.min, len(known)))
+			if first < tt.want || (!tt.wantZero && first != tt.min) {
+				t.Errorf("the 1%% wave holds %d of the %d known devices; want %d", first, len(known), tt.want)
 			}
 		})
+	}
+	// Six devices known of a fleet: the fifth lowest of six is placed
+	// high, but the first wave grows no larger than the second.
+	r := &deviceupdate.Rollout{ID: "few", RolloutOptions: deviceupdate.RolloutOptions{Waves: []int{1, 10, 100}}}
+	if reach := r.ReachFor(known[:6], 5); reach == 0 || reach > 1000 {
+		t.Errorf("ReachFor(6 known, 5) = %d; want at most the second wave's 1000 (10%%)", reach)
 	}
 }
 
@@ -476,4 +483,33 @@ func TestRolloutEndRule(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzRolloutFlags: whatever a user writes, Parse returns options that
+// validate, or an EINVALID error; it never panics. A window it accepts
+// reads back the same from its own text.
+func FuzzRolloutFlags(f *testing.F) {
+	f.Add("5,25,100", "1h", "5%", 0, "22:00-05:00", 0)
+	f.Add("10, 50%,100", "30m", "0.2", 3, "", 50)
+	f.Add("100", "0s", "100%", 1, "00:00-23:59", 1)
+	f.Add("5,5,100", "-1h", "NaN", -1, "25:00-05:00", -1)
+	f.Fuzz(func(t *testing.T, waves, soak, maxFailures string, minDevices int, window string, perHour int) {
+		fl := deviceupdate.RolloutFlags{Waves: waves, Soak: soak, MaxFailures: maxFailures, MinDevices: minDevices, Window: window, MaxPerHour: perHour}
+		o, err := fl.Parse()
+		if err != nil {
+			if deviceupdate.ErrorCode(err) != deviceupdate.EINVALID {
+				t.Fatalf("Parse(%+v) = %v; want an EINVALID error", fl, err)
+			}
+			return
+		}
+		if err := o.Validate(); err != nil {
+			t.Fatalf("Parse(%+v) = %+v, which does not validate: %v", fl, o, err)
+		}
+		if o.Waves[len(o.Waves)-1] != 100 || !slices.IsSorted(o.Waves) {
+			t.Fatalf("waves %v from %q", o.Waves, waves)
+		}
+		if again, err := deviceupdate.ParseWindow(o.Window.String()); err != nil || again != o.Window {
+			t.Fatalf("window %q reads back as %v, %v", o.Window, again, err)
+		}
+	})
 }

@@ -56,6 +56,12 @@ one() {
   # The boot: every phone polls once on the old version, so the
   # inventory knows the fleet before the rollout.
   "${sim[@]}" --version "$oldv" >/dev/null 2>&1 || true
+  # ... once the inventory has written them (it batches about a second):
+  # --min-devices widens the first wave to that many known phones.
+  for _ in $(seq 50); do
+    [ "$("$du" device list --json --model CX600 | jq length)" -ge "$n" ] && break
+    sleep 0.2
+  done
   import_update "$newv" 20000
   "$du" rule approve "$rule" --waves 10,50,100 --soak "${soak}s" --max-failures 10% \
     --min-devices $((n / 20)) --max-per-hour $((n / 4)) >/dev/null

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
@@ -27,13 +28,13 @@ func TestRolloutFleet(t *testing.T) {
 	const key = "UCPhone/Polycom/CX600/A/ENU/CPE"
 	tests := []struct {
 		name      string
-		duration  string // of polling: enough to complete or to pause
+		duration  string // of polling: enough to complete or to pause, with room for a loaded machine
 		fail      []string
 		wantState deviceupdate.RolloutState
 		wantWave  int
 	}{
 		{"healthy", "30s", nil, deviceupdate.RolloutCompleted, 3},
-		{"half revert", "15s", []string{"--fail-rate", "50%", "--fail-mode", "revert"}, deviceupdate.RolloutPaused, 1},
+		{"half revert", "30s", []string{"--fail-rate", "50%", "--fail-mode", "revert"}, deviceupdate.RolloutPaused, 1},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,7 +86,19 @@ func TestRolloutFleet(t *testing.T) {
 
 			importVersion(oldV)
 			run("rule", "approve", key)
-			sim(oldV) // the boot: the inventory knows the fleet
+			sim(oldV) // the boot: the inventory knows the fleet once it writes its batch
+			for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+				var known []deviceupdate.Device
+				if err := json.Unmarshal([]byte(run("device", "list", "--json").Stdout), &known); err != nil {
+					t.Fatal(err)
+				}
+				if len(known) == count {
+					break
+				}
+				if time.Since(start) > 20*time.Second {
+					t.Fatalf("the inventory knows %d of the %d phones that polled", len(known), count)
+				}
+			}
 			importVersion(newV)
 			run("rule", "approve", key, "--waves", "10,50,100", "--soak", "2s", "--max-failures", "10%", "--min-devices", "2")
 			got := sim(oldV, append([]string{"--duration", tt.duration, "--poll-every", "2s"}, tt.fail...)...)

@@ -31,7 +31,7 @@ func (s *Service) StartRollout(_ context.Context, ruleID string, o deviceupdate.
 		if err != nil {
 			return r, err
 		}
-		o.Reach = (&deviceupdate.Rollout{ID: id}).ReachFor(known, o.MinDevices)
+		o.Reach = (&deviceupdate.Rollout{ID: id, RolloutOptions: o}).ReachFor(known, o.MinDevices)
 	}
 	err := s.change(audit.Entry{Actor: actor, Action: "rule.rollout.start", Target: ruleID}, func(tx store.Store, e *audit.Entry) (err error) {
 		if r, err = tx.StartRollout(ruleID, o, id, s.now()); err != nil {

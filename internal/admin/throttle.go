@@ -3,10 +3,9 @@ package admin
 import (
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/deviceupdate/deviceupdate/internal/ratelimit"
 )
 
 // Console sign-ins are throttled before their bcrypt check, by two
@@ -23,128 +22,45 @@ const (
 	nameFailBurst   = 10
 	nameFailEvery   = 30 * time.Second // 2 a minute
 	maxThrottled    = 10000            // keys per table; past it, new ones share one budget
-	prunePeriod     = time.Minute
 )
 
-// signInThrottle holds the two tables. It is safe for concurrent use.
+// signInThrottle holds the two budgets, the source's first
+// (ratelimit.FailureBudgets). It is safe for concurrent use.
 type signInThrottle struct {
-	now func() time.Time
-
-	mu      sync.Mutex
-	sources budgets
-	names   budgets
+	budgets *ratelimit.FailureBudgets[string]
 }
 
-// budgets is a bounded table of failure budgets by key. Keys whose budget
-// is whole again and that have no check running are forgotten, every
-// prunePeriod and when the table is full: a new key starts whole, so
-// forgetting them changes nothing. While the table is full of active
-// keys, new ones share the overflow budget.
-type budgets struct {
-	every     time.Duration
-	burst     int
-	m         map[string]*budget
-	overflow  *budget
-	lastPrune time.Time
-}
-
-type budget struct {
-	failures *rate.Limiter
-	inFlight int
-}
+// throttledBy names the budgets in their order, for the log.
+var throttledBy = [...]string{"source", "name"}
 
 func newSignInThrottle(now func() time.Time) *signInThrottle {
-	t := &signInThrottle{now: now}
-	t.sources = budgets{every: sourceFailEvery, burst: sourceFailBurst, lastPrune: now()}
-	t.names = budgets{every: nameFailEvery, burst: nameFailBurst, lastPrune: now()}
-	return t
+	// Checks in flight are bounded by the failures left alone.
+	source := ratelimit.FailureLimit{Burst: sourceFailBurst, Every: sourceFailEvery, MaxInFlight: sourceFailBurst}
+	name := ratelimit.FailureLimit{Burst: nameFailBurst, Every: nameFailEvery, MaxInFlight: nameFailBurst}
+	return &signInThrottle{ratelimit.NewFailureBudgets[string](maxThrottled, now, source, name)}
 }
-
-func (b *budgets) fresh() *budget {
-	return &budget{failures: rate.NewLimiter(rate.Every(b.every), b.burst)}
-}
-
-// get returns key's budget, making it when it is new.
-func (b *budgets) get(key string, now time.Time) *budget {
-	if b.m == nil {
-		b.m, b.overflow = map[string]*budget{}, b.fresh()
-	}
-	if now.Sub(b.lastPrune) >= prunePeriod {
-		b.prune(now)
-	}
-	if x := b.m[key]; x != nil {
-		return x
-	}
-	if len(b.m) >= maxThrottled {
-		b.prune(now)
-	}
-	if len(b.m) >= maxThrottled {
-		return b.overflow
-	}
-	x := b.fresh()
-	b.m[key] = x
-	return x
-}
-
-func (b *budgets) prune(now time.Time) {
-	for k, x := range b.m {
-		if x.inFlight == 0 && x.failures.TokensAt(now) >= float64(b.burst) {
-			delete(b.m, k)
-		}
-	}
-	b.lastPrune = now
-}
-
-// room reports whether x may have one more check running at now.
-func (x *budget) room(now time.Time) bool {
-	return x.failures.TokensAt(now)-float64(x.inFlight) >= 1
-}
-
-// signInTicket is an admitted sign-in's hold on its two budgets.
-type signInTicket struct{ source, name *budget }
 
 // admit decides whether a sign-in of name from source may be checked;
 // when it may not, over says which budget is spent ("source" or "name").
 // An admitted sign-in reports its outcome with done.
-func (t *signInThrottle) admit(source, name string) (tk signInTicket, over string) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	tk = signInTicket{t.sources.get(sourceKey(source), now), t.names.get(strings.ToLower(name), now)}
-	switch {
-	case !tk.source.room(now):
-		return signInTicket{}, "source"
-	case !tk.name.room(now):
-		return signInTicket{}, "name"
+func (t *signInThrottle) admit(source, name string) (tk ratelimit.Ticket, over string) {
+	tk, i, verdict := t.budgets.Admit(sourceKey(source), strings.ToLower(name))
+	if verdict != ratelimit.Admitted {
+		return tk, throttledBy[i]
 	}
-	tk.source.inFlight++
-	tk.name.inFlight++
 	return tk, ""
 }
 
 // done ends an admitted check; a failed one spends both budgets.
-func (t *signInThrottle) done(tk signInTicket, failed bool) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, x := range []*budget{tk.source, tk.name} {
-		x.inFlight--
-		if failed {
-			x.failures.AllowN(now, 1)
-		}
-	}
-}
+func (t *signInThrottle) done(tk ratelimit.Ticket, failed bool) { t.budgets.Done(tk, failed) }
 
-// sourceKey counts an IPv6 address under its /64, which one host may
-// hold whole; anything that is not an address counts as itself.
+// sourceKey counts an address as ratelimit.SourceKey does (an IPv6
+// address under its /64, which one host may hold whole); anything that is
+// not an address counts as itself.
 func sourceKey(s string) string {
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return s
 	}
-	if a = a.Unmap(); a.Is6() {
-		p, _ := a.WithZone("").Prefix(64) // never fails for an IPv6 address
-		return p.String()
-	}
-	return a.String()
+	return ratelimit.SourceKey(a).String()
 }

@@ -2,10 +2,7 @@ package handler
 
 import (
 	"net/netip"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/deviceupdate/deviceupdate/internal/ratelimit"
 )
@@ -27,72 +24,37 @@ const (
 	authWait = 2 * time.Second
 )
 
-// admission is the throttle's decision on a sign-in.
-type admission int
+// admission is the throttle's decision on a sign-in: admitted,
+// overFailures (the source failed too often lately: 401) or overInFlight
+// (the source has as many checks running as it may: 503).
+type admission = ratelimit.Verdict
 
 const (
-	admitted     admission = iota
-	overFailures           // the source failed too often lately: 401
-	overInFlight           // the source has as many checks running as it may: 503
+	admitted     = ratelimit.Admitted
+	overFailures = ratelimit.OverFailures
+	overInFlight = ratelimit.OverInFlight
 )
 
 // authThrottle keeps a failure budget per source: an IPv4 address, or an
-// IPv6 /64 (one host may hold a whole /64). The table is bounded: sources
-// whose budget is whole again are pruned, and while it is full of active
-// ones, new sources share one budget (ratelimit.Sources).
+// IPv6 /64 (one host may hold a whole /64), as ratelimit.SourceKey says.
+// The table is bounded: sources whose budget is whole again are pruned,
+// and while it is full of active ones, new sources share one budget
+// (ratelimit.FailureBudgets).
 type authThrottle struct {
-	now func() time.Time
-
-	mu      sync.Mutex
-	sources *ratelimit.Sources[*authSource]
-}
-
-// authSource is one source's budget and its checks running now.
-type authSource struct {
-	budget   *rate.Limiter
-	inFlight int
+	sources *ratelimit.FailureBudgets[netip.Addr]
 }
 
 func newAuthThrottle(now func() time.Time) *authThrottle {
-	return &authThrottle{now: now, sources: ratelimit.NewSources(authMaxSources, newAuthSource, forgettable, now())}
-}
-
-func newAuthSource() *authSource {
-	return &authSource{budget: rate.NewLimiter(rate.Every(authFailEvery), authFailBurst)}
-}
-
-// forgettable reports whether a source may be forgotten: no check running
-// and its budget whole again, so that a new source starting with a whole
-// budget changes nothing.
-func forgettable(src *authSource, now time.Time) bool {
-	return src.inFlight == 0 && src.budget.TokensAt(now) >= authFailBurst
+	limit := ratelimit.FailureLimit{Burst: authFailBurst, Every: authFailEvery, MaxInFlight: authMaxInFlight}
+	return &authThrottle{sources: ratelimit.NewFailureBudgets[netip.Addr](authMaxSources, now, limit)}
 }
 
 // admit decides whether a sign-in from addr may be checked. When it is
 // admitted, the caller reports the outcome with done.
-func (t *authThrottle) admit(addr netip.Addr) (*authSource, admission) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	src := t.sources.Get(addr, now)
-	tokens := src.budget.TokensAt(now)
-	switch {
-	case tokens < 1:
-		return nil, overFailures
-	case src.inFlight >= min(authMaxInFlight, int(tokens)):
-		return nil, overInFlight
-	}
-	src.inFlight++
-	return src, admitted
+func (t *authThrottle) admit(addr netip.Addr) (ratelimit.Ticket, admission) {
+	tk, _, verdict := t.sources.Admit(ratelimit.SourceKey(addr))
+	return tk, verdict
 }
 
 // done ends a check admitted by admit; a failed one spends the budget.
-func (t *authThrottle) done(src *authSource, failed bool) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	src.inFlight--
-	if failed {
-		src.budget.AllowN(now, 1)
-	}
-}
+func (t *authThrottle) done(tk ratelimit.Ticket, failed bool) { t.sources.Done(tk, failed) }

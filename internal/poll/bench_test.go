@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -78,6 +79,30 @@ func benchPolls(b *testing.B, db store.Store, dir string) {
 		if w.Code != 200 {
 			b.Fatal(w.Code, w.Body)
 		}
+	}
+}
+
+// BenchmarkPollRollout measures polls of a model under a running staged
+// rollout (waves 50,100: half the phones are offered its version, the
+// others the approved one), through the real handler stack; against
+// BenchmarkPollOffer/sharing=false, the same polls without a rollout, it
+// is the cost of deciding by the rollout.
+func BenchmarkPollRollout(b *testing.B) {
+	f := goldenFixture(b)
+	f.set(b, deviceupdate.ScopeGlobal, map[string]string{"PeerFirmwareSharing": "false"})
+	o := deviceupdate.RolloutOptions{Waves: []int{50, 100}, Soak: time.Hour, MaxFailures: 0.1}
+	if _, err := f.db.StartRollout(deviceupdate.RuleID(cx600), o, "bench", f.now); err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([]string, 1000)
+	for i := range bodies {
+		bodies[i] = string(loadgen.Body(i, "CX600", "4.0.7577.4100"))
+	}
+	f.post(b, "updates.example", "192.0.2.10", bodies[0])
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.post(b, "updates.example", "192.0.2.10", bodies[i%len(bodies)])
 	}
 }
 
