@@ -1,0 +1,134 @@
+package poll_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/inventory"
+	"github.com/deviceupdate/deviceupdate/internal/pgstore"
+	"github.com/deviceupdate/deviceupdate/internal/pgtest"
+	"github.com/deviceupdate/deviceupdate/internal/poll"
+	"github.com/deviceupdate/deviceupdate/internal/store/storetest"
+	"github.com/deviceupdate/deviceupdate/internal/updatestore"
+)
+
+// poolNode is a poll service of one front end of a pool: its own
+// connection to the pool's database, its own memory of offers.
+func poolNode(t *testing.T, dsn string, now *time.Time) (*pgstore.DB, *poll.Service) {
+	t.Helper()
+	db, err := pgstore.Open(context.Background(), dsn, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	log, err := audit.OpenRequestLog(data, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := inventory.New(db, log, zap.NewNop(), time.Hour)
+	t.Cleanup(func() {
+		rec.Close()
+		db.Close()
+	})
+	return db, &poll.Service{DB: db, Recorder: rec, Files: updatestore.New(data, zap.NewNop()), Now: func() time.Time { return *now }, Offers: db}
+}
+
+// TestPollRolloutPool: two front ends of a pool decide one staged
+// rollout: the pool makes the cap of new offers, not each node; a device
+// one node offered keeps the version on the other once the window has
+// closed; and a node answers the devices it knows offered, those outside
+// the wave and those of no rollout without its database (closed here),
+// which only a member it never offered, in a closed window, needs.
+func TestPollRolloutPool(t *testing.T) {
+	dsn := pgtest.Start(t)
+	now := time.Date(2026, 12, 5, 21, 0, 0, 0, time.UTC)
+	dbA, a := poolNode(t, dsn, &now)
+	dbB, b := poolNode(t, dsn, &now)
+	id := deviceupdate.RuleID(storetest.CX600)
+	for _, ver := range []string{"4.0.7577.4100", "4.0.7577.4366"} {
+		if _, err := dbA.CommitImport([]*deviceupdate.StoredUpdate{storetest.StoredUpdate(storetest.CX600, ver, ver)}); err != nil {
+			t.Fatal(err)
+		}
+		if ver == "4.0.7577.4100" {
+			if _, _, err := dbA.ChangeRule(id, deviceupdate.RuleApprove, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	window, err := deviceupdate.ParseWindow("20:00-22:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := deviceupdate.RolloutOptions{Waves: []int{50, 100}, Soak: time.Hour, MaxFailures: 0.1, Window: window, MaxPerHour: 3}
+	r, err := dbA.StartRollout(id, o, "pool-test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(s *poll.Service, mac string) (string, error) {
+		ans, err := s.Poll(context.Background(), request("CX600", mac, "", "4.0.7577.4100"), outside)
+		if err != nil {
+			return "", err
+		}
+		return offered(ans), nil
+	}
+	nodes := []*poll.Service{a, b}
+	offeredBy := map[string]int{}
+	var members, others []string
+	for i := range 24 {
+		mac := fmt.Sprintf("00-04-F2-00-70-%02X", i)
+		if !r.Member(mac) {
+			others = append(others, mac)
+		} else {
+			members = append(members, mac)
+		}
+		got, err := ask(nodes[i%2], mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == "4.0.7577.4366" {
+			offeredBy[mac] = i % 2
+		}
+	}
+	if len(members) <= 4 || len(others) == 0 {
+		t.Fatalf("%d members, %d others: the test needs more of each", len(members), len(others))
+	}
+	if len(offeredBy) != 3 {
+		t.Errorf("the pool offered the version to %d devices of %d members; want the cap, 3", len(offeredBy), len(members))
+	}
+
+	now = now.Add(90 * time.Minute) // the window is closed, the cap's hour a new one
+	for mac, by := range offeredBy {
+		if got, err := ask(nodes[1-by], mac); err != nil || got != "4.0.7577.4366" {
+			t.Errorf("%s, offered by node %d, polls node %d after the window: offered %q, %v", mac, by, 1-by, got, err)
+		}
+	}
+
+	dbB.Close()
+	for mac := range offeredBy {
+		if got, err := ask(b, mac); err != nil || got != "4.0.7577.4366" {
+			t.Errorf("%s, known offered, polls node 1 without its database: %q, %v", mac, got, err)
+		}
+	}
+	for _, mac := range others {
+		if got, err := ask(b, mac); err != nil || got != "" {
+			t.Errorf("%s, outside the wave, polls node 1 without its database: %q, %v", mac, got, err)
+		}
+	}
+	if ans, err := b.Poll(context.Background(), request("CX700", members[0], "", "1.0.0.1"), outside); err != nil || ans.Update != nil {
+		t.Errorf("a device of no rule polls node 1 without its database: %v, %v", ans, err)
+	}
+	for _, mac := range members {
+		if _, ok := offeredBy[mac]; !ok {
+			if _, err := ask(b, mac); err == nil {
+				t.Errorf("%s, a member node 1 never offered the version, was answered without looking in the pool's database", mac)
+			}
+			break
+		}
+	}
+}
