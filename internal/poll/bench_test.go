@@ -2,6 +2,8 @@ package poll_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,8 +19,11 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/handler"
 	"github.com/deviceupdate/deviceupdate/internal/inventory"
 	"github.com/deviceupdate/deviceupdate/internal/loadgen"
+	"github.com/deviceupdate/deviceupdate/internal/pgstore"
+	"github.com/deviceupdate/deviceupdate/internal/pgtest"
 	"github.com/deviceupdate/deviceupdate/internal/poll"
 	"github.com/deviceupdate/deviceupdate/internal/store"
+	"github.com/deviceupdate/deviceupdate/internal/store/storetest"
 	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
@@ -76,4 +81,73 @@ func BenchmarkPollOffer(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPollRollout measures polls under a staged rollout in its first
+// wave (50%), of devices already offered its version or outside the wave:
+// the polls of a fleet once the wave's offers are made. On a pool's
+// store (postgres), these must reach the database no more than on the
+// embedded one.
+func BenchmarkPollRollout(b *testing.B) {
+	for _, backend := range []string{"bbolt", "postgres"} {
+		b.Run("store="+backend, func(b *testing.B) {
+			svc := rolloutBench(b, backend)
+			reqs := make([]deviceupdate.PollRequest, 1000)
+			for i := range reqs {
+				reqs[i] = request("CX600", fmt.Sprintf("00-04-F2-%02X-%02X-%02X", i>>16, i>>8&0xff, i&0xff), "", "4.0.7577.4100")
+				if _, err := svc.Poll(context.Background(), reqs[i], outside); err != nil { // the wave's offers
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := svc.Poll(context.Background(), reqs[i%len(reqs)], outside); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// rolloutBench is a poll service on backend's store with CX600's rule
+// under a running 50,100 rollout, as serve wires it.
+func rolloutBench(b *testing.B, backend string) *poll.Service {
+	dir := b.TempDir()
+	var db store.Store
+	var offers store.SharedOffers
+	switch backend {
+	case "bbolt":
+		bdb, err := store.Open(dir, store.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		db = bdb
+	default:
+		pdb, err := pgstore.Open(context.Background(), pgtest.Start(b), pgstore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		db, offers = pdb, pdb
+	}
+	b.Cleanup(func() { db.Close() })
+	id := deviceupdate.RuleID(storetest.CX600)
+	for _, ver := range []string{"4.0.7577.4100", "4.0.7577.4366"} {
+		if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{storetest.StoredUpdate(storetest.CX600, ver, ver)}); err != nil {
+			b.Fatal(err)
+		}
+		if ver == "4.0.7577.4100" {
+			if _, _, err := db.ChangeRule(id, deviceupdate.RuleApprove, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	o := deviceupdate.RolloutOptions{Waves: []int{50, 100}, Soak: time.Hour, MaxFailures: 0.1}
+	if _, err := db.StartRollout(id, o, "bench", time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	log, _ := audit.OpenRequestLog(dir, "bench")
+	rec := inventory.New(db, log, zap.NewNop(), time.Second)
+	b.Cleanup(func() { rec.Close() })
+	return &poll.Service{DB: db, Recorder: rec, Files: updatestore.New(dir, nil), Offers: offers}
 }

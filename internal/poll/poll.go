@@ -79,6 +79,12 @@ type tracker struct {
 	// refused a new offer (the pool made the cap): until that period ends
 	// this node asks it no more. Zero: none.
 	full int64
+	// absent are, in a pool, the devices of the wave the pool's store
+	// said were never offered while the pool's cap of the period t.hour
+	// was reached: no node offers more in that period, so the answer
+	// holds until it ends (to within the nodes' clocks' difference), and
+	// their next polls in it do not ask again. Emptied as the period ends.
+	absent map[string]bool
 }
 
 // trackerOf returns the tracker of an active rollout, loading the devices
@@ -134,7 +140,7 @@ func (s *Service) decideRollout(r *rule, in deviceupdate.OfferInput, now time.Ti
 	h := s.capPeriod(now)
 	t.mu.Lock()
 	if h != t.hour {
-		t.hour, t.count = h, 0
+		t.hour, t.count, t.absent = h, 0, nil
 	}
 	in.Rollout, in.RolloutOffered, in.Now, in.Location, in.OffersThisHour = r.rollout, t.offered[in.Device], now, loc, t.count
 	if s.Offers != nil {
@@ -146,7 +152,7 @@ func (s *Service) decideRollout(r *rule, in deviceupdate.OfferInput, now time.Ti
 	}
 	d := deviceupdate.Decide(in)
 	fresh := d.Reason == deviceupdate.OfferRollout && !in.RolloutOffered
-	if s.Offers == nil || in.RolloutOffered {
+	if s.Offers == nil || in.RolloutOffered || (t.absent[in.Device] && !fresh) {
 		if fresh {
 			t.offered[in.Device] = true
 			t.count++
@@ -167,11 +173,22 @@ func (s *Service) decideRollout(r *rule, in deviceupdate.OfferInput, now time.Ti
 		return d, nil
 	}
 	offered, err := s.Offers.RolloutOffered(r.rollout.ID, in.Device)
-	if err != nil || !offered {
+	if err != nil {
 		return d, err
 	}
-	t.remember(in.Device)
-	return deviceupdate.Decide(known), nil
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if offered {
+		t.offered[in.Device] = true
+		return deviceupdate.Decide(known), nil
+	}
+	if t.full == h+1 && t.hour == h {
+		if t.absent == nil {
+			t.absent = map[string]bool{}
+		}
+		t.absent[in.Device] = true
+	}
+	return d, nil
 }
 
 // offerShared makes the new offer d of a rollout's version in a pool: it

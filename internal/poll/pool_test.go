@@ -44,7 +44,8 @@ func poolNode(t *testing.T, dsn string, now *time.Time) (*pgstore.DB, *poll.Serv
 // one node offered keeps the version on the other once the window has
 // closed; and a node answers the devices it knows offered, those outside
 // the wave and those of no rollout without its database (closed here),
-// which only a member it never offered, in a closed window, needs.
+// which only a member it never offered, in a closed window or past the
+// cap, needs (past the cap, once an hour).
 func TestPollRolloutPool(t *testing.T) {
 	dsn := pgtest.Start(t)
 	now := time.Date(2026, 12, 5, 21, 0, 0, 0, time.UTC)
@@ -95,11 +96,34 @@ func TestPollRolloutPool(t *testing.T) {
 			offeredBy[mac] = i % 2
 		}
 	}
-	if len(members) <= 4 || len(others) == 0 {
+	if len(members) <= 6 || len(others) == 0 {
 		t.Fatalf("%d members, %d others: the test needs more of each", len(members), len(others))
 	}
 	if len(offeredBy) != 3 {
 		t.Errorf("the pool offered the version to %d devices of %d members; want the cap, 3", len(offeredBy), len(members))
+	}
+
+	// A third node learns that the pool made its cap from its first new
+	// offer, refused; a member it then looks up, never offered, it need
+	// not look up again this hour.
+	dbC, c := poolNode(t, dsn, &now)
+	var waiting []string
+	for _, mac := range members {
+		if _, ok := offeredBy[mac]; !ok {
+			waiting = append(waiting, mac)
+		}
+	}
+	for _, mac := range waiting[:2] {
+		if got, err := ask(c, mac); err != nil || got != "" {
+			t.Fatalf("%s, never offered, polls node 2 past the pool's cap: %q, %v", mac, got, err)
+		}
+	}
+	dbC.Close()
+	if got, err := ask(c, waiting[1]); err != nil || got != "" {
+		t.Errorf("%s, found never offered past the cap, polls node 2 again without its database: %q, %v", waiting[1], got, err)
+	}
+	if _, err := ask(c, waiting[2]); err == nil {
+		t.Errorf("%s, a member node 2 never offered nor looked up, was answered without its database", waiting[2])
 	}
 
 	now = now.Add(90 * time.Minute) // the window is closed, the cap's hour a new one
@@ -123,12 +147,7 @@ func TestPollRolloutPool(t *testing.T) {
 	if ans, err := b.Poll(context.Background(), request("CX700", members[0], "", "1.0.0.1"), outside); err != nil || ans.Update != nil {
 		t.Errorf("a device of no rule polls node 1 without its database: %v, %v", ans, err)
 	}
-	for _, mac := range members {
-		if _, ok := offeredBy[mac]; !ok {
-			if _, err := ask(b, mac); err == nil {
-				t.Errorf("%s, a member node 1 never offered the version, was answered without looking in the pool's database", mac)
-			}
-			break
-		}
+	if _, err := ask(b, waiting[0]); err == nil {
+		t.Errorf("%s, a member node 1 never offered the version, was answered without looking in the pool's database", waiting[0])
 	}
 }
