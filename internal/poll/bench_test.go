@@ -23,7 +23,6 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/pgtest"
 	"github.com/deviceupdate/deviceupdate/internal/poll"
 	"github.com/deviceupdate/deviceupdate/internal/store"
-	"github.com/deviceupdate/deviceupdate/internal/store/storetest"
 	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
 
@@ -131,21 +130,7 @@ func rolloutBench(b *testing.B, backend string) *poll.Service {
 		db, offers = pdb, pdb
 	}
 	b.Cleanup(func() { db.Close() })
-	id := deviceupdate.RuleID(storetest.CX600)
-	for _, ver := range []string{"4.0.7577.4100", "4.0.7577.4366"} {
-		if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{storetest.StoredUpdate(storetest.CX600, ver, ver)}); err != nil {
-			b.Fatal(err)
-		}
-		if ver == "4.0.7577.4100" {
-			if _, _, err := db.ChangeRule(id, deviceupdate.RuleApprove, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	o := deviceupdate.RolloutOptions{Waves: []int{50, 100}, Soak: time.Hour, MaxFailures: 0.1}
-	if _, err := db.StartRollout(id, o, "bench", time.Now()); err != nil {
-		b.Fatal(err)
-	}
+	startRollout(b, db, deviceupdate.RolloutOptions{Waves: []int{50, 100}, Soak: time.Hour, MaxFailures: 0.1}, time.Now())
 	log, _ := audit.OpenRequestLog(dir, "bench")
 	rec := inventory.New(db, log, zap.NewNop(), time.Second)
 	b.Cleanup(func() { rec.Close() })

@@ -14,6 +14,7 @@ import (
 	"github.com/deviceupdate/deviceupdate/internal/pgstore"
 	"github.com/deviceupdate/deviceupdate/internal/pgtest"
 	"github.com/deviceupdate/deviceupdate/internal/poll"
+	"github.com/deviceupdate/deviceupdate/internal/store"
 	"github.com/deviceupdate/deviceupdate/internal/store/storetest"
 	"github.com/deviceupdate/deviceupdate/internal/updatestore"
 )
@@ -39,6 +40,28 @@ func poolNode(t *testing.T, dsn string, now *time.Time) (*pgstore.DB, *poll.Serv
 	return db, &poll.Service{DB: db, Recorder: rec, Files: updatestore.New(data, zap.NewNop()), Now: func() time.Time { return *now }, Offers: db}
 }
 
+// startRollout stores CX600's rule approved at 4.0.7577.4100 and starts a
+// rollout of 4.0.7577.4366 with o at at.
+func startRollout(tb testing.TB, db store.Store, o deviceupdate.RolloutOptions, at time.Time) deviceupdate.Rollout {
+	tb.Helper()
+	id := deviceupdate.RuleID(storetest.CX600)
+	for _, ver := range []string{"4.0.7577.4100", "4.0.7577.4366"} {
+		if _, err := db.CommitImport([]*deviceupdate.StoredUpdate{storetest.StoredUpdate(storetest.CX600, ver, ver)}); err != nil {
+			tb.Fatal(err)
+		}
+		if ver == "4.0.7577.4100" {
+			if _, _, err := db.ChangeRule(id, deviceupdate.RuleApprove, nil); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	r, err := db.StartRollout(id, o, "rollout-"+tb.Name(), at)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
 // TestPollRolloutPool: two front ends of a pool decide one staged
 // rollout: the pool makes the cap of new offers, not each node; a device
 // one node offered keeps the version on the other once the window has
@@ -51,26 +74,11 @@ func TestPollRolloutPool(t *testing.T) {
 	now := time.Date(2026, 12, 5, 21, 0, 0, 0, time.UTC)
 	dbA, a := poolNode(t, dsn, &now)
 	dbB, b := poolNode(t, dsn, &now)
-	id := deviceupdate.RuleID(storetest.CX600)
-	for _, ver := range []string{"4.0.7577.4100", "4.0.7577.4366"} {
-		if _, err := dbA.CommitImport([]*deviceupdate.StoredUpdate{storetest.StoredUpdate(storetest.CX600, ver, ver)}); err != nil {
-			t.Fatal(err)
-		}
-		if ver == "4.0.7577.4100" {
-			if _, _, err := dbA.ChangeRule(id, deviceupdate.RuleApprove, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	window, err := deviceupdate.ParseWindow("20:00-22:00")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := deviceupdate.RolloutOptions{Waves: []int{50, 100}, Soak: time.Hour, MaxFailures: 0.1, Window: window, MaxPerHour: 3}
-	r, err := dbA.StartRollout(id, o, "pool-test", now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := startRollout(t, dbA, deviceupdate.RolloutOptions{Waves: []int{50, 100}, Soak: time.Hour, MaxFailures: 0.1, Window: window, MaxPerHour: 3}, now)
 	ask := func(s *poll.Service, mac string) (string, error) {
 		ans, err := s.Poll(context.Background(), request("CX600", mac, "", "4.0.7577.4100"), outside)
 		if err != nil {
