@@ -143,10 +143,11 @@ func (s *Service) decideRollout(r *rule, in deviceupdate.OfferInput, now time.Ti
 		t.hour, t.count, t.absent = h, 0, nil
 	}
 	in.Rollout, in.RolloutOffered, in.Now, in.Location, in.OffersThisHour = r.rollout, t.offered[in.Device], now, loc, t.count
+	full := t.full == h+1
 	if s.Offers != nil {
 		// The pool counts new offers: this node's count is not the cap's.
 		in.OffersThisHour = 0
-		if t.full == h+1 {
+		if full {
 			in.OffersThisHour = r.rollout.MaxPerHour
 		}
 	}
@@ -182,7 +183,9 @@ func (s *Service) decideRollout(r *rule, in deviceupdate.OfferInput, now time.Ti
 		t.offered[in.Device] = true
 		return deviceupdate.Decide(known), nil
 	}
-	if t.full == h+1 && t.hour == h {
+	// Only a look-up made once the cap was known reached holds for the
+	// rest of the period: one made before may have missed the last offers.
+	if full && t.hour == h {
 		if t.absent == nil {
 			t.absent = map[string]bool{}
 		}
