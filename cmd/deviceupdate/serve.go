@@ -334,6 +334,10 @@ func (m *Main) Run(ctx context.Context) error {
 	// one, so that sign-ins share one throttle.
 	admins := admin.NewAdmins(svc)
 	polls := &poll.Service{DB: m.db, Recorder: m.recorder, Files: m.files, CapPeriod: m.RolloutHour}
+	if m.pg != nil {
+		// A pool's staged rollouts decide on the offers of every node.
+		polls.Offers = m.pg
+	}
 	if err := m.files.Create(); err != nil {
 		return err
 	}

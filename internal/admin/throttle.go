@@ -16,6 +16,13 @@ import (
 // running on them; a failed one spends one of each. The budgets are
 // smaller than the external phones' (handler/throttle.go): people sign in
 // to the console, not fleets of phones behind one address.
+//
+// In a pool the budgets are each front end's own: N front ends allow a
+// source or a name N times the failures, still bounded (3 nodes: 6 guesses
+// a minute at one admin's name, with passwords of at least the length
+// deviceupdate.ValidatePassword asks). Kept in the pool's database instead, every
+// failed sign-in would be a write there, which a guesser could then flood;
+// the throttle also guards this node's bcrypt slots, which are its own.
 const (
 	sourceFailBurst = 10
 	sourceFailEvery = 6 * time.Second // 10 a minute once the burst is spent

@@ -13,7 +13,9 @@ import (
 // check, so guessing costs the server no bcrypt. A source also may not
 // have more than authMaxInFlight checks running at once (nor more than
 // it may still fail), so that one source cannot queue many checks behind
-// the few bcrypt slots.
+// the few bcrypt slots. In a pool each front end keeps its own budgets
+// (its bcrypt slots are its own): N front ends allow N times the failures,
+// still bounded (see internal/admin/throttle.go).
 const (
 	authFailBurst   = 20
 	authFailEvery   = 5 * time.Second

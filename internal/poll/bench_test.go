@@ -3,6 +3,7 @@ package poll_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -126,4 +127,59 @@ func BenchmarkPollOffer(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPollRolloutStore measures polls under a staged rollout in its first
+// wave (50%), of devices already offered its version or outside the wave:
+// the polls of a fleet once the wave's offers are made. On a pool's
+// store (postgres), these must reach the database no more than on the
+// embedded one.
+func BenchmarkPollRolloutStore(b *testing.B) {
+	for _, backend := range []string{"bbolt", "postgres"} {
+		b.Run("store="+backend, func(b *testing.B) {
+			svc := rolloutBench(b, backend)
+			reqs := make([]deviceupdate.PollRequest, 1000)
+			for i := range reqs {
+				reqs[i] = request("CX600", fmt.Sprintf("00-04-F2-%02X-%02X-%02X", i>>16, i>>8&0xff, i&0xff), "", "4.0.7577.4100")
+				if _, err := svc.Poll(context.Background(), reqs[i], outside); err != nil { // the wave's offers
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := svc.Poll(context.Background(), reqs[i%len(reqs)], outside); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// rolloutBench is a poll service on backend's store with CX600's rule
+// under a running 50,100 rollout, as serve wires it.
+func rolloutBench(b *testing.B, backend string) *poll.Service {
+	dir := b.TempDir()
+	var db store.Store
+	var offers store.SharedOffers
+	switch backend {
+	case "bbolt":
+		bdb, err := store.Open(dir, store.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		db = bdb
+	default:
+		pdb, err := pgstore.Open(context.Background(), pgtest.Start(b), pgstore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		db, offers = pdb, pdb
+	}
+	b.Cleanup(func() { db.Close() })
+	startRollout(b, db, deviceupdate.RolloutOptions{Waves: []int{50, 100}, Soak: time.Hour, MaxFailures: 0.1}, time.Now())
+	log, _ := audit.OpenRequestLog(dir, "bench")
+	rec := inventory.New(db, log, zap.NewNop(), time.Second)
+	b.Cleanup(func() { rec.Close() })
+	return &poll.Service{DB: db, Recorder: rec, Files: updatestore.New(dir, nil), Offers: offers}
 }

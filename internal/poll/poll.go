@@ -29,6 +29,15 @@ type Service struct {
 	// offers over: an hour when zero. Simulations compress it with the
 	// hidden serve flag --rollout-hour.
 	CapPeriod time.Duration
+	// Offers, for a front end of a pool, is what the pool's nodes share of
+	// staged rollouts' new offers (the pool's store); nil on a single
+	// server, whose trackers know every offer. With it, a new offer is
+	// recorded (and counted against the cap) there before it is answered,
+	// and a device in the wave that this node never offered the version is
+	// looked up there before it is answered the previous one: only then,
+	// so that polls of the devices already offered, outside the wave, or
+	// running the version never reach the database.
+	Offers store.SharedOffers
 
 	cache atomic.Pointer[snapshot]
 
@@ -66,6 +75,16 @@ type tracker struct {
 	offered map[string]bool
 	hour    int64 // the cap period count is of: Unix time / period
 	count   int
+	// full is, in a pool, 1 + the cap period in which the pool's store
+	// refused a new offer (the pool made the cap): until that period ends
+	// this node asks it no more. Zero: none.
+	full int64
+	// absent are, in a pool, the devices of the wave the pool's store
+	// said were never offered while the pool's cap of the period t.hour
+	// was reached: no node offers more in that period, so the answer
+	// holds until it ends (to within the nodes' clocks' difference), and
+	// their next polls in it do not ask again. Emptied as the period ends.
+	absent map[string]bool
 }
 
 // trackerOf returns the tracker of an active rollout, loading the devices
@@ -116,20 +135,91 @@ func (s *Service) capPeriod(t time.Time) int64 {
 
 // decideRollout is deviceupdate.Decide for a module under an active
 // rollout, noting a new offer of its version.
-func (s *Service) decideRollout(r *rule, in deviceupdate.OfferInput, now time.Time, loc *time.Location) deviceupdate.Offer {
+func (s *Service) decideRollout(r *rule, in deviceupdate.OfferInput, now time.Time, loc *time.Location) (deviceupdate.Offer, error) {
 	t := r.tracker
+	h := s.capPeriod(now)
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if h := s.capPeriod(now); h != t.hour {
-		t.hour, t.count = h, 0
+	if h != t.hour {
+		t.hour, t.count, t.absent = h, 0, nil
 	}
 	in.Rollout, in.RolloutOffered, in.Now, in.Location, in.OffersThisHour = r.rollout, t.offered[in.Device], now, loc, t.count
-	d := deviceupdate.Decide(in)
-	if d.Reason == deviceupdate.OfferRollout && !in.RolloutOffered {
-		t.offered[in.Device] = true
-		t.count++
+	full := t.full == h+1
+	if s.Offers != nil {
+		// The pool counts new offers: this node's count is not the cap's.
+		in.OffersThisHour = 0
+		if full {
+			in.OffersThisHour = r.rollout.MaxPerHour
+		}
 	}
-	return d
+	d := deviceupdate.Decide(in)
+	fresh := d.Reason == deviceupdate.OfferRollout && !in.RolloutOffered
+	if s.Offers == nil || in.RolloutOffered || (t.absent[in.Device] && !fresh) {
+		if fresh {
+			t.offered[in.Device] = true
+			t.count++
+		}
+		t.mu.Unlock()
+		return d, nil
+	}
+	t.mu.Unlock()
+	if fresh {
+		return s.offerShared(r, in, d, now, h)
+	}
+	// Would another node's offer change the answer? Only then ask the pool
+	// (a device of the wave, not running the version, while the window is
+	// closed, the cap reached or the rollout paused).
+	known := in
+	known.RolloutOffered = true
+	if deviceupdate.Decide(known) == d {
+		return d, nil
+	}
+	offered, err := s.Offers.RolloutOffered(r.rollout.ID, in.Device)
+	if err != nil {
+		return d, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if offered {
+		t.offered[in.Device] = true
+		return deviceupdate.Decide(known), nil
+	}
+	// Only a look-up made once the cap was known reached holds for the
+	// rest of the period: one made before may have missed the last offers.
+	if full && t.hour == h {
+		if t.absent == nil {
+			t.absent = map[string]bool{}
+		}
+		t.absent[in.Device] = true
+	}
+	return d, nil
+}
+
+// offerShared makes the new offer d of a rollout's version in a pool: it
+// records it in the pool's store, counted against the cap, and answers it
+// unless the pool's cap of the period is reached, when it answers as
+// Decide does past the cap.
+func (s *Service) offerShared(r *rule, in deviceupdate.OfferInput, d deviceupdate.Offer, now time.Time, h int64) (deviceupdate.Offer, error) {
+	t := r.tracker
+	ok, err := s.Offers.OfferRollout(r.rollout.ID, in.Device, now, h, r.rollout.MaxPerHour)
+	if err != nil {
+		return deviceupdate.Offer{}, err
+	}
+	if ok {
+		t.remember(in.Device)
+		return d, nil
+	}
+	t.mu.Lock()
+	t.full = h + 1
+	t.mu.Unlock()
+	in.OffersThisHour = r.rollout.MaxPerHour
+	return deviceupdate.Decide(in), nil
+}
+
+// remember notes that the tracker's rollout offered its version to device.
+func (t *tracker) remember(device string) {
+	t.mu.Lock()
+	t.offered[device] = true
+	t.mu.Unlock()
 }
 
 // offer is an update as answers offer it: its folder's path and its
@@ -340,7 +430,9 @@ func (s *Service) answer(_ context.Context, req deviceupdate.PollRequest, remote
 			decision = deviceupdate.Decide(in)
 		case r.rollout != nil:
 			in.Rule = &r.Rule
-			decision = s.decideRollout(r, in, s.now(), ss.location)
+			if decision, err = s.decideRollout(r, in, s.now(), ss.location); err != nil {
+				return nil, err
+			}
 		default:
 			in.Rule = &r.Rule
 			decision = deviceupdate.Decide(in)

@@ -272,3 +272,23 @@ type Store interface {
 }
 
 var _ Store = (*DB)(nil)
+
+// SharedOffers is what the front ends of a pool share of staged rollouts'
+// new offers, so that the offer decision is the pool's: a device offered a
+// rollout's version by one node keeps it when it polls another (whose own
+// memory of offers lacks it), and --max-per-hour caps the pool's new
+// offers, not each node's. Only a pool's store has it: a single server
+// remembers every offer it made (internal/poll's tracker), which is
+// cheaper and as exact.
+type SharedOffers interface {
+	// OfferRollout records a new offer of the rollout's version to device
+	// at at, in the cap's period (numbered by the caller, the same on
+	// every node) against max (0: no cap). It reports false, recording
+	// nothing, when the pool's new offers of period reached max; true
+	// when it recorded the offer or the device had one already, which
+	// does not count again.
+	OfferRollout(rolloutID, device string, at time.Time, period int64, max int) (bool, error)
+	// RolloutOffered reports whether any node offered the rollout's
+	// version to device (OfferRollout returned true for it).
+	RolloutOffered(rolloutID, device string) (bool, error)
+}
