@@ -77,7 +77,7 @@ func TestOfferRolloutCap(t *testing.T) {
 		}
 	}
 	var rows int
-	if err := sqlConn(t, dsn).QueryRow(context.Background(), "SELECT count(*) FROM rollout_offer_counts WHERE rollout_id = 'r2'").Scan(&rows); err != nil || rows != 0 {
+	if err := pgtest.Conn(t, dsn).QueryRow(context.Background(), "SELECT count(*) FROM rollout_offer_counts WHERE rollout_id = 'r2'").Scan(&rows); err != nil || rows != 0 {
 		t.Errorf("offers without a cap left %d counts (%v), want none", rows, err)
 	}
 }
@@ -87,7 +87,7 @@ func TestOfferRolloutCap(t *testing.T) {
 func TestOfferRolloutSameDevice(t *testing.T) {
 	dsn := pgtest.DB(t)
 	nodes := []*DB{openDSN(t, dsn), openDSN(t, dsn)}
-	conn := sqlConn(t, dsn)
+	conn := pgtest.Conn(t, dsn)
 	at := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
 	for period := range int64(20) {
 		dev := fmt.Sprintf("dev-%02d", period)
