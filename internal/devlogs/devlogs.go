@@ -331,7 +331,11 @@ func (s *Store) upload(ctx context.Context, u deviceupdate.LogUpload, r io.Reade
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, ls.MaxFileSize+1))
+	var w io.Writer = f
+	if s.dir == nil { // a pool's file store names it by its SHA-256
+		w = io.MultiWriter(f, h)
+	}
+	n, err := io.Copy(w, io.LimitReader(r, ls.MaxFileSize+1))
 	switch {
 	case errors.Is(err, syscall.ENOSPC):
 		return l, storageError("write device log", err)
@@ -691,6 +695,16 @@ func (s *Store) deleteOlder(cutoff time.Time, intent func(plan deviceupdate.Clea
 // LogCleanUpTimeOfDay (or hourly), re-reading the settings every second.
 func (s *Store) run() {
 	defer close(s.done)
+	// A pool's round waits on the database: stopping ends the wait.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	lastFlush := s.o.Now()
@@ -722,14 +736,14 @@ func (s *Store) run() {
 			// A pool's quota and clean-up: a round of one front end at a
 			// time. Another's round now has the lock: this one's clean-up,
 			// when due, waits for the next second.
-			ran := pool.Round(context.Background(), s.o.Locks, roundLock, func() {
-				s.enforceQuota(context.Background())
+			ran := pool.Round(ctx, s.o.Locks, roundLock, func() {
+				s.enforceQuota(ctx)
 				if due {
 					s.cleanUp(ls)
 				}
 			})
 			if !ran {
-				s.updateStored(context.Background())
+				s.updateStored(ctx)
 				due = false
 			}
 		} else if due {
