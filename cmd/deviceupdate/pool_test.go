@@ -323,6 +323,24 @@ func TestPool(t *testing.T) {
 		}
 	})
 
+	t.Run("a front end with a single server's logs in its --data warns", func(t *testing.T) {
+		data := t.TempDir()
+		old := filepath.Join(data, "Logs", "Client", "CELog", "00-04-F2-00-70-02", "left.clg")
+		if err := os.MkdirAll(filepath.Dir(old), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(old, []byte("a single server's"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		n4 := e2e.Start(t, e2e.Options{Data: data, Certs: certsDir, Args: args})
+		waitFor(t, "the warning in node 4's log", 10*time.Second, func() bool {
+			return strings.Contains(n4.Stderr(), "--data holds a single server's device logs")
+		})
+		if n4.Stop() != 0 {
+			t.Error("node 4 did not stop cleanly")
+		}
+	})
+
 	t.Run("a killed node leaves the others serving", func(t *testing.T) {
 		n3.Kill()
 		for _, n := range []poolNode{n1, n2} {

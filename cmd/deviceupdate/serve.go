@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -226,6 +227,10 @@ func (m *Main) openLogs(o devlogs.Options, remote blobstore.Store) error {
 	if m.pg != nil && remote != nil {
 		o.Index, o.Blobs, o.Locks = m.pg, remote, m.pg
 		m.Logger.Info("device logs in the file store, indexed in the pool's database", zap.String("files", m.Config.Files))
+		if entries, _ := os.ReadDir(o.Dir); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return e.Name() != devlogs.StagingDir }) {
+			m.Logger.Warn("--data holds a single server's device logs, which a front end of a pool does not serve",
+				zap.String("dir", o.Dir), zap.String("fix", "move them into the pool with `deviceupdate migrate`, or give this front end a --data of its own"))
+		}
 	} else if remote != nil {
 		m.Logger.Info("device logs stay on this server", zap.String("dir", o.Dir),
 			zap.String("why", "a single server's store (no --store) indexes them in its folder"))

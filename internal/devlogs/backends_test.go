@@ -379,3 +379,42 @@ func TestPoolUploadRacingDelete(t *testing.T) {
 		t.Fatalf("the log reads %q", got)
 	}
 }
+
+// TestPoolRoundTakesTheLock: a pool's quota is enforced by one front end
+// at a time, holding the pool's lock: while another holds it, no log goes;
+// once it is released, the oldest do.
+func TestPoolRoundTakesTheLock(t *testing.T) {
+	ctx := context.Background()
+	p := newPool(t)
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	s := p.node(t, devlogs.Options{Settings: (&settings{m: map[string]string{}}).get, Now: c.now, Quota: 250})
+	other, err := pgstore.Open(ctx, p.dsn, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	unlock, ok := other.TryLock(ctx, "device-logs")
+	if !ok {
+		t.Fatal("the round's lock is taken")
+	}
+	defer unlock() // once: unlock may run twice
+	for _, name := range []string{"old.txt", "mid.txt", "new.txt"} {
+		if _, err := s.Upload(ctx, upload(name, "CELog"), strings.NewReader(strings.Repeat("x", 100)), 100); err != nil {
+			t.Fatal(err)
+		}
+		c.add(time.Minute)
+	}
+	// The node tries its round every second: give it a few.
+	time.Sleep(2500 * time.Millisecond)
+	if got := strings.Count(names(t, s), " ") + 1; got != 3 {
+		t.Fatalf("%d logs while another front end holds the round's lock, want all 3", got)
+	}
+	unlock()
+	want := "CELog/" + dev + "/new.txt CELog/" + dev + "/mid.txt"
+	for end := time.Now().Add(10 * time.Second); names(t, s) != want && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := names(t, s); got != want {
+		t.Fatalf("once the lock is released: %q, want %q", got, want)
+	}
+}

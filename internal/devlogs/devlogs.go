@@ -794,7 +794,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "deviceupdate_device_log_uploaded_bytes_total",
 			Help: "Bytes of device logs stored."}),
 		stored: prometheus.NewGauge(prometheus.GaugeOpts{Name: "deviceupdate_device_log_stored_bytes",
-			Help: "Bytes of device logs on disk under Logs/Client."}),
+			Help: "Bytes of device logs stored: under Logs/Client, or in a pool (serve --store) all of the pool's."}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "deviceupdate_device_log_quota_deleted_total",
 			Help: "Device logs deleted, oldest first, because the log quota was reached."}),
 		cleaned: prometheus.NewCounter(prometheus.CounterOpts{Name: "deviceupdate_device_log_cleaned_total",
