@@ -39,7 +39,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-
 	"strings"
 	"sync"
 	"sync/atomic"
