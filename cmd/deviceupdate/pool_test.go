@@ -1,14 +1,23 @@
 package main_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
@@ -244,6 +253,71 @@ func TestPool(t *testing.T) {
 			}
 			return true
 		})
+	})
+
+	t.Run("a device log uploaded to one, read on another, cleared from the third", func(t *testing.T) {
+		const mac = "00-04-F2-00-70-01"
+		body := bytes.Repeat([]byte("pool log line\r\n"), 500)
+		if code, msg := uploadLog(t, http.DefaultClient, n1.InternalURL()+"/RequestHandler/Files", logQuery(mac, "CELog", "celog.clg"), body, false); code != http.StatusOK {
+			t.Fatalf("upload to node 1: %d %s", code, msg)
+		}
+		var logs []deviceupdate.DeviceLog
+		if err := json.Unmarshal([]byte(n2.run(t, "logs", "list", "--device", mac, "--json")), &logs); err != nil ||
+			len(logs) != 1 || logs[0].Path() != "CELog/"+mac+"/celog.clg" || logs[0].Size != int64(len(body)) {
+			t.Fatalf("logs list on node 2: %+v (%v)", logs, err)
+		}
+		out := filepath.Join(t.TempDir(), "got.clg")
+		n2.run(t, "logs", "get", "CELog/"+mac+"/celog.clg", "-o", out)
+		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("the log node 2 gives differs from the upload to node 1 (%v)", err)
+		}
+		sum := sha256.Sum256(body)
+		key := hex.EncodeToString(sum[:])
+		object := filepath.Join(files, "sha256", key[:2], key[2:4], key)
+		if _, err := os.Stat(object); err != nil {
+			t.Fatalf("the log is not in the file store: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(n1.Data, "Logs", "Client", "CELog")); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("node 1 kept the log under its --data: %v", err)
+		}
+		// Uploaded 8 days ago, as far as the pool knows (the phone of an
+		// earlier case uploaded logs too, which stay).
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "UPDATE device_logs SET modified = modified - $1 WHERE device = $2", int64(8*24*time.Hour), mac); err != nil {
+			t.Fatal(err)
+		}
+		var cleared deviceupdate.ClearLogsResult
+		if err := json.Unmarshal([]byte(n3.run(t, "logs", "clear", "--days-back", "7", "--json")), &cleared); err != nil || cleared.Deleted != 1 {
+			t.Fatalf("logs clear on node 3: %+v (%v)", cleared, err)
+		}
+		if out := n1.run(t, "logs", "list", "--device", mac, "--json"); strings.TrimSpace(out) != "[]" {
+			t.Fatalf("logs list on node 1 after the clear on node 3: %s", out)
+		}
+		if _, err := os.Stat(object); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("the cleared log's bytes are still in the file store: %v", err)
+		}
+	})
+
+	t.Run("a front end with a single server's logs in its --data warns", func(t *testing.T) {
+		data := t.TempDir()
+		old := filepath.Join(data, "Logs", "Client", "CELog", "00-04-F2-00-70-02", "left.clg")
+		if err := os.MkdirAll(filepath.Dir(old), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(old, []byte("a single server's"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		n4 := e2e.Start(t, e2e.Options{Data: data, Certs: certsDir, Args: args})
+		waitFor(t, "the warning in node 4's log", 10*time.Second, func() bool {
+			return strings.Contains(n4.Stderr(), "--data holds a single server's device logs")
+		})
+		if n4.Stop() != 0 {
+			t.Error("node 4 did not stop cleanly")
+		}
 	})
 
 	t.Run("a killed node leaves the others serving", func(t *testing.T) {

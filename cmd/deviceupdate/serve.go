@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -193,7 +194,8 @@ func (m *Main) openFileStore(ctx context.Context) (blobstore.Store, error) {
 
 // openFiles opens the update store: under --data, or in the pool's file
 // store (remote, when not nil), read through a local cache. Device logs
-// stay under --data either way (see the README's --files row).
+// are in the file store too in a pool (--store), else under --data
+// (openLogs).
 func (m *Main) openFiles(ctx context.Context, remote blobstore.Store) error {
 	c := m.Config
 	if remote == nil {
@@ -214,9 +216,28 @@ func (m *Main) openFiles(ctx context.Context, remote blobstore.Store) error {
 	}
 	m.Logger.Info("update files in a file store", zap.String("files", c.Files), zap.Int64("cache_bytes", cacheBytes),
 		zap.String("cache", filepath.Join(c.Data, updatestore.CacheDir)))
-	m.Logger.Info("device logs stay on this server", zap.String("dir", filepath.Join(c.Data, "Logs", "Client")),
-		zap.String("why", "device logs are not kept in the file store yet"))
 	return nil
+}
+
+// openLogs opens the device logs: in a pool (--store), indexed in its
+// database and kept in its file store (remote), with the clean-up and
+// the quota a round of one front end at a time; else under --data.
+func (m *Main) openLogs(o devlogs.Options, remote blobstore.Store) error {
+	o.Dir = filepath.Join(m.Config.Data, "Logs", "Client")
+	if m.pg != nil && remote != nil {
+		o.Index, o.Blobs, o.Locks = m.pg, remote, m.pg
+		m.Logger.Info("device logs in the file store, indexed in the pool's database", zap.String("files", m.Config.Files))
+		if entries, _ := os.ReadDir(o.Dir); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return e.Name() != devlogs.StagingDir }) {
+			m.Logger.Warn("--data holds a single server's device logs, which a front end of a pool does not serve",
+				zap.String("dir", o.Dir), zap.String("fix", "move them into the pool with `deviceupdate migrate`, or give this front end a --data of its own"))
+		}
+	} else if remote != nil {
+		m.Logger.Info("device logs stay on this server", zap.String("dir", o.Dir),
+			zap.String("why", "a single server's store (no --store) indexes them in its folder"))
+	}
+	var err error
+	m.logs, err = devlogs.Open(o)
+	return err
 }
 
 type listener struct {
@@ -364,13 +385,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.limitInventory(limits.MaxDevices, reg)
-	// Device logs stay under --data on each front end (the README's
-	// --files row): each node cleans up its own, so the clean-up is not a
-	// once-per-pool round.
-	m.logs, err = devlogs.Open(devlogs.Options{
-		Dir: filepath.Join(c.Data, "Logs", "Client"), Settings: polls.LogSettings, Quota: limits.LogQuota,
+	err = m.openLogs(devlogs.Options{
+		Settings: polls.LogSettings, Quota: limits.LogQuota,
 		Logger: m.Logger, Registry: reg, Audit: svc.Record, Recorder: m.recorder,
-	})
+	}, remoteFiles)
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,23 @@
 // A cleaner deletes logs older than LogCleanUpInterval days, at
 // LogCleanUpTimeOfDay or hourly; a quota on all stored logs deletes the
 // oldest first when it is exceeded.
+//
+// Which logs are stored is the Index's to say, and no one else's. On a
+// single server the index is the folder Logs/Client (dirIndex). In a pool
+// (SPEC §11) it is a table of the pool's database (Options.Index) and the
+// bytes are in the pool's file store under their SHA-256 (Options.Blobs),
+// so that every front end lists, serves and clears every log: an upload
+// is staged as on a single server, then put in the file store and
+// recorded before it is acknowledged (a pool keeps no cache, which would
+// hide an upload from the other front ends until flushed); the bytes no
+// record names any more are deleted after their last record. The
+// clean-up and the quota are a round that one front end of the pool runs
+// at a time (Options.Locks).
 package devlogs
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,8 +39,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,8 +49,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/blobstore"
 	"github.com/deviceupdate/deviceupdate/internal/fsutil"
+	"github.com/deviceupdate/deviceupdate/internal/pool"
 )
+
+// roundLock names the pool-wide lock of the clean-up and quota round.
+const roundLock = "device-logs"
 
 // StagingDir is the cache folder inside Logs/Client.
 const StagingDir = ".staging"
@@ -63,6 +79,16 @@ type Options struct {
 	Audit    func(e deviceupdate.AuditEntry) error
 	Recorder Recorder // optional
 	Now      func() time.Time
+
+	// Index and Blobs keep a pool's logs: their records in the pool's
+	// database and their bytes in its file store. Both nil on a single
+	// server, whose logs are the files under Dir (Dir still stages
+	// uploads in a pool).
+	Index Index
+	Blobs blobstore.Store
+	// Locks makes the clean-up and the quota a round that one front end
+	// of the pool runs at a time; nil on a single server.
+	Locks pool.Locks
 }
 
 // Store implements deviceupdate.LogService.
@@ -70,13 +96,13 @@ type Store struct {
 	o       Options
 	staging string
 	m       *metrics
+	index   Index
+	dir     *dirIndex // a single server's index (index), else nil
 
 	flushMu sync.Mutex // one flush or clean-up at a time
 	mu      sync.Mutex // guards the fields below
 	staged  []staged
 	cached  int64 // bytes in staging
-	index   map[string]deviceupdate.DeviceLog
-	total   int64 // bytes of the logs in index
 
 	seq  atomic.Uint64
 	stop chan struct{}
@@ -100,7 +126,10 @@ func Open(o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	s := &Store{o: o, staging: filepath.Join(o.Dir, StagingDir), index: map[string]deviceupdate.DeviceLog{},
+	if (o.Index == nil) != (o.Blobs == nil) {
+		return nil, errors.New("open device logs: a pool's index and file store come together")
+	}
+	s := &Store{o: o, staging: filepath.Join(o.Dir, StagingDir), index: o.Index,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	if s.m, err = newMetrics(o.Registry); err != nil {
@@ -109,12 +138,23 @@ func Open(o Options) (*Store, error) {
 	if err := os.MkdirAll(s.staging, 0o750); err != nil {
 		return nil, fmt.Errorf("open device logs: %w", err)
 	}
+	if s.index != nil {
+		// A pool caches nothing: only uploads a crash cut short are here.
+		parts, _ := filepath.Glob(filepath.Join(s.staging, "upload-*.part"))
+		for _, p := range parts {
+			_ = os.Remove(p)
+		}
+		go s.run()
+		return s, nil
+	}
 	if err := s.recoverStaging(); err != nil {
 		return nil, err
 	}
-	if err := s.scan(); err != nil {
+	if s.dir, err = scanDir(o.Dir); err != nil {
 		return nil, err
 	}
+	s.index = s.dir
+	s.m.stored.Set(float64(s.dir.total))
 	if err := s.Flush(); err != nil {
 		return nil, err
 	}
@@ -237,43 +277,9 @@ func parsePath(p string) (deviceupdate.DeviceLog, bool) {
 	return deviceupdate.DeviceLog{Type: parts[0], Device: parts[1], Name: parts[2]}, true
 }
 
-// scan indexes the stored logs: regular files at <type>/<device>/<name>.
-func (s *Store) scan() error {
-	err := filepath.WalkDir(s.o.Dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(s.o.Dir, p)
-		rel = filepath.ToSlash(rel)
-		switch {
-		case d.IsDir() && (rel == StagingDir || strings.Count(rel, "/") > 1):
-			return filepath.SkipDir
-		case d.IsDir() || !d.Type().IsRegular():
-			return nil
-		}
-		l, ok := parsePath(rel)
-		if !ok {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		l.Size, l.Modified = info.Size(), info.ModTime().UTC()
-		s.index[rel] = l
-		s.total += l.Size
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("index device logs: %w", err)
-	}
-	s.m.stored.Set(float64(s.total))
-	return nil
-}
-
 // Upload implements deviceupdate.LogService.
-func (s *Store) Upload(_ context.Context, u deviceupdate.LogUpload, r io.Reader, size int64) (deviceupdate.DeviceLog, error) {
-	l, err := s.upload(u, r, size)
+func (s *Store) Upload(ctx context.Context, u deviceupdate.LogUpload, r io.Reader, size int64) (deviceupdate.DeviceLog, error) {
+	l, err := s.upload(ctx, u, r, size)
 	s.m.uploads.WithLabelValues(resultOf(err)).Inc()
 	if err != nil {
 		return l, err
@@ -299,7 +305,7 @@ func resultOf(err error) string {
 	return "error"
 }
 
-func (s *Store) upload(u deviceupdate.LogUpload, r io.Reader, size int64) (deviceupdate.DeviceLog, error) {
+func (s *Store) upload(ctx context.Context, u deviceupdate.LogUpload, r io.Reader, size int64) (deviceupdate.DeviceLog, error) {
 	ls, err := s.o.Settings(u.Remote)
 	if err != nil {
 		return deviceupdate.DeviceLog{}, err
@@ -323,7 +329,12 @@ func (s *Store) upload(u deviceupdate.LogUpload, r io.Reader, size int64) (devic
 			_ = os.Remove(part)
 		}
 	}()
-	n, err := io.Copy(f, io.LimitReader(r, ls.MaxFileSize+1))
+	h := sha256.New()
+	var w io.Writer = f
+	if s.dir == nil { // a pool's file store names it by its SHA-256
+		w = io.MultiWriter(f, h)
+	}
+	n, err := io.Copy(w, io.LimitReader(r, ls.MaxFileSize+1))
 	switch {
 	case errors.Is(err, syscall.ENOSPC):
 		return l, storageError("write device log", err)
@@ -333,6 +344,10 @@ func (s *Store) upload(u deviceupdate.LogUpload, r io.Reader, size int64) (devic
 		return l, tooLarge
 	case size >= 0 && n != size:
 		return l, deviceupdate.Errorf(deviceupdate.EINVALID, "the upload has %d bytes, not the %d it announced; nothing was stored", n, size)
+	}
+	if s.dir == nil {
+		l.Size, l.Modified = n, s.o.Now().UTC()
+		return l, s.keep(ctx, Record{DeviceLog: l, Key: hex.EncodeToString(h.Sum(nil))}, f)
 	}
 	if err := f.Sync(); err != nil {
 		return l, storageError("sync device log", err)
@@ -377,6 +392,64 @@ func (s *Store) upload(u deviceupdate.LogUpload, r io.Reader, size int64) (devic
 	return l, nil
 }
 
+// keep puts a pool's upload, staged in f, in the file store and records
+// it, both durably; then deletes the bytes of the log it replaced unless
+// another record names them.
+func (s *Store) keep(ctx context.Context, r Record, f *os.File) error {
+	put := func() error {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return storageError("store device log", err)
+		}
+		if _, err := s.o.Blobs.Put(ctx, f, r.Size, r.Key); err != nil {
+			return storageError("store device log", err)
+		}
+		return nil
+	}
+	if err := put(); err != nil {
+		return err
+	}
+	old, replaced, err := s.index.PutLog(ctx, r)
+	if err != nil {
+		return fmt.Errorf("record device log: %w", err)
+	}
+	// A Put of bytes already stored does nothing: another front end may
+	// have deleted them, as no record named them, between that Put and the
+	// record. PutLog waited for such a delete (DropUnnamed), so a look now
+	// tells, and the bytes are put again.
+	if _, err := s.o.Blobs.Stat(ctx, r.Key); errors.Is(err, blobstore.ErrNotFound) {
+		err = put()
+		if err != nil {
+			return err
+		}
+	} else if err != nil {
+		return storageError("store device log", err)
+	}
+	if replaced && old.Key != r.Key {
+		s.dropUnnamed(ctx, []Record{old})
+	}
+	return nil
+}
+
+// dropUnnamed deletes from a pool's file store the bytes of deleted
+// records that no record names any more. A failure leaves bytes behind,
+// not a log without its bytes: it is logged, not returned.
+func (s *Store) dropUnnamed(ctx context.Context, gone []Record) {
+	if s.o.Blobs == nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, r := range gone {
+		if r.Key == "" || seen[r.Key] {
+			continue
+		}
+		seen[r.Key] = true
+		err := s.index.DropUnnamed(ctx, r.Key, func() error { return s.o.Blobs.Delete(ctx, r.Key) })
+		if err != nil {
+			s.o.Logger.Error("delete a device log's bytes from the file store", zap.String("key", r.Key), zap.Error(err))
+		}
+	}
+}
+
 // storageError is a full disk as EUNAVAILABLE with a safe message, and
 // anything else as an internal error.
 func storageError(op string, err error) error {
@@ -386,8 +459,12 @@ func storageError(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// Flush moves the cached uploads into place and enforces the quota.
+// Flush moves the cached uploads into place and enforces the quota. A
+// pool caches nothing, and its quota is a round of run's.
 func (s *Store) Flush() error {
+	if s.dir == nil {
+		return nil
+	}
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.mu.Lock()
@@ -398,7 +475,7 @@ func (s *Store) Flush() error {
 	var failed []staged
 	var firstErr error
 	for _, st := range batch {
-		dst := filepath.Join(s.o.Dir, filepath.FromSlash(st.log.Path()))
+		dst := s.dir.file(st.log)
 		dir := filepath.Dir(dst)
 		err := os.MkdirAll(dir, 0o750)
 		if err == nil {
@@ -412,10 +489,7 @@ func (s *Store) Flush() error {
 			continue
 		}
 		dirs[dir], dirs[filepath.Dir(dir)] = true, true
-		s.mu.Lock()
-		s.total += st.log.Size - s.index[st.log.Path()].Size
-		s.index[st.log.Path()] = st.log
-		s.mu.Unlock()
+		_, _, _ = s.dir.PutLog(context.Background(), Record{DeviceLog: st.log})
 	}
 	for d := range dirs {
 		if err := fsutil.SyncDir(d); err != nil && firstErr == nil {
@@ -430,44 +504,49 @@ func (s *Store) Flush() error {
 		}
 		s.mu.Unlock()
 	}
-	s.enforceQuota()
+	s.enforceQuota(context.Background())
 	return firstErr
 }
 
 // enforceQuota deletes the oldest logs until the rest fit the quota.
-// Callers hold flushMu.
-func (s *Store) enforceQuota() {
-	s.mu.Lock()
-	defer func() { s.m.stored.Set(float64(s.total)); s.mu.Unlock() }()
-	if s.o.Quota <= 0 || s.total <= s.o.Quota {
+// Callers hold flushMu, or the pool's round lock.
+func (s *Store) enforceQuota(ctx context.Context) {
+	defer s.updateStored(ctx)
+	if s.o.Quota <= 0 {
 		return
 	}
-	all := make([]deviceupdate.DeviceLog, 0, len(s.index))
-	for _, l := range s.index {
-		all = append(all, l)
+	over, err := s.index.LogsOverQuota(ctx, s.o.Quota)
+	if err != nil {
+		s.o.Logger.Error("read device logs for the quota", zap.Error(err))
+		return
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].Modified.Before(all[j].Modified) })
-	var n int
+	if len(over) == 0 {
+		return
+	}
+	gone, err := s.index.DeleteLogs(ctx, over)
+	if err != nil {
+		s.o.Logger.Error("delete device logs for the quota", zap.Error(err))
+	}
+	s.dropUnnamed(ctx, gone)
 	var freed int64
-	for _, l := range all {
-		if s.total <= s.o.Quota {
-			break
-		}
-		if err := os.Remove(filepath.Join(s.o.Dir, filepath.FromSlash(l.Path()))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.o.Logger.Error("delete device log for the quota", zap.String("log", l.Path()), zap.Error(err))
-			continue
-		}
-		delete(s.index, l.Path())
-		s.total -= l.Size
-		n, freed = n+1, freed+l.Size
+	for _, r := range gone {
+		freed += r.Size
 	}
-	s.m.evicted.Add(float64(n))
+	s.m.evicted.Add(float64(len(gone)))
+	stored, _ := s.index.LogBytes(ctx)
 	s.o.Logger.Warn("device log quota reached; deleted the oldest logs", zap.Int64("quota_bytes", s.o.Quota),
-		zap.Int("deleted", n), zap.Int64("freed_bytes", freed), zap.Int64("stored_bytes", s.total))
+		zap.Int("deleted", len(gone)), zap.Int64("freed_bytes", freed), zap.Int64("stored_bytes", stored))
+}
+
+// updateStored sets the gauge of stored bytes.
+func (s *Store) updateStored(ctx context.Context) {
+	if n, err := s.index.LogBytes(ctx); err == nil {
+		s.m.stored.Set(float64(n))
+	}
 }
 
 // Logs implements deviceupdate.LogService.
-func (s *Store) Logs(_ context.Context, f deviceupdate.LogFilter) (*deviceupdate.LogList, error) {
+func (s *Store) Logs(ctx context.Context, f deviceupdate.LogFilter) (*deviceupdate.LogList, error) {
 	after, err := deviceupdate.ParseLogCursor(f.Cursor)
 	if err != nil {
 		return nil, err
@@ -475,36 +554,22 @@ func (s *Store) Logs(_ context.Context, f deviceupdate.LogFilter) (*deviceupdate
 	if err := s.Flush(); err != nil {
 		return nil, err
 	}
-	var dev string
+	q := Query{Type: f.Type, After: after}
 	if f.Device != "" {
-		if dev, err = deviceupdate.DeviceID(f.Device); err != nil {
+		if q.Device, err = deviceupdate.DeviceID(f.Device); err != nil {
 			return nil, err
 		}
 	}
-	// The page is the first Limit logs in the list's order: keep the
-	// first Limit+1 seen, in order, rather than sort every log.
-	keep := f.Limit + 1
-	page := []deviceupdate.DeviceLog{}
-	s.mu.Lock()
-	for _, l := range s.index {
-		if dev != "" && l.Device != dev || f.Type != "" && !strings.EqualFold(f.Type, l.Type) || after != nil && !after.ListedBefore(l) {
-			continue
-		}
-		if f.Limit > 0 && len(page) == keep && !l.ListedBefore(page[keep-1]) {
-			continue
-		}
-		i, _ := slices.BinarySearchFunc(page, l, func(a, b deviceupdate.DeviceLog) int {
-			if a.ListedBefore(b) {
-				return -1
-			}
-			return 1
-		})
-		page = slices.Insert(page, i, l)
-		if f.Limit > 0 && len(page) > keep {
-			page = page[:keep]
-		}
+	if f.Limit > 0 {
+		q.Limit = f.Limit + 1 // one more tells whether a page follows
 	}
-	s.mu.Unlock()
+	page, err := s.index.PageLogs(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("list device logs: %w", err)
+	}
+	if page == nil {
+		page = []deviceupdate.DeviceLog{}
+	}
 	list := &deviceupdate.LogList{Logs: page}
 	if f.Limit > 0 && len(page) > f.Limit {
 		list.Logs = page[:f.Limit]
@@ -513,8 +578,9 @@ func (s *Store) Logs(_ context.Context, f deviceupdate.LogFilter) (*deviceupdate
 	return list, nil
 }
 
-// OpenLog implements deviceupdate.LogService: only indexed logs open.
-func (s *Store) OpenLog(_ context.Context, logType, device, name string) (io.ReadSeekCloser, deviceupdate.DeviceLog, error) {
+// OpenLog implements deviceupdate.LogService: only indexed logs open. A
+// pool's log is read from the file store, checked against its SHA-256.
+func (s *Store) OpenLog(ctx context.Context, logType, device, name string) (io.ReadSeekCloser, deviceupdate.DeviceLog, error) {
 	if err := s.Flush(); err != nil {
 		return nil, deviceupdate.DeviceLog{}, err
 	}
@@ -523,20 +589,26 @@ func (s *Store) OpenLog(_ context.Context, logType, device, name string) (io.Rea
 	if err != nil {
 		return nil, deviceupdate.DeviceLog{}, notFound
 	}
-	s.mu.Lock()
-	l, ok := s.index[logType+"/"+id+"/"+name]
-	s.mu.Unlock()
-	if !ok {
-		return nil, l, notFound
+	r, ok, err := s.index.FindLog(ctx, logType+"/"+id+"/"+name)
+	switch {
+	case err != nil:
+		return nil, deviceupdate.DeviceLog{}, fmt.Errorf("find device log: %w", err)
+	case !ok:
+		return nil, r.DeviceLog, notFound
 	}
-	f, err := os.Open(filepath.Join(s.o.Dir, filepath.FromSlash(l.Path())))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, l, notFound
+	var f io.ReadSeekCloser
+	if s.dir != nil {
+		f, err = os.Open(s.dir.file(r.DeviceLog))
+	} else {
+		f, _, err = s.o.Blobs.Open(ctx, r.Key)
+	}
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, blobstore.ErrNotFound) {
+		return nil, r.DeviceLog, notFound
 	}
 	if err != nil {
-		return nil, l, fmt.Errorf("open device log: %w", err)
+		return nil, r.DeviceLog, fmt.Errorf("open device log: %w", err)
 	}
-	return f, l, nil
+	return f, r.DeviceLog, nil
 }
 
 // ClearLogs implements deviceupdate.LogService. Its audit entry, naming
@@ -592,40 +664,46 @@ func (s *Store) deleteOlder(cutoff time.Time, intent func(plan deviceupdate.Clea
 	}
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	ctx := context.Background()
+	defer s.updateStored(ctx)
 	var res, plan deviceupdate.ClearLogsResult
-	s.mu.Lock()
-	defer func() { s.m.stored.Set(float64(s.total)); s.mu.Unlock() }()
-	var doomed []string
-	for p, l := range s.index {
-		if l.Modified.Before(cutoff) {
-			doomed = append(doomed, p)
-			plan.Deleted++
-			plan.Bytes += l.Size
-		}
+	doomed, err := s.index.LogsBefore(ctx, cutoff)
+	if err != nil {
+		return res, fmt.Errorf("read device logs: %w", err)
+	}
+	for _, r := range doomed {
+		plan.Deleted++
+		plan.Bytes += r.Size
 	}
 	if intent != nil {
 		if err := intent(plan); err != nil {
 			return res, err
 		}
 	}
-	for _, p := range doomed {
-		l := s.index[p]
-		if err := os.Remove(filepath.Join(s.o.Dir, filepath.FromSlash(p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return res, fmt.Errorf("delete device log %s: %w", p, err)
-		}
-		delete(s.index, p)
-		s.total -= l.Size
+	gone, err := s.index.DeleteLogs(ctx, doomed)
+	s.dropUnnamed(ctx, gone)
+	for _, r := range gone {
 		res.Deleted++
-		res.Bytes += l.Size
+		res.Bytes += r.Size
 	}
 	s.m.cleaned.Add(float64(res.Deleted))
-	return res, nil
+	return res, err
 }
 
 // run flushes every LogFlushInterval and cleans up at
 // LogCleanUpTimeOfDay (or hourly), re-reading the settings every second.
 func (s *Store) run() {
 	defer close(s.done)
+	// A pool's round waits on the database: stopping ends the wait.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	lastFlush := s.o.Now()
@@ -652,15 +730,37 @@ func (s *Store) run() {
 		if nextClean.IsZero() || ls.CleanUpAt != cleanAt {
 			cleanAt, nextClean = ls.CleanUpAt, NextCleanUp(now, ls.CleanUpAt)
 		}
-		if !now.Before(nextClean) {
-			res, err := s.CleanUp()
-			if err != nil {
-				s.o.Logger.Error("clean up device logs", zap.Error(err))
-			} else if res.Deleted > 0 {
-				s.o.Logger.Info("cleaned up device logs", zap.Int("deleted", res.Deleted), zap.Int64("bytes", res.Bytes), zap.Int("older_than_days", ls.CleanUpDays))
+		due := !now.Before(nextClean)
+		if s.dir == nil {
+			// A pool's quota and clean-up: a round of one front end at a
+			// time. Another's round now has the lock: this one's clean-up,
+			// when due, waits for the next second.
+			ran := pool.Round(ctx, s.o.Locks, roundLock, func() {
+				s.enforceQuota(ctx)
+				if due {
+					s.cleanUp(ls)
+				}
+			})
+			if !ran {
+				s.updateStored(ctx)
+				due = false
 			}
+		} else if due {
+			s.cleanUp(ls)
+		}
+		if due {
 			nextClean = NextCleanUp(now, cleanAt)
 		}
+	}
+}
+
+// cleanUp runs CleanUp and logs what it did.
+func (s *Store) cleanUp(ls deviceupdate.LogSettings) {
+	res, err := s.CleanUp()
+	if err != nil {
+		s.o.Logger.Error("clean up device logs", zap.Error(err))
+	} else if res.Deleted > 0 {
+		s.o.Logger.Info("cleaned up device logs", zap.Int("deleted", res.Deleted), zap.Int64("bytes", res.Bytes), zap.Int("older_than_days", ls.CleanUpDays))
 	}
 }
 
@@ -693,7 +793,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "deviceupdate_device_log_uploaded_bytes_total",
 			Help: "Bytes of device logs stored."}),
 		stored: prometheus.NewGauge(prometheus.GaugeOpts{Name: "deviceupdate_device_log_stored_bytes",
-			Help: "Bytes of device logs on disk under Logs/Client."}),
+			Help: "Bytes of device logs stored: under Logs/Client, or in a pool (serve --store) all of the pool's."}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "deviceupdate_device_log_quota_deleted_total",
 			Help: "Device logs deleted, oldest first, because the log quota was reached."}),
 		cleaned: prometheus.NewCounter(prometheus.CounterOpts{Name: "deviceupdate_device_log_cleaned_total",

@@ -7,13 +7,22 @@ import (
 	"testing"
 
 	"github.com/deviceupdate/deviceupdate"
+	"github.com/deviceupdate/deviceupdate/internal/devlogs"
 )
 
 // TestLogsPages: the logs are listed a page at a time, newest first then
 // by path, every log once, as the whole list orders them; a filter
 // applies within the pages; a cursor the server did not give is refused.
+// On both backends.
 func TestLogsPages(t *testing.T) {
-	s := mustOpen(t, t.TempDir(), &settings{m: map[string]string{}}, 0, nil)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			testLogsPages(t, b.open(t)(t, devlogs.Options{Settings: (&settings{m: map[string]string{}}).get}))
+		})
+	}
+}
+
+func testLogsPages(t *testing.T, s *devlogs.Store) {
 	ctx := context.Background()
 	for i := range 25 {
 		u := upload(fmt.Sprintf("log%02d.txt", i), "CELog")
