@@ -38,10 +38,10 @@ type migrated struct {
 	UpdateFiles int            `json:"updateFiles"`
 	FileBytes   int64          `json:"fileBytes"`
 	AuditHead   audit.Head     `json:"auditHead"`
-	// DeviceLogs counts the device logs left in --data: a pool's front
-	// ends keep device logs each in their own --data.
-	DeviceLogs    int    `json:"deviceLogs"`
-	DeviceLogsDir string `json:"deviceLogsDir"`
+	// DeviceLogs counts the device logs moved: their bytes into the file
+	// store, their records into the database.
+	DeviceLogs     int   `json:"deviceLogs"`
+	DeviceLogBytes int64 `json:"deviceLogBytes"`
 }
 
 func newMigrateCommand(stdout io.Writer) *cobra.Command {
@@ -64,8 +64,8 @@ Stop the server first: migrate takes the store's lock and refuses while a
 serve holds it. The database must be empty (a new one: CREATE DATABASE);
 the records are copied in one transaction, so a failure or an interrupted
 migrate leaves it empty, and the files, stored by their SHA-256, may stay.
-Device logs stay in --data: a pool's front ends keep device logs each in
-their own --data. Then start the pool's front ends with
+Device logs go into the file store, their records into the same
+transaction. Then start the pool's front ends with
 'serve --store ... --files ...'. The password comes from PGPASSWORD or
 ~/.pgpass; S3 credentials as for serve.`,
 		Example: `  deviceupdate migrate --data /var/lib/deviceupdate/DeviceUpdateFiles \
@@ -113,10 +113,7 @@ their own --data. Then start the pool's front ends with
 			plural(int64(r[store.KindRolloutDevices]), "rollout device state"),
 			plural(int64(res.UpdateFiles), "update file"), plural(res.FileBytes, "byte"), res.Files,
 			auditEntries(r[pgstore.KindAudit]), res.AuditHead.Seq)
-		if res.DeviceLogs > 0 {
-			fmt.Fprintf(stdout, "not moved: %s in %s (a pool's front ends keep device logs each in their own --data)\n",
-				plural(int64(res.DeviceLogs), "device log"), res.DeviceLogsDir)
-		}
+		fmt.Fprintf(stdout, "and %s (%s) into the file store\n", plural(int64(res.DeviceLogs), "device log"), plural(res.DeviceLogBytes, "byte"))
 		return nil
 	}
 	return cmd
@@ -155,7 +152,7 @@ func migrate(ctx context.Context, data, dsn string, loc blobstore.Location) (*mi
 	if err != nil {
 		return nil, fmt.Errorf("--files %s: %w", loc, err)
 	}
-	res := &migrated{Files: loc.String(), Updates: len(updates), AuditHead: head, DeviceLogsDir: filepath.Join(data, "Logs", "Client")}
+	res := &migrated{Files: loc.String(), Updates: len(updates), AuditHead: head}
 	for i := range updates {
 		n, err := updatestore.PutShared(ctx, data, blobs, &updates[i], zap.NewNop())
 		if err != nil {
@@ -164,9 +161,13 @@ func migrate(ctx context.Context, data, dsn string, loc blobstore.Location) (*mi
 		res.FileBytes += n
 		res.UpdateFiles += len(updates[i].Files())
 	}
+	logs, logBytes, err := putDeviceLogs(ctx, filepath.Join(data, "Logs", "Client"), blobs)
+	if err != nil {
+		return nil, fmt.Errorf("%w; nothing was written to the database", err)
+	}
 	res.Records, err = pg.Import(ctx, src.Export, func(fn func(audit.Entry) error) error {
 		return readTrail(trailPath, fn)
-	})
+	}, logs)
 	switch {
 	case errors.Is(err, pgstore.ErrNotEmpty):
 		return nil, emptyPoolAdvice(err)
@@ -175,8 +176,9 @@ func migrate(ctx context.Context, data, dsn string, loc blobstore.Location) (*mi
 	case err != nil:
 		return nil, fmt.Errorf("%w; the database is as it was", err)
 	}
-	res.DeviceLogs, err = countDeviceLogs(res.DeviceLogsDir)
-	return res, err
+	res.DeviceLogs, res.DeviceLogBytes = res.Records[pgstore.KindDeviceLogs], logBytes
+	delete(res.Records, pgstore.KindDeviceLogs)
+	return res, nil
 }
 
 func auditEntries(n int) string {
@@ -261,25 +263,35 @@ func readTrail(path string, fn func(audit.Entry) error) error {
 	return ferr
 }
 
-// countDeviceLogs counts the device logs in dir, the single server's
-// Logs/Client.
-func countDeviceLogs(dir string) (int, error) {
-	n := 0
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		switch {
-		case errors.Is(err, fs.ErrNotExist) && p == dir:
-			return fs.SkipAll
-		case err != nil:
-			return err
-		case d.IsDir() && d.Name() == devlogs.StagingDir:
-			return fs.SkipDir
-		case d.Type().IsRegular():
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		return n, fmt.Errorf("count device logs: %w", err)
+// putDeviceLogs puts the bytes of the device logs in dir, the single
+// server's Logs/Client, into the pool's file store, and returns their
+// records for the database; none when dir does not exist.
+func putDeviceLogs(ctx context.Context, dir string, blobs blobstore.Store) (recs []devlogs.Record, bytes int64, err error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil
 	}
-	return n, nil
+	logs, file, err := devlogs.StoredLogs(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, l := range logs {
+		key, err := putFile(ctx, blobs, file(l), l.Size)
+		if err != nil {
+			return nil, bytes, fmt.Errorf("device log %s: %w", l.Path(), err)
+		}
+		recs = append(recs, devlogs.Record{DeviceLog: l, Key: key})
+		bytes += l.Size
+	}
+	return recs, bytes, nil
+}
+
+// putFile puts the file at path, of size bytes, into blobs and returns
+// its key.
+func putFile(ctx context.Context, blobs blobstore.Store, path string, size int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return blobs.Put(ctx, f, size, "")
 }

@@ -235,7 +235,7 @@ func TestMigrate(t *testing.T) {
 			t.Errorf("%d files in S3 (%v), %d in the folder", len(inS3), err, len(inDir))
 		}
 		want := []string{"1 rule, 2 updates, 1 test device, 2 setting scopes, 1 site, 0 device settings, 1 user, 1 admin, 1 admin token, 0 console sessions, 8 devices, 1 rollout, ",
-			fmt.Sprintf("; %d audit entries, head %d\n", len(trailBefore), last.Seq), "not moved: 1 device log in " + filepath.Join(srv.Data, "Logs", "Client")}
+			fmt.Sprintf("; %d audit entries, head %d\n", len(trailBefore), last.Seq), "and 1 device log (13 bytes) into the file store\n"}
 		for _, w := range want {
 			if !strings.Contains(res.Stdout, w) {
 				t.Errorf("the summary lacks %q", w)
@@ -268,6 +268,15 @@ func TestMigrate(t *testing.T) {
 		}
 		if got := trail[len(trailBefore)-1]; got.Seq != last.Seq || got.Hash != last.Hash {
 			t.Errorf("the pool's entry %d is %+v, want the file trail's last %+v", last.Seq, got, last)
+		}
+	})
+	t.Run("the device log is the pool's", func(t *testing.T) {
+		name := "CELog/" + macs[0] + "/celog.clg"
+		if out := mustRun(t, penv, "logs", "list"); !strings.Contains(out, "celog.clg") {
+			t.Fatalf("logs list on the pool:\n%s", out)
+		}
+		if got := mustRun(t, penv, "logs", "get", name, "-o", "-"); got != "CE log line\r\n" {
+			t.Errorf("logs get %s on the pool: %q", name, got)
 		}
 	})
 	t.Run("a phone is offered the same and downloads it", func(t *testing.T) {

@@ -110,6 +110,20 @@ func scanDir(dir string) (*dirIndex, error) {
 	return x, nil
 }
 
+// StoredLogs returns the logs a single server keeps in dir (its
+// Logs/Client folder), in no order, and the file that holds each:
+// what `migrate` moves into a pool.
+func StoredLogs(dir string) (logs []deviceupdate.DeviceLog, file func(deviceupdate.DeviceLog) string, err error) {
+	x, err := scanDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, l := range x.logs {
+		logs = append(logs, l)
+	}
+	return logs, x.file, nil
+}
+
 // file is where a log's bytes are.
 func (x *dirIndex) file(l deviceupdate.DeviceLog) string {
 	return filepath.Join(x.dir, filepath.FromSlash(l.Path()))

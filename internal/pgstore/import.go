@@ -13,6 +13,7 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/audit"
+	"github.com/deviceupdate/deviceupdate/internal/devlogs"
 	"github.com/deviceupdate/deviceupdate/internal/store"
 )
 
@@ -34,7 +35,10 @@ const importBatch = 5000
 // stateTables are the tables of a pool's state that Import fills, and so
 // finds empty first (meta and audit_head hold one row from the start).
 var stateTables = []string{"rules", "updates", "in_progress", "test_devices", "config", "sites", "device_configs",
-	"users", "admins", "admin_tokens", "sessions", "devices", "rollouts", "rollout_devices", "audit_entries"}
+	"users", "admins", "admin_tokens", "sessions", "devices", "rollouts", "rollout_devices", "audit_entries", "device_logs"}
+
+// KindDeviceLogs counts, in Import's result, the device logs' records.
+const KindDeviceLogs = "device logs"
 
 // Import copies a single server's state into this database in one
 // transaction: the records records hands out (store.DB.Export), each kept
@@ -49,8 +53,10 @@ var stateTables = []string{"rules", "updates", "in_progress", "test_devices", "c
 // the key the embedded store would give it. An import or files clear in
 // progress, or a trail that does not end at the head the records name, is
 // refused with ErrUnsettled. It returns how many records of each kind
-// (store.Kind*, KindAudit) it copied.
-func (db *DB) Import(ctx context.Context, records func(fn func(store.Record) error) error, trail func(fn func(audit.Entry) error) error) (map[string]int, error) {
+// (store.Kind*, KindAudit, KindDeviceLogs) it copied. logs are the
+// records of the server's device logs, whose bytes the caller has put in
+// the pool's file store under each record's Key.
+func (db *DB) Import(ctx context.Context, records func(fn func(store.Record) error) error, trail func(fn func(audit.Entry) error) error, logs []devlogs.Record) (map[string]int, error) {
 	counts := map[string]int{}
 	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error {
 		if err := lockEmpty(ctx, tx); err != nil {
@@ -64,6 +70,9 @@ func (db *DB) Import(ctx context.Context, records func(fn func(store.Record) err
 			return err
 		}
 		if err := imp.importTrail(trail); err != nil {
+			return err
+		}
+		if err := imp.importLogs(logs); err != nil {
 			return err
 		}
 		for _, what := range []string{notifyUsers, "import"} {
@@ -310,6 +319,25 @@ func ownKey[T any](data []byte, key string, own func(T) string) (T, error) {
 func decode(data []byte, dst any) error {
 	if err := json.Unmarshal(data, dst); err != nil {
 		return fmt.Errorf("not a record of its kind: %w", err)
+	}
+	return nil
+}
+
+// importLogs copies the records of device logs whose bytes are in the
+// pool's file store.
+func (imp *importer) importLogs(logs []devlogs.Record) error {
+	rows := make([][]any, 0, len(logs))
+	for _, r := range logs {
+		if r.Key == "" || r.Size < 0 {
+			return fmt.Errorf("device log %s: no bytes in the file store", r.Path())
+		}
+		rows = append(rows, []any{r.Path(), r.Type, r.Device, r.Name, r.Key, r.Size, r.Modified.UnixNano()})
+	}
+	if _, err := imp.tx.CopyFrom(imp.ctx, pgx.Identifier{"device_logs"}, strings.Split(strings.ReplaceAll(logColumns, " ", ""), ","), pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("copy device logs: %w", err)
+	}
+	if len(rows) > 0 {
+		imp.counts[KindDeviceLogs] = len(rows)
 	}
 	return nil
 }

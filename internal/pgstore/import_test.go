@@ -145,7 +145,7 @@ func sameJSON(a, b []byte) bool {
 func TestImport(t *testing.T) {
 	src := newSource(t)
 	pg := open(t)
-	counts, err := pg.Import(context.Background(), src.db.Export, src.readTrail)
+	counts, err := pg.Import(context.Background(), src.db.Export, src.readTrail, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestImportRefusals(t *testing.T) {
 			if tt.records != nil {
 				records = tt.records(src)
 			}
-			_, err := pg.Import(context.Background(), records, src.readTrail)
+			_, err := pg.Import(context.Background(), records, src.readTrail, nil)
 			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) || !bytes.Contains([]byte(err.Error()), []byte(tt.msg)) {
 				t.Fatalf("Import = %v, want %v with %q", err, tt.want, tt.msg)
 			}
