@@ -9,7 +9,6 @@ import (
 
 	"github.com/deviceupdate/deviceupdate"
 	"github.com/deviceupdate/deviceupdate/internal/e2e"
-	"github.com/deviceupdate/deviceupdate/internal/pgtest"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
 )
@@ -21,15 +20,8 @@ import (
 // package whole.
 func TestPoolImportKilled(t *testing.T) {
 	t.Parallel()
-	dsn := pgtest.Start(t)
-	files := t.TempDir()
-	certsDir := filepath.Join(t.TempDir(), "certs")
-	args := []string{"--store", dsn, "--files", files}
-	var nodes []poolNode
-	for range 2 {
-		srv := e2e.Start(t, e2e.Options{Certs: certsDir, Args: args})
-		nodes = append(nodes, poolNode{srv, []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + certsDir}})
-	}
+	pool := startPool(t, 2)
+	files, nodes := pool.files, pool.nodes
 	n1, n2 := nodes[0], nodes[1]
 	ca := testpki.NewCA(t, "Polycom Root")
 	trustPublisher(t, n1.Server, ca)

@@ -4,13 +4,10 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/deviceupdate/deviceupdate"
-	"github.com/deviceupdate/deviceupdate/internal/e2e"
-	"github.com/deviceupdate/deviceupdate/internal/pgtest"
 	"github.com/deviceupdate/deviceupdate/internal/testpkg"
 	"github.com/deviceupdate/deviceupdate/internal/testpki"
 	"github.com/deviceupdate/deviceupdate/internal/upx"
@@ -23,15 +20,8 @@ import (
 // (the site's time zone moved) and with the cap reached, though that node
 // never offered it.
 func TestPoolRollout(t *testing.T) {
-	dsn := pgtest.Start(t)
-	files := t.TempDir()
-	certsDir := filepath.Join(t.TempDir(), "certs")
-	args := []string{"--store", dsn, "--files", files}
-	var nodes []poolNode
-	for range 2 {
-		srv := e2e.Start(t, e2e.Options{Certs: certsDir, Args: args})
-		nodes = append(nodes, poolNode{srv, []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + certsDir}})
-	}
+	pool := startPool(t, 2)
+	nodes := pool.nodes
 	n1, n2 := nodes[0], nodes[1]
 	ca := testpki.NewCA(t, "Polycom Root")
 	trustPublisher(t, n1.Server, ca)

@@ -64,6 +64,30 @@ func (n poolNode) pollOK(t *testing.T, mac string) upx.Response {
 	return res
 }
 
+// testPool is a pool for a test: front ends on one throwaway PostgreSQL
+// database and one --files folder.
+type testPool struct {
+	dsn, files, certs string
+	nodes             []poolNode
+}
+
+// startPool starts n `serve` of one pool. They share one certs folder,
+// which the first creates, as a pool's front ends share the CA and the
+// admin token.
+func startPool(t *testing.T, n int) testPool {
+	t.Helper()
+	p := testPool{dsn: pgtest.Start(t), files: t.TempDir(), certs: filepath.Join(t.TempDir(), "certs")}
+	args := []string{"--store", p.dsn, "--files", p.files}
+	for i := range n {
+		srv := e2e.Start(t, e2e.Options{Certs: p.certs, Args: args})
+		p.nodes = append(p.nodes, poolNode{srv, []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + p.certs}})
+		if i == 0 && !strings.Contains(srv.Stdout(), "created") {
+			t.Fatalf("the first node created no certificates:\n%s", srv.Stdout())
+		}
+	}
+	return p
+}
+
 // rules returns the rules a node lists, by ID.
 func (n poolNode) rules(t *testing.T) map[string]deviceupdate.Rule {
 	t.Helper()
@@ -86,20 +110,8 @@ func (n poolNode) rules(t *testing.T) map[string]deviceupdate.Rule {
 // inventory; a node killed with SIGKILL leaves the others serving; the
 // one audit trail, written by all of them, verifies.
 func TestPool(t *testing.T) {
-	dsn := pgtest.Start(t)
-	files := t.TempDir()
-	certsDir := filepath.Join(t.TempDir(), "certs")
-	args := []string{"--store", dsn, "--files", files}
-	var nodes []poolNode
-	for i := range 3 {
-		// The first creates the certificates, which the others share, as
-		// a pool's front ends share the CA and the admin token.
-		srv := e2e.Start(t, e2e.Options{Certs: certsDir, Args: args})
-		nodes = append(nodes, poolNode{srv, []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + certsDir}})
-		if i == 0 && !strings.Contains(srv.Stdout(), "created") {
-			t.Fatalf("the first node created no certificates:\n%s", srv.Stdout())
-		}
-	}
+	pool := startPool(t, 3)
+	dsn, files, nodes := pool.dsn, pool.files, pool.nodes
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	ca := testpki.NewCA(t, "Polycom Root")
 	trustPublisher(t, n1.Server, ca)
@@ -311,7 +323,7 @@ func TestPool(t *testing.T) {
 		if err := os.WriteFile(old, []byte("a single server's"), 0o640); err != nil {
 			t.Fatal(err)
 		}
-		n4 := e2e.Start(t, e2e.Options{Data: data, Certs: certsDir, Args: args})
+		n4 := e2e.Start(t, e2e.Options{Data: data, Certs: pool.certs, Args: []string{"--store", dsn, "--files", files}})
 		waitFor(t, "the warning in node 4's log", 10*time.Second, func() bool {
 			return strings.Contains(n4.Stderr(), "--data holds a single server's device logs")
 		})
