@@ -24,7 +24,7 @@ import (
 // reset offers the exposed phones the old version again.
 func TestRolloutFleet(t *testing.T) {
 	t.Parallel()
-	const oldV, newV, count = "4.0.7577.4100", "4.0.7577.4366", 40
+	const oldV, newV, count = "4.0.7577.4100", "4.0.7577.4366", 80
 	const key = "UCPhone/Polycom/CX600/A/ENU/CPE"
 	tests := []struct {
 		name      string
@@ -100,7 +100,11 @@ func TestRolloutFleet(t *testing.T) {
 				}
 			}
 			importVersion(newV)
-			run("rule", "approve", key, "--waves", "10,50,100", "--soak", "2s", "--max-failures", "10%", "--min-devices", "2")
+			// --min-devices widens the first wave to 14 of the 80 phones:
+			// with half of them reverting, it holds one or none of those but
+			// for a chance of 5 in 10,000 (the rollout's ID is random); the
+			// 8 or so of a plain 10% held none about 1 time in 300.
+			run("rule", "approve", key, "--waves", "10,50,100", "--soak", "2s", "--max-failures", "10%", "--min-devices", "14")
 			got := sim(oldV, append([]string{"--duration", tt.duration, "--poll-every", "2s"}, tt.fail...)...)
 
 			var st deviceupdate.RolloutStatus

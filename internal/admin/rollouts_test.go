@@ -224,7 +224,10 @@ func TestRolloutShownAsItEnded(t *testing.T) {
 
 // A small fleet's first wave reaches --min-devices of the phones the
 // inventory knows: 5% of 30 phones is one or two, and the rollout would
-// wait for ever for five to be judged.
+// wait for ever for five to be judged. The first wave grows at most to
+// the second's size; with a second wave of 50% the five lowest of 30
+// phones are within it but for a chance of 3 in 100,000 (the rollout's
+// ID is random), with 25% they were not one time in ten.
 func TestRolloutSmallFleetReachesMinimum(t *testing.T) {
 	s := rolloutService(t)
 	t0 := time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)
@@ -232,7 +235,7 @@ func TestRolloutSmallFleetReachesMinimum(t *testing.T) {
 	f := newFleet(30, func(int) bool { return false })
 	f.poll(t, s, t0.Add(-time.Hour)) // the boot: the inventory knows them
 	id := deviceupdate.RuleID(key)
-	o := deviceupdate.RolloutOptions{Waves: []int{5, 25, 100}, Soak: time.Hour, MaxFailures: 0.1, MinDevices: 5}
+	o := deviceupdate.RolloutOptions{Waves: []int{5, 50, 100}, Soak: time.Hour, MaxFailures: 0.1, MinDevices: 5}
 	r, err := s.StartRollout(context.Background(), id, o, "alice")
 	if err != nil {
 		t.Fatal(err)
