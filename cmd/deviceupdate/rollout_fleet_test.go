@@ -44,14 +44,7 @@ func TestRolloutFleet(t *testing.T) {
 			trustPublisher(t, srv, ca)
 			sign := testpkg.NewSigner(t, ca, testpki.Options{})
 			env := []string{"DEVICEUPDATE_SERVER=" + srv.URL(), "DEVICEUPDATE_CERTS=" + srv.Certs}
-			run := func(args ...string) e2e.Result {
-				t.Helper()
-				res := e2e.Run(t, "", env, args...)
-				if res.Code != 0 {
-					t.Fatalf("%v: exit %d: %s", args, res.Code, res.Stderr)
-				}
-				return res
-			}
+			run := func(args ...string) string { t.Helper(); return mustRun(t, env, args...) }
 			importVersion := func(v string) {
 				files := testpkg.Files{}
 				testpkg.AddUpdate(t, files, "", v, testpkg.Image(16<<10, byte(len(v)+i)), sign)
@@ -89,7 +82,7 @@ func TestRolloutFleet(t *testing.T) {
 			sim(oldV) // the boot: the inventory knows the fleet once it writes its batch
 			for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
 				var known []deviceupdate.Device
-				if err := json.Unmarshal([]byte(run("device", "list", "--json").Stdout), &known); err != nil {
+				if err := json.Unmarshal([]byte(run("device", "list", "--json")), &known); err != nil {
 					t.Fatal(err)
 				}
 				if len(known) == count {
@@ -108,7 +101,7 @@ func TestRolloutFleet(t *testing.T) {
 			got := sim(oldV, append([]string{"--duration", tt.duration, "--poll-every", "2s"}, tt.fail...)...)
 
 			var st deviceupdate.RolloutStatus
-			if err := json.Unmarshal([]byte(run("rule", "rollout", key, "--json").Stdout), &st); err != nil {
+			if err := json.Unmarshal([]byte(run("rule", "rollout", key, "--json")), &st); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("rollout %+v; the fleet %+v", st, got.Versions)
@@ -116,11 +109,11 @@ func TestRolloutFleet(t *testing.T) {
 				t.Fatalf("rollout %s in wave %d (%s); want %s in wave %d", st.State, st.Wave, st.Reason, tt.wantState, tt.wantWave)
 			}
 			var rules []deviceupdate.Rule
-			if err := json.Unmarshal([]byte(run("rule", "list", "--json").Stdout), &rules); err != nil || len(rules) != 1 {
+			if err := json.Unmarshal([]byte(run("rule", "list", "--json")), &rules); err != nil || len(rules) != 1 {
 				t.Fatalf("rule list: %v %+v", err, rules)
 			}
 			var audited struct{ Entries []deviceupdate.AuditEntry }
-			if err := json.Unmarshal([]byte(run("audit", "list", "--action", "rule.rollout.", "--json").Stdout), &audited); err != nil {
+			if err := json.Unmarshal([]byte(run("audit", "list", "--action", "rule.rollout.", "--json")), &audited); err != nil {
 				t.Fatal(err)
 			}
 			var actions []string
