@@ -112,8 +112,29 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		defer cancel()
 	}
 	var c counters
+	var raw []*endpoint
+	if o.NewConnections {
+		for _, u := range o.URLs {
+			e, err := newEndpoint(u, o.TLS)
+			if err != nil {
+				return Result{}, err
+			}
+			raw = append(raw, e)
+		}
+	}
 	poll := func(n int64, since time.Time) {
 		body := Body(int(n%int64(o.Phones)), o.Model, o.Version)
+		if raw != nil {
+			status, retryAfter, err := raw[n%int64(len(raw))].poll(ctx, body)
+			if err != nil {
+				if ctx.Err() == nil {
+					c.failed.Add(1)
+				}
+				return
+			}
+			c.record(status, retryAfter, time.Since(since))
+			return
+		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.URLs[n%int64(len(o.URLs))], bytes.NewReader(body))
 		req.Header.Set("Content-Type", "text/xml")
 		resp, err := client.Do(req)
