@@ -392,7 +392,10 @@ func TestStalledDownloadsAreCut(t *testing.T) {
 // longer than the stall period and pausing for less than it, gets the
 // whole file, over both listeners at once.
 func TestSlowDownloadsFinish(t *testing.T) {
-	srv := e2e.Start(t, e2e.Options{Args: []string{"--stall-timeout", "4s"}})
+	// The stall timeout is well above the client's pause: on a machine
+	// at full load (the whole suite under -race) this reader was once
+	// starved for 4 s and cut, slow but not stalled.
+	srv := e2e.Start(t, e2e.Options{Args: []string{"--stall-timeout", "12s"}})
 	image, rel := importBigUpdate(t, srv, 16<<20)
 	var wg sync.WaitGroup
 	for name, l := range downloadListeners(t, srv) {
