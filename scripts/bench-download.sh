@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 size=${1:-50}; count=${2:-40}; par=${3:-4}; runs=${4:-3}
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; [ ! -f "$work/nginx.pid" ] || kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; rm -rf "$work"' EXIT
 . scripts/lib.sh
 build_deviceupdate
 start_server

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 size=${1:-50}; count=${2:-40}; par=${3:-4}; runs=${4:-3}
 base=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$base"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$base"' EXIT
 . scripts/lib.sh
 work=$base; build_deviceupdate
 

@@ -11,7 +11,7 @@ size_mb=${1:-500}
 runs=${2:-3}
 work=$(mktemp -d)
 pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/deviceupdate" ./cmd/deviceupdate
 du="$work/deviceupdate"
 

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 size=${1:-8}; rate=${2:-4}; counts=${3:-"8 32 128"}; modes=${4:-"off on store-and-forward"}
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 . scripts/lib.sh
 build_deviceupdate
 start_server

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-8}; runs=${2:-3}; phones=${3:-20000}; conc=${4:-32}
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 . scripts/lib.sh
 build_deviceupdate
 go build -o "$work/nopserver" ./cmd/nopserver

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 phones=${1:-100000}; secs=${2:-60}; inflight=${3:-4096}
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 . scripts/lib.sh
 build_deviceupdate
 start_server

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 clients=${1:-1000}; size=${2:-50}
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 . scripts/lib.sh
 build_deviceupdate
 start_server

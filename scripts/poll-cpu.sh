@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 rate=${1:-3000}; secs=${2:-10}; phones=${3:-20000}
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 . scripts/lib.sh
 build_deviceupdate
 start_server

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-3}; secs=${2:-10}; phones=${3:-20000}; conc=${4:-32}
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; stop_postgres; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; stop_postgres; rm -rf "$work"' EXIT
 . scripts/lib.sh
 build_deviceupdate
 start_postgres

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 phones=${1:-100000}; secs=${2:-60}; nodes=${3:-3}; inflight=${4:-4096}
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; stop_postgres; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; stop_postgres; rm -rf "$work"' EXIT
 . scripts/lib.sh
 build_deviceupdate
 start_postgres

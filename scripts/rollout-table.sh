@@ -37,7 +37,7 @@ oldv=4.0.7577.4100; newv=4.0.7577.4366; rule=UCPhone/Polycom/CX600/A/ENU/CPE
 
 top=$(mktemp -d)
 pids=()
-trap '[ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$top"' EXIT
+trap '[ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$top"' EXIT
 . scripts/lib.sh
 work=$top
 build_deviceupdate
