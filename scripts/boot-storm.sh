@@ -25,11 +25,8 @@ peak=0
 pids+=($!)
 rate=$(echo "$phones / $secs" | bc -l)
 cpu0=$(cpu_ticks "$server_pid")
-# The load generator's own CPU is measured too: it shares the machine.
-TIMEFORMAT='%U %S'
-{ time "$du" phone load --server "http://$http" --phones "$phones" --requests "$phones" --rate "$rate" \
-  --new-connections --concurrency "$inflight" --version 4.0.7577.4100 --json >"$work/result" 2>"$work/loaderr" || true; } 2>"$work/loadtime"
-lgcpu=$(awk '{print $1 + $2}' "$work/loadtime")
+phone_load "$work/result" --server "http://$http" --phones "$phones" --requests "$phones" --rate "$rate" \
+  --new-connections --concurrency "$inflight" --version 4.0.7577.4100
 peak=$(sort -n "$work/rss" | tail -1)
 cpu=$(( $(cpu_ticks "$server_pid") - cpu0 ))
 python3 - "$work/result" "$phones" "$secs" "$peak" "$cpu" "$(getconf CLK_TCK)" "$lgcpu" <<'PY'

@@ -50,6 +50,16 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # cpu_ticks PID: the process's user+system CPU time, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# phone_load RESULT ARGS...: runs `phone load ARGS... --json` into RESULT
+# and sets $lgcpu, the load generator's CPU seconds: it shares the machine
+# with what it measures.
+phone_load() {
+  local out=$1 TIMEFORMAT='%U %S'
+  shift
+  { time "$du" phone load "$@" --json >"$out" 2>"$work/loaderr" || true; } 2>"$work/loadtime"
+  lgcpu=$(awk '{print $1 + $2}' "$work/loadtime")
+}
+
 # start_postgres: initdb into $work/pg and start a throwaway PostgreSQL on
 # a free loopback port (and a socket there), as internal/pgtest does: as
 # root, initdb and pg_ctl run as the postgres user. Durable settings

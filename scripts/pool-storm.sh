@@ -41,11 +41,8 @@ pids+=($!)
 node_cpu() { local t=0 p; for p in "${node_pids[@]}"; do t=$(( t + $(cpu_ticks "$p") )); done; echo "$t"; }
 cpu0=$(node_cpu); pg0=$(pg_cpu_ticks)
 rate=$(echo "$phones / $secs" | bc -l)
-# The load generator's own CPU is measured too: it shares the machine.
-TIMEFORMAT='%U %S'
-{ time "$du" phone load "${urls[@]}" --phones "$phones" --requests "$phones" --rate "$rate" \
-  --new-connections --concurrency "$inflight" --version 4.0.7577.4100 --json >"$work/result" 2>"$work/loaderr" || true; } 2>"$work/loadtime"
-lgcpu=$(awk '{print $1 + $2}' "$work/loadtime")
+phone_load "$work/result" "${urls[@]}" --phones "$phones" --requests "$phones" --rate "$rate" \
+  --new-connections --concurrency "$inflight" --version 4.0.7577.4100
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 sleep 2.5 # the nodes' inventory flush, every second
 cpu=$(( $(node_cpu) - cpu0 )); pgcpu=$(( $(pg_cpu_ticks) - pg0 ))

@@ -18,7 +18,7 @@ func TestParseLocation(t *testing.T) {
 		err  string // part of the error; "" for none
 	}{
 		{"absolute folder", "/srv/pool/files", blobstore.Location{Path: "/srv/pool/files"}, ""},
-		{"relative folder cleaned", "./files/../shared/", blobstore.Location{Path: "shared"}, ""},
+		{"relative folder cleaned", "./files/../pool/", blobstore.Location{Path: "pool"}, ""},
 		{"folder with a colon", "share:files", blobstore.Location{Path: "share:files"}, ""},
 		{"bucket only", "s3://pool-files", blobstore.Location{Bucket: "pool-files"}, ""},
 		{"bucket and prefix", "s3://pool-files/deviceupdate/eu", blobstore.Location{Bucket: "pool-files", Prefix: "deviceupdate/eu"}, ""},

@@ -122,31 +122,31 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			raw = append(raw, e)
 		}
 	}
-	poll := func(n int64, since time.Time) {
-		body := Body(int(n%int64(o.Phones)), o.Model, o.Version)
+	// send polls the n-th endpoint and returns the answer's status and
+	// whether it carried Retry-After.
+	send := func(n int64, body []byte) (int, bool, error) {
 		if raw != nil {
-			status, retryAfter, err := raw[n%int64(len(raw))].poll(ctx, body)
-			if err != nil {
-				if ctx.Err() == nil {
-					c.failed.Add(1)
-				}
-				return
-			}
-			c.record(status, retryAfter, time.Since(since))
-			return
+			return raw[n%int64(len(raw))].poll(ctx, body)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.URLs[n%int64(len(o.URLs))], bytes.NewReader(body))
 		req.Header.Set("Content-Type", "text/xml")
 		resp, err := client.Do(req)
+		if err != nil {
+			return 0, false, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After") != "", nil
+	}
+	poll := func(n int64, since time.Time) {
+		status, retryAfter, err := send(n, Body(int(n%int64(o.Phones)), o.Model, o.Version))
 		if err != nil {
 			if ctx.Err() == nil {
 				c.failed.Add(1)
 			}
 			return
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		c.record(resp.StatusCode, resp.Header.Get("Retry-After") != "", time.Since(since))
+		c.record(status, retryAfter, time.Since(since))
 	}
 	start := time.Now()
 	if o.Rate > 0 {
